@@ -1,0 +1,8 @@
+"""lobsim: a Monte Carlo risk engine for Local Outcome Bonds."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("lobsim")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0+unknown"
