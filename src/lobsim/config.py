@@ -1,0 +1,867 @@
+"""The configuration: frozen, typed dataclasses loaded and validated from TOML.
+
+A config describes the world of one run: departments and their agencies, the
+evidence priors of intervention types, providers (one per LIOA), outcomes and
+the area universe they are observed in, the bonds, the baskets and the
+simulation settings. :func:`load_config` either returns a :class:`Config` or
+raises :class:`~lobsim.errors.ConfigError` naming the file, the TOML path of
+the field, the bad value and the fix. The schema is documented field by field
+in ``docs/config.md``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from lobsim._fields import Table
+from lobsim.areas import read_areas
+from lobsim.errors import ConfigError
+
+OutcomeKind = Literal["count", "percent"]
+Mechanism = Literal["per_unit", "threshold", "binary"]
+WeightScheme = Literal["equal", "synthetic"]
+SavingBasis = Literal["per_unit_year", "per_unit"]
+Period = Literal["month", "quarter", "year"]
+
+PERIODS_PER_YEAR: dict[str, int] = {"month": 12, "quarter": 4, "year": 1}
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+# Shares of a bond's price paid by its agencies must add up to one.
+SHARE_TOLERANCE = 1e-9
+# A path starting with this prefix names a data file shipped inside the package.
+PACKAGE_DATA_PREFIX = "lobsim:"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Department:
+    """A central government department that funds agencies (e.g. DWP)."""
+
+    id: str
+    name: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Agency:
+    """A local agency that pays LOBs and is paid by its parent department."""
+
+    id: str
+    name: str
+    department: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class InterventionType:
+    """An intervention type and its evidence prior on the success fraction theta.
+
+    theta ~ Beta with mean ``success_mean`` and sd ``success_sd``; bonds of the
+    type are correlated through a Gaussian copula with loadings ``rho_type``
+    (evidence-base risk) and ``rho_global``. Delivery ramps up linearly over
+    ``ramp_years`` or follows ``ramp_profile`` (cumulative fraction delivered by
+    the end of each year); delivered units relapse at ``relapse_rate`` a year.
+    """
+
+    id: str
+    name: str
+    success_mean: float
+    success_sd: float
+    rho_type: float
+    rho_global: float
+    ramp_years: float
+    ramp_profile: tuple[float, ...] | None
+    relapse_rate: float
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Provider:
+    """A civil society organisation; its bonds form one LIOA and fail together."""
+
+    id: str
+    name: str
+    failure_hazard: float
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Saving:
+    """What a department saves per unit of an outcome truly achieved."""
+
+    department: str
+    amount: float
+    basis: SavingBasis
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class OutcomeProcess:
+    """Per-year parameters of the log-outcome process (DESIGN section 3)."""
+
+    national_phi: float
+    national_sigma: float
+    regional_phi: float
+    regional_sigma: float
+    area_phi: float
+    area_sigma: float
+    measurement_sigma: float
+    national_loading: float
+    regional_loading: float
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Outcome:
+    """A measurable outcome, counted in units or measured as a percentage."""
+
+    id: str
+    name: str
+    kind: OutcomeKind
+    unit: str
+    history: Path | None
+    process: OutcomeProcess | None
+    savings: tuple[Saving, ...]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Universe:
+    """The areas bonds live in: a covariates table and the period of the data."""
+
+    areas: Path
+    period: Period
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Payer:
+    """An agency paying ``share`` of a bond's price, plus its agency premium."""
+
+    agency: str
+    share: float
+    agency_premium: float
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Measurement:
+    """One measurement date of a bond, in years after the base year.
+
+    At each date the bond pays for the measured units above what it has already
+    paid, up to ``cap`` cumulative units, if the measured improvement reaches
+    ``threshold`` (a fraction of the counterfactual).
+    """
+
+    at: float
+    threshold: float
+    cap: float
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Payment:
+    """How a bond pays: ``per_unit`` (the LOB), ``threshold`` or ``binary``."""
+
+    mechanism: Mechanism
+    cap: float
+    threshold: float
+    trigger: float
+    amount: float
+    measurements: tuple[Measurement, ...]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ControlGroup:
+    """How the comparison areas of a bond are chosen and weighted."""
+
+    donors: int
+    donor_areas: tuple[str, ...] | None
+    weights: WeightScheme
+    match_on: tuple[str, ...] | None
+    pre_periods: int | None
+    covariate_weights: tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Baseline:
+    """A department's baseline spend in the bond's area (Appendix: JSA funding)."""
+
+    department: str
+    agency: str
+    units: float
+    cost_per_unit_year: float
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Bond:
+    """One Local Outcome Bond: one outcome in one area, with a target."""
+
+    id: str
+    provider: str
+    area: str
+    outcome: str
+    intervention: str
+    target_units: float
+    cost_per_unit: float
+    basket_risk: float
+    return_premium: float
+    start: float
+    maturity: float
+    payment: Payment
+    payers: tuple[Payer, ...]
+    control: ControlGroup
+    baseline: Baseline | None
+
+    @property
+    def price_per_unit(self) -> float:
+        """``cost_per_unit x (1 + basket_risk + return_premium)``.
+
+        Summed term by term so that round figures stay exact
+        (2000 x (1 + 0.10 + 0.07) is 2340.0, not 2340.0000000000005).
+        """
+        c = self.cost_per_unit
+        return math.fsum((c, c * self.basket_risk, c * self.return_premium))
+
+    @property
+    def principal(self) -> float:
+        """What investors pay up front: ``target_units x cost_per_unit``."""
+        return self.target_units * self.cost_per_unit
+
+    @property
+    def term(self) -> float:
+        """Years from the investors' payment to maturity."""
+        return self.maturity - self.start
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BasketRule:
+    """Static grouping rules; a bond joins when it matches every rule given."""
+
+    regions: tuple[str, ...] | None
+    interventions: tuple[str, ...] | None
+    providers: tuple[str, ...] | None
+    outcomes: tuple[str, ...] | None
+    maturity_min: float | None
+    maturity_max: float | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Basket:
+    """A named portfolio of bonds: an explicit list, grouping rules, or both."""
+
+    id: str
+    name: str
+    bonds: tuple[str, ...] | None
+    where: BasketRule | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Simulation:
+    """Monte Carlo settings."""
+
+    scenarios: int
+    seed: int
+    block_size: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Config:
+    """A validated lobsim configuration (see ``docs/config.md``)."""
+
+    source: str
+    name: str
+    description: str
+    simulation: Simulation
+    departments: tuple[Department, ...]
+    agencies: tuple[Agency, ...]
+    interventions: tuple[InterventionType, ...]
+    providers: tuple[Provider, ...]
+    outcomes: tuple[Outcome, ...]
+    universe: Universe | None
+    bonds: tuple[Bond, ...]
+    baskets: tuple[Basket, ...]
+    hash: str = field(repr=False)
+
+    def department(self, id: str) -> Department:
+        return next(d for d in self.departments if d.id == id)
+
+    def agency(self, id: str) -> Agency:
+        return next(a for a in self.agencies if a.id == id)
+
+    def intervention(self, id: str) -> InterventionType:
+        return next(t for t in self.interventions if t.id == id)
+
+    def provider(self, id: str) -> Provider:
+        return next(p for p in self.providers if p.id == id)
+
+    def outcome(self, id: str) -> Outcome:
+        return next(o for o in self.outcomes if o.id == id)
+
+    def bond(self, id: str) -> Bond:
+        return next(b for b in self.bonds if b.id == id)
+
+
+# --------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------
+def load_config(path: str | Path) -> Config:
+    """Load and validate a TOML configuration file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The TOML file. Data files named inside it resolve relative to it.
+
+    Returns
+    -------
+    Config
+        The frozen, validated configuration.
+
+    Raises
+    ------
+    ConfigError
+        If the file cannot be read or parsed, or any field is missing, unknown,
+        of the wrong type, out of range or inconsistent.
+
+    Examples
+    --------
+    >>> from lobsim import load_config
+    >>> cfg = load_config("configs/birmingham_jsa.toml")  # doctest: +SKIP
+    >>> cfg.bonds[0].price_per_unit  # doctest: +SKIP
+    2340.0
+    """
+    path = Path(path)
+    source = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the file: {exc.strerror or exc}", source=source) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError("is not UTF-8 text; save it as UTF-8", source=source) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"is not valid TOML: {exc}", source=source) from None
+    return parse_config(data, source=source, base_dir=path.parent)
+
+
+def parse_config(
+    data: dict[str, Any], *, source: str = "<config>", base_dir: str | Path = "."
+) -> Config:
+    """Validate an already parsed TOML document (a dict) into a :class:`Config`.
+
+    Parameters
+    ----------
+    data : dict
+        The document, as :func:`tomllib.loads` returns it.
+    source : str
+        Name used for the file in error messages.
+    base_dir : str or Path
+        Folder that relative data paths resolve against.
+
+    Returns
+    -------
+    Config
+    """
+    if not isinstance(data, dict):
+        raise ConfigError("the document must be a TOML table", source=source)
+    top = Table(data, "", source)
+    base = Path(base_dir)
+    name = top.string("name", "unnamed")
+    description = top.string("description", "")
+    simulation = _read_simulation(top.table("simulation"), top)
+    departments = top.read_all("departments", _read_department, required=True)
+    agencies = top.read_all("agencies", _read_agency, required=True)
+    interventions = top.read_all("interventions", _read_intervention, required=True)
+    providers = top.read_all("providers", _read_provider, required=True)
+    outcomes = top.read_all("outcomes", lambda t: _read_outcome(t, base), required=True)
+    universe_table = top.table("universe")
+    universe = None
+    if universe_table is not None:
+        universe = _read_universe(universe_table, base)
+        universe_table.finish()
+    bonds = top.read_all("bonds", _read_bond, required=True)
+    baskets = top.read_all("baskets", _read_basket)
+    top.finish()
+
+    config = Config(
+        source=source,
+        name=name,
+        description=description,
+        simulation=simulation,
+        departments=departments,
+        agencies=agencies,
+        interventions=interventions,
+        providers=providers,
+        outcomes=outcomes,
+        universe=universe,
+        bonds=bonds,
+        baskets=baskets,
+        hash=_config_hash(data, outcomes, universe),
+    )
+    _check_references(config, top)
+    return config
+
+
+# --------------------------------------------------------------------------
+# Readers, one per table
+# --------------------------------------------------------------------------
+def _read_id(t: Table) -> str:
+    value: str = t.string("id")
+    if not _ID.match(value):
+        raise t.error(
+            "id",
+            f"{value!r} is not a valid id; use letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit",
+        )
+    return value
+
+
+def _read_simulation(t: Table | None, top: Table) -> Simulation:
+    if t is None:
+        return Simulation(scenarios=10_000, seed=0, block_size=4096)
+    sim = Simulation(
+        scenarios=t.integer("scenarios", 10_000, low=1, high=10**11),
+        seed=t.integer("seed", 0, low=0, high=2**63 - 1),
+        block_size=t.integer("block_size", 4096, low=1, high=10**7),
+    )
+    t.finish()
+    return sim
+
+
+def _read_department(t: Table) -> Department:
+    id_ = _read_id(t)
+    return Department(id=id_, name=t.string("name", id_))
+
+
+def _read_agency(t: Table) -> Agency:
+    id_ = _read_id(t)
+    return Agency(id=id_, name=t.string("name", id_), department=t.string("department"))
+
+
+def _read_intervention(t: Table) -> InterventionType:
+    id_ = _read_id(t)
+    sd = t.number("success_sd", low=0.0)
+    mean = t.number("success_mean", low=0.0, high=1.0)
+    # A Beta with mean m and sd s exists only when s^2 < m (1 - m) (DESIGN 5).
+    if sd > 0.0 and not sd * sd < mean * (1.0 - mean):
+        limit = math.sqrt(mean * (1.0 - mean))
+        raise t.error(
+            "success_sd",
+            f"{sd:g} is too large for success_mean {mean:g}: a Beta prior needs "
+            f"success_sd < sqrt(m (1 - m)) = {limit:.6g}; lower it (or set 0 for a fixed theta)",
+        )
+    rho_type = t.number("rho_type", 0.0, low=0.0, high=1.0)
+    rho_global = t.number("rho_global", 0.0, low=0.0, high=1.0)
+    if rho_type + rho_global > 1.0:
+        raise t.error(
+            "rho_global",
+            f"rho_type + rho_global = {rho_type + rho_global:g} exceeds 1; the copula "
+            "loadings must leave a non-negative idiosyncratic part",
+        )
+    if t.has("ramp_years") and t.has("ramp_profile"):
+        raise t.error("ramp_profile", "give either ramp_years or ramp_profile, not both")
+    ramp_years = t.number("ramp_years", 0.0, low=0.0, high=50.0)
+    profile = t.numbers("ramp_profile", None, low=0.0, high=1.0)
+    if profile is not None:
+        if any(b < a for a, b in zip(profile, profile[1:], strict=False)):
+            raise t.error("ramp_profile", f"must be non-decreasing, got {list(profile)}")
+        if profile[-1] != 1.0:
+            raise t.error(
+                "ramp_profile",
+                f"is the cumulative share delivered by the end of each year and must end at 1, "
+                f"got {profile[-1]:g}",
+            )
+    return InterventionType(
+        id=id_,
+        name=t.string("name", id_),
+        success_mean=mean,
+        success_sd=sd,
+        rho_type=rho_type,
+        rho_global=rho_global,
+        ramp_years=ramp_years,
+        ramp_profile=profile,
+        relapse_rate=t.number("relapse_rate", 0.0, low=0.0, high=1.0, high_open=True),
+    )
+
+
+def _read_provider(t: Table) -> Provider:
+    id_ = _read_id(t)
+    return Provider(
+        id=id_,
+        name=t.string("name", id_),
+        failure_hazard=t.number("failure_hazard", 0.0, low=0.0, high=100.0),
+    )
+
+
+def _read_saving(t: Table) -> Saving:
+    return Saving(
+        department=t.string("department"),
+        amount=t.number("amount", low=0.0),
+        basis=t.string("basis", "per_unit_year", choices=("per_unit_year", "per_unit")),
+    )
+
+
+def _read_process(t: Table) -> OutcomeProcess:
+    # phi = 1 is a random walk; parameters are per year (DESIGN 3).
+    def phi(key: str) -> float:
+        value: float = t.number(key, low=-1.0, high=1.0, low_open=True)
+        return value
+
+    def sigma(key: str) -> float:
+        value: float = t.number(key, low=0.0, high=5.0)
+        return value
+
+    return OutcomeProcess(
+        national_phi=phi("national_phi"),
+        national_sigma=sigma("national_sigma"),
+        regional_phi=phi("regional_phi"),
+        regional_sigma=sigma("regional_sigma"),
+        area_phi=phi("area_phi"),
+        area_sigma=sigma("area_sigma"),
+        measurement_sigma=t.number("measurement_sigma", 0.0, low=0.0, high=5.0),
+        national_loading=t.number("national_loading", 1.0, low=-10.0, high=10.0),
+        regional_loading=t.number("regional_loading", 1.0, low=-10.0, high=10.0),
+    )
+
+
+def _read_outcome(t: Table, base: Path) -> Outcome:
+    id_ = _read_id(t)
+    history = None
+    if t.has("history"):
+        history = _resolve_data_path(t, "history", base)
+    process_table = t.table("process")
+    process = None
+    if process_table is not None:
+        process = _read_process(process_table)
+        process_table.finish()
+    savings = t.read_all("savings", _read_saving)
+    departments = [s.department for s in savings]
+    if len(set(departments)) != len(departments):
+        dup = next(d for d in departments if departments.count(d) > 1)
+        raise t.error("savings", f"names department {dup!r} twice; give one saving per department")
+    return Outcome(
+        id=id_,
+        name=t.string("name", id_),
+        kind=t.string("kind", choices=("count", "percent")),
+        unit=t.string("unit", "unit"),
+        history=history,
+        process=process,
+        savings=savings,
+    )
+
+
+def _read_universe(t: Table, base: Path) -> Universe:
+    return Universe(
+        areas=_resolve_data_path(t, "areas", base),
+        period=t.string("period", "year", choices=tuple(PERIODS_PER_YEAR)),
+    )
+
+
+def _resolve_data_path(t: Table, key: str, base: Path) -> Path:
+    """Resolve a data file relative to the config, or inside the package."""
+    value: str = t.string(key)
+    if value.startswith(PACKAGE_DATA_PREFIX):
+        path = Path(str(resources.files("lobsim") / "data" / value[len(PACKAGE_DATA_PREFIX):]))
+    else:
+        path = Path(value)
+        if not path.is_absolute():
+            path = base / path
+    if not path.is_file():
+        raise t.error(key, f"data file {value!r} not found (looked for {path})")
+    return path
+
+
+def _read_payer(t: Table) -> Payer:
+    return Payer(
+        agency=t.string("agency"),
+        share=t.number("share", low=0.0, high=1.0, low_open=True),
+        agency_premium=t.number("agency_premium", 0.0, low=0.0),
+    )
+
+
+def _read_measurement(t: Table, threshold: float, cap: float) -> Measurement:
+    return Measurement(
+        at=t.number("at", low=0.0, high=100.0),
+        threshold=t.number("threshold", threshold, low=0.0, high=1.0, high_open=True),
+        cap=t.number("cap", cap, low=0.0, low_open=True),
+    )
+
+
+def _read_payment(t: Table | None, bond: Table, target: float, price: float, start: float,
+                  maturity: float) -> Payment:
+    if t is None:
+        t = Table({}, bond.key_path("payment"), bond.source)
+    mechanism = t.string("mechanism", "per_unit", choices=("per_unit", "threshold", "binary"))
+    cap = t.number("cap", target, low=0.0, low_open=True)
+    if mechanism == "threshold":
+        threshold = t.number("threshold", low=0.0, high=1.0, high_open=True)
+    else:
+        threshold = t.number("threshold", 0.0, low=0.0, high=1.0, high_open=True)
+    if mechanism == "binary":
+        trigger = t.number("trigger", low=0.0, low_open=True)
+        amount = t.number("amount", target * price, low=0.0, low_open=True)
+    else:
+        for key in ("trigger", "amount"):
+            if t.has(key):
+                raise t.error(key, f"applies only to mechanism 'binary', not {mechanism!r}")
+        trigger, amount = 1.0, target * price
+    measurements = tuple(
+        _finish(m, _read_measurement(m, threshold, cap)) for m in t.tables("measurements")
+    )
+    if not measurements:
+        measurements = (Measurement(at=maturity, threshold=threshold, cap=cap),)
+    if mechanism == "binary" and len(measurements) > 1:
+        raise t.error("measurements", "a binary bond has a single measurement, at maturity")
+    dates = [m.at for m in measurements]
+    for i, m in enumerate(measurements):
+        if not start < m.at <= maturity:
+            raise t.error(
+                f"measurements[{i}].at",
+                f"{m.at:g} must lie after the start ({start:g}) and no later than maturity "
+                f"({maturity:g})",
+            )
+        if i and m.at <= dates[i - 1]:
+            raise t.error(f"measurements[{i}].at", "measurement dates must strictly increase")
+        if i and m.cap < measurements[i - 1].cap:
+            raise t.error(f"measurements[{i}].cap", "cumulative caps must not decrease")
+    if dates[-1] != maturity:
+        raise t.error(
+            "measurements",
+            f"the last measurement ({dates[-1]:g}) must be at maturity ({maturity:g}): it is "
+            "the final catch-up over all cohorts",
+        )
+    t.finish()
+    return Payment(
+        mechanism=mechanism,
+        cap=cap,
+        threshold=threshold,
+        trigger=trigger,
+        amount=amount,
+        measurements=measurements,
+    )
+
+
+def _read_control(t: Table | None, bond: Table) -> ControlGroup:
+    if t is None:
+        t = Table({}, bond.key_path("control"), bond.source)
+    if t.has("donors") and t.has("donor_areas"):
+        raise t.error("donor_areas", "give either donors (nearest neighbours) or donor_areas")
+    donor_areas = t.strings("donor_areas", None)
+    cov_table = t.table("covariate_weights")
+    covariate_weights: tuple[tuple[str, float], ...] = ()
+    if cov_table is not None:
+        covariate_weights = tuple(
+            (key, cov_table.check_number(key, value, low=0.0)) for key, value in cov_table.items()
+        )
+    control = ControlGroup(
+        donors=t.integer("donors", 5, low=1, high=10_000)
+        if donor_areas is None
+        else len(donor_areas),
+        donor_areas=donor_areas,
+        weights=t.string("weights", "equal", choices=("equal", "synthetic")),
+        match_on=t.strings("match_on", None),
+        pre_periods=t.integer("pre_periods", None, low=2, high=100_000),
+        covariate_weights=covariate_weights,
+    )
+    if covariate_weights and control.weights != "synthetic":
+        raise t.error("covariate_weights", "apply only to weights = 'synthetic'")
+    t.finish()
+    return control
+
+
+def _read_baseline(t: Table) -> Baseline:
+    baseline = Baseline(
+        department=t.string("department"),
+        agency=t.string("agency"),
+        units=t.number("units", low=0.0),
+        cost_per_unit_year=t.number("cost_per_unit_year", low=0.0),
+    )
+    t.finish()
+    return baseline
+
+
+def _read_bond(t: Table) -> Bond:
+    id_ = _read_id(t)
+    target = t.number("target_units", low=0.0, low_open=True)
+    cost = t.number("cost_per_unit", low=0.0, low_open=True)
+    basket_risk = t.number("basket_risk", 0.0, low=0.0, high=100.0)
+    premium = t.number("return_premium", 0.0, low=0.0, high=100.0)
+    start = t.number("start", 0.0, low=0.0, high=100.0)
+    maturity = t.number("maturity", low=0.0, high=100.0)
+    if maturity <= start:
+        raise t.error("maturity", f"{maturity:g} must be after the start ({start:g})")
+    price = math.fsum((cost, cost * basket_risk, cost * premium))
+    payers = t.read_all("payers", _read_payer, required=True)
+    total = math.fsum(p.share for p in payers)
+    if abs(total - 1.0) > SHARE_TOLERANCE:
+        raise t.error(
+            "payers",
+            f"shares sum to {total:.12g}, not 1 (within {SHARE_TOLERANCE:g}); adjust the "
+            "share of each payer so they add up to 1",
+        )
+    agencies = [p.agency for p in payers]
+    if len(set(agencies)) != len(agencies):
+        dup = next(a for a in agencies if agencies.count(a) > 1)
+        raise t.error("payers", f"names agency {dup!r} twice; merge its shares")
+    baseline_table = t.table("baseline")
+    return Bond(
+        id=id_,
+        provider=t.string("provider"),
+        area=t.string("area"),
+        outcome=t.string("outcome"),
+        intervention=t.string("intervention"),
+        target_units=target,
+        cost_per_unit=cost,
+        basket_risk=basket_risk,
+        return_premium=premium,
+        start=start,
+        maturity=maturity,
+        payment=_read_payment(t.table("payment"), t, target, price, start, maturity),
+        payers=payers,
+        control=_read_control(t.table("control"), t),
+        baseline=None if baseline_table is None else _read_baseline(baseline_table),
+    )
+
+
+def _read_basket(t: Table) -> Basket:
+    id_ = _read_id(t)
+    where_table = t.table("where")
+    where = None
+    if where_table is not None:
+        w = where_table
+        where = BasketRule(
+            regions=w.strings("regions", None),
+            interventions=w.strings("interventions", None),
+            providers=w.strings("providers", None),
+            outcomes=w.strings("outcomes", None),
+            maturity_min=w.number("maturity_min", None, low=0.0),
+            maturity_max=w.number("maturity_max", None, low=0.0),
+        )
+        w.finish()
+    bonds = t.strings("bonds", None)
+    if bonds is None and where is None:
+        raise t.error(None, "a basket needs a 'bonds' list, a [where] table of rules, or both")
+    return Basket(id=id_, name=t.string("name", id_), bonds=bonds, where=where)
+
+
+def _finish(t: Table, value: Any) -> Any:
+    t.finish()
+    return value
+
+
+# --------------------------------------------------------------------------
+# Cross-references and hashing
+# --------------------------------------------------------------------------
+def _unique(top: Table, key: str, items: tuple[Any, ...]) -> set[str]:
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        if item.id in seen:
+            raise ConfigError(
+                f"duplicate id {item.id!r}; every entry of [[{key}]] needs its own id",
+                source=top.source,
+                path=f"{key}[{i}].id",
+            )
+        seen.add(item.id)
+    return seen
+
+
+def _must_exist(source: str, path: str, value: str, known: set[str], what: str) -> None:
+    if value not in known:
+        listed = ", ".join(sorted(known)) or "none"
+        raise ConfigError(
+            f"refers to {what} {value!r}, which is not defined (defined: {listed})",
+            source=source,
+            path=path,
+        )
+
+
+def _check_references(cfg: Config, top: Table) -> None:
+    src = cfg.source
+    departments = _unique(top, "departments", cfg.departments)
+    agencies = _unique(top, "agencies", cfg.agencies)
+    interventions = _unique(top, "interventions", cfg.interventions)
+    providers = _unique(top, "providers", cfg.providers)
+    outcomes = _unique(top, "outcomes", cfg.outcomes)
+    bonds = _unique(top, "bonds", cfg.bonds)
+    _unique(top, "baskets", cfg.baskets)
+
+    for i, a in enumerate(cfg.agencies):
+        _must_exist(src, f"agencies[{i}].department", a.department, departments, "department")
+    for i, o in enumerate(cfg.outcomes):
+        for j, s in enumerate(o.savings):
+            _must_exist(src, f"outcomes[{i}].savings[{j}].department", s.department,
+                        departments, "department")
+    seen_pairs: dict[tuple[str, str], str] = {}
+    for i, b in enumerate(cfg.bonds):
+        p = f"bonds[{i}]"
+        _must_exist(src, f"{p}.provider", b.provider, providers, "provider")
+        _must_exist(src, f"{p}.intervention", b.intervention, interventions, "intervention type")
+        _must_exist(src, f"{p}.outcome", b.outcome, outcomes, "outcome")
+        for j, payer in enumerate(b.payers):
+            _must_exist(src, f"{p}.payers[{j}].agency", payer.agency, agencies, "agency")
+        if b.baseline is not None:
+            _must_exist(src, f"{p}.baseline.department", b.baseline.department, departments,
+                        "department")
+            _must_exist(src, f"{p}.baseline.agency", b.baseline.agency, agencies, "agency")
+        if cfg.outcome(b.outcome).kind == "percent" and b.payment.cap > 100.0:
+            raise ConfigError(
+                f"cap {b.payment.cap:g} exceeds 100 percentage points for a percent outcome",
+                source=src, path=f"{p}.payment.cap",
+            )
+        # DESIGN 4: the control-group measurement cannot tell such bonds apart.
+        pair = (b.area, b.outcome)
+        if pair in seen_pairs:
+            raise ConfigError(
+                f"bond {b.id!r} measures outcome {b.outcome!r} in area {b.area!r}, as bond "
+                f"{seen_pairs[pair]!r} already does; their effects cannot be told apart by the "
+                "control-group measurement: merge them into one bond",
+                source=src, path=f"{p}.area",
+            )
+        seen_pairs[pair] = b.id
+    if cfg.universe is not None:
+        _check_areas(cfg)
+    for i, basket in enumerate(cfg.baskets):
+        for j, bond_id in enumerate(basket.bonds or ()):
+            _must_exist(src, f"baskets[{i}].bonds[{j}]", bond_id, bonds, "bond")
+        if basket.where is not None:
+            w = basket.where
+            for key, values, known, what in (
+                ("interventions", w.interventions, interventions, "intervention type"),
+                ("providers", w.providers, providers, "provider"),
+                ("outcomes", w.outcomes, outcomes, "outcome"),
+            ):
+                for j, v in enumerate(values or ()):
+                    _must_exist(src, f"baskets[{i}].where.{key}[{j}]", v, known, what)
+
+
+def _check_areas(cfg: Config) -> None:
+    """Bonds, donors, covariates and basket regions must exist in the universe."""
+    assert cfg.universe is not None
+    table = read_areas(cfg.universe.areas)
+    areas, covariates = set(table.ids), set(table.covariate_names)
+    src = cfg.source
+    for i, b in enumerate(cfg.bonds):
+        p = f"bonds[{i}]"
+        _must_exist(src, f"{p}.area", b.area, areas, "area")
+        for j, donor in enumerate(b.control.donor_areas or ()):
+            _must_exist(src, f"{p}.control.donor_areas[{j}]", donor, areas, "area")
+        for j, name in enumerate(b.control.match_on or ()):
+            _must_exist(src, f"{p}.control.match_on[{j}]", name, covariates, "covariate")
+        for name, _ in b.control.covariate_weights:
+            _must_exist(src, f"{p}.control.covariate_weights.{name}", name, covariates,
+                        "covariate")
+    for i, basket in enumerate(cfg.baskets):
+        for j, region in enumerate(basket.where.regions or () if basket.where else ()):
+            _must_exist(src, f"baskets[{i}].where.regions[{j}]", region, set(table.regions),
+                        "region")
+
+
+def _config_hash(data: dict[str, Any], outcomes: tuple[Outcome, ...],
+                 universe: Universe | None) -> str:
+    """SHA-256 of the document's content and of every data file it reads."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps(data, sort_keys=True, default=str).encode())
+    files = [o.history for o in outcomes if o.history is not None]
+    if universe is not None:
+        files.append(universe.areas)
+    for path in files:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
