@@ -12,6 +12,7 @@ in ``docs/config.md``.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import re
@@ -120,6 +121,7 @@ class Outcome:
     kind: OutcomeKind
     unit: str
     history: Path | None
+    state: Path | None
     process: OutcomeProcess | None
     savings: tuple[Saving, ...]
 
@@ -461,7 +463,7 @@ def _read_intervention(t: Table) -> InterventionType:
     ramp_years = t.number("ramp_years", 0.0, low=0.0, high=50.0)
     profile = t.numbers("ramp_profile", None, low=0.0, high=1.0)
     if profile is not None:
-        if any(b < a for a, b in zip(profile, profile[1:], strict=False)):
+        if any(b < a for a, b in itertools.pairwise(profile)):
             raise t.error("ramp_profile", f"must be non-decreasing, got {list(profile)}")
         if profile[-1] != 1.0:
             raise t.error(
@@ -500,9 +502,10 @@ def _read_saving(t: Table) -> Saving:
 
 
 def _read_process(t: Table) -> OutcomeProcess:
-    # phi = 1 is a random walk; parameters are per year (DESIGN 3).
+    # Per-year parameters (DESIGN 3). phi = 1 is a random walk; phi < 0 has no
+    # k-year transition for fractional k, so persistence is in [0, 1].
     def phi(key: str) -> float:
-        value: float = t.number(key, low=-1.0, high=1.0, low_open=True)
+        value: float = t.number(key, low=0.0, high=1.0)
         return value
 
     def sigma(key: str) -> float:
@@ -524,9 +527,8 @@ def _read_process(t: Table) -> OutcomeProcess:
 
 def _read_outcome(t: Table, base: Path) -> Outcome:
     id_ = _read_id(t)
-    history = None
-    if t.has("history"):
-        history = _resolve_data_path(t, "history", base)
+    history = _resolve_data_path(t, "history", base) if t.has("history") else None
+    state = _resolve_data_path(t, "state", base) if t.has("state") else None
     process_table = t.table("process")
     process = None
     if process_table is not None:
@@ -543,6 +545,7 @@ def _read_outcome(t: Table, base: Path) -> Outcome:
         kind=t.string("kind", choices=("count", "percent")),
         unit=t.string("unit", "unit"),
         history=history,
+        state=state,
         process=process,
         savings=savings,
     )
@@ -859,7 +862,7 @@ def _config_hash(data: dict[str, Any], outcomes: tuple[Outcome, ...],
     """SHA-256 of the document's content and of every data file it reads."""
     digest = hashlib.sha256()
     digest.update(json.dumps(data, sort_keys=True, default=str).encode())
-    files = [o.history for o in outcomes if o.history is not None]
+    files = [p for o in outcomes for p in (o.history, o.state) if p is not None]
     if universe is not None:
         files.append(universe.areas)
     for path in files:

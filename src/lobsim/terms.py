@@ -168,11 +168,8 @@ def bond_terms(cfg: Config, bond: Bond) -> BondTerms:
         department = cfg.agency(p.agency).department
         per_unit = p.share * price
         dept_per_unit = per_unit + p.agency_premium
-        if pay.mechanism == "binary":
-            # A fixed sum is split by share; premiums are per unit of target.
-            pays = p.share * payoff
-        else:
-            pays = per_unit * paid_units
+        # A binary bond's fixed sum is split by share; premiums stay per unit.
+        pays = p.share * payoff if pay.mechanism == "binary" else per_unit * paid_units
         dept_pays = pays + p.agency_premium * paid_units
         by_department[department] = by_department.get(department, 0.0) + dept_pays
         payers.append(

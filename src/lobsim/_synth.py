@@ -1,0 +1,541 @@
+r"""Exact synthetic-control weights by Lawson-Hanson NNLS, compiled with numba.
+
+The problem
+-----------
+Synthetic control (Abadie, Diamond and Hainmueller 2010, "Synthetic Control
+Methods for Comparative Case Studies", JASA 105(490)) builds a counterfactual
+for a treated unit as a convex combination of donor units.  Given the treated
+unit's pre-period vector ``X1`` (shape ``(m,)``), the donors' matrix ``X0``
+(shape ``(m, J)``, one column per donor) and non-negative row weights ``v``
+(the diagonal of ``V``: 1 for outcome rows, chosen weights for covariate rows),
+the weights solve
+
+.. math::
+
+    \min_w \; \sum_i v_i \, (X_{1,i} - (X_0 w)_i)^2
+    \quad \text{s.t.} \quad w \ge 0, \; 1^T w = 1.
+
+Exact reformulation as non-negative least squares
+-------------------------------------------------
+Let ``C = sqrt(V) (X0 - X1 1^T)`` (shape ``(m, J)``).  On the simplex
+``1^T w = 1``, so ``X1 = X1 1^T w`` and the residual is
+``X1 - X0 w = -(X0 - X1 1^T) w``; the objective is therefore ``q(w) = ||C w||^2``.
+Now consider the NNLS problem on the augmented ``(m + 1, J)`` system
+
+.. math::
+
+    \min_{u \ge 0} \left\| \begin{bmatrix} C \\ 1^T \end{bmatrix} u
+        - \begin{bmatrix} 0 \\ 1 \end{bmatrix} \right\|^2
+    = \|C u\|^2 + (1^T u - 1)^2 .                                   \qquad (*)
+
+Every ``u >= 0, u != 0`` is uniquely ``u = s w`` with ``s = 1^T u > 0`` and
+``w`` on the simplex, and then the objective of (*) is
+
+.. math::
+
+    g(s, w) = s^2 q(w) + (s - 1)^2 .
+
+For fixed ``w`` this is a convex parabola in ``s``, minimised at
+``s^* = 1 / (1 + q(w))`` with value ``q(w) / (1 + q(w)) < 1``; ``u = 0`` gives
+the value 1, so it is never optimal.  Hence
+``min (*) = min_w q(w) / (1 + q(w))``, and because ``q -> q / (1 + q)`` is
+strictly increasing on ``q >= 0``, ``u^*`` solves (*) if and only if
+``w^* = u^* / 1^T u^*`` solves the simplex problem (with ``1^T u^* = 1 / (1 + q(w^*))``).
+The optimal NNLS residual is ``q^* / (1 + q^*)``.
+
+The NNLS problem is solved with the Lawson-Hanson active-set algorithm
+(Lawson and Hanson 1974, "Solving Least Squares Problems", Prentice-Hall,
+ch. 23), which terminates finitely at an exact KKT point; here it is made
+robust in floating point by
+
+* an exact power-of-two rescaling of ``C`` so its largest entry lies in
+  ``[1/2, 1)``.  The simplex minimiser is invariant to ``C -> c C`` (the
+  objective scales by ``c^2``), and a power of two changes no bits, so the
+  augmented system is well scaled whatever the units of the data (values of
+  1e6, row weights spanning 1e-6..1e6) and ``1^T u^* >= 1 / (1 + m)``;
+* Householder QR of the passive columns, extended by one reflector when a
+  column enters and re-factorised from the first removed position when
+  columns leave (backward stable, no normal equations);
+* Lawson and Hanson's entry tests: a candidate column is accepted only if it
+  is numerically independent of the passive columns and its coefficient in
+  the enlarged least-squares solution is positive; otherwise it is skipped
+  for this round (duplicate and affinely collinear donors have a dual that
+  is zero up to rounding, and would otherwise make the iteration cycle);
+* a scale-aware tolerance on the dual ``a_j^T r``, ``r = b - A u``: a
+  column may enter only if its dual exceeds ``eps (m + 1) max_j ||a_j|| ||r||``,
+  the rounding level of a dual that is zero in exact arithmetic;
+* an iteration cap of ``3 J`` least-squares solves (as in the original
+  Fortran NNLS), after which the kernel reports failure instead of looping.
+
+Kernels here trust their inputs (contiguous, finite float64, ``v >= 0``);
+:func:`fit_synthetic_control` validates them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from numba import njit
+
+__all__ = [
+    "SyntheticFit",
+    "fit_synthetic_control",
+    "simplex_weights",
+    "simplex_weights_batch",
+]
+
+# numba freezes module globals into the compiled code as constants.
+_EPS = float(np.finfo(np.float64).eps)
+# A column enters only if the part of it orthogonal to the passive columns is
+# larger than this multiple of eps times its norm (Lawson and Hanson's
+# independence test uses a factor 0.01 against the already-reduced norm,
+# i.e. the same 100 eps).
+_INDEP_FACTOR = 100.0 * _EPS
+# Iteration cap: at most this many least-squares solves per donor.
+_MAXITER_PER_DONOR = 3
+
+
+@njit(cache=True, nogil=True)
+def _apply_reflector(hv: np.ndarray, hbeta: np.ndarray, i: int, y: np.ndarray) -> None:
+    """Apply Householder reflector ``i`` (``I - beta h h^T`` on rows ``i:``) to ``y``."""
+    n = y.shape[0]
+    d = 0.0
+    for r in range(i, n):
+        d += hv[i, r] * y[r]
+    d *= hbeta[i]
+    for r in range(i, n):
+        y[r] -= d * hv[i, r]
+
+
+@njit(cache=True, nogil=True)
+def _qr_append(
+    amat: np.ndarray,
+    t: int,
+    colnorm: float,
+    k: int,
+    hv: np.ndarray,
+    hbeta: np.ndarray,
+    rmat: np.ndarray,
+    qtb: np.ndarray,
+    check: bool,
+) -> bool:
+    """Append column ``t`` of ``amat`` as column ``k`` of the passive QR factorisation.
+
+    On success the new reflector goes to ``hv[k, k:]``/``hbeta[k]``, column ``k``
+    of ``R`` to ``rmat[:k + 1, k]`` and ``qtb`` becomes ``Q^T b`` for the enlarged
+    factorisation.  With ``check`` the Lawson-Hanson entry tests apply: the
+    column (2-norm ``colnorm``) must be numerically independent of columns
+    ``0..k-1``, and its coefficient in the enlarged least-squares solution
+    (the last unknown of the triangular system, ``(Q^T b)_k / R_kk``) must be
+    positive.  On rejection nothing but the scratch row ``hv[k]`` changes.
+    """
+    n = amat.shape[0]
+    if k >= n:  # k = m + 1 independent columns already span the whole space
+        return False
+    y = hv[k]  # row k is free until the column is committed: use it as scratch
+    for r in range(n):
+        y[r] = amat[r, t]
+    for i in range(k):
+        _apply_reflector(hv, hbeta, i, y)
+    ss = 0.0
+    for r in range(k, n):
+        ss += y[r] * y[r]
+    sigma = math.sqrt(ss)
+    if check:
+        if sigma <= _INDEP_FACTOR * colnorm:
+            return False
+    elif sigma == 0.0:
+        return False
+    y0 = y[k]
+    # Sign chosen so that y0 - alpha never cancels.
+    alpha = -sigma if y0 >= 0.0 else sigma
+    beta = 1.0 / (sigma * (sigma + abs(y0)))
+    y[k] = y0 - alpha
+    d = 0.0
+    for r in range(k, n):
+        d += y[r] * qtb[r]
+    d *= beta
+    if check:
+        z_new = (qtb[k] - d * y[k]) / alpha
+        if not z_new > 0.0:
+            return False
+    for r in range(k, n):
+        qtb[r] -= d * y[r]
+    for i in range(k):
+        rmat[i, k] = y[i]
+    rmat[k, k] = alpha
+    hbeta[k] = beta
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _back_substitute(rmat: np.ndarray, qtb: np.ndarray, k: int, z: np.ndarray) -> None:
+    """Solve the leading ``k x k`` upper-triangular system ``R z = (Q^T b)[:k]``."""
+    for i in range(k - 1, -1, -1):
+        s = qtb[i]
+        for j in range(i + 1, k):
+            s -= rmat[i, j] * z[j]
+        z[i] = s / rmat[i, i]
+
+
+@njit(cache=True, nogil=True)
+def _nnls(amat: np.ndarray, b: np.ndarray, x: np.ndarray, maxiter: int, tol_factor: float) -> int:
+    """Lawson-Hanson active-set NNLS: ``min ||A x - b||`` subject to ``x >= 0``.
+
+    Lawson and Hanson (1974), "Solving Least Squares Problems", ch. 23,
+    algorithm NNLS, with a Householder QR factorisation of the passive
+    columns that is extended when a column enters and re-factorised from the
+    first removed position when columns leave.
+
+    Parameters
+    ----------
+    amat : ndarray, shape (p, n)
+        The matrix ``A``, C-contiguous.
+    b : ndarray, shape (p,)
+        Right-hand side.
+    x : ndarray, shape (n,)
+        Output: the solution (exact zeros off the passive set).
+    maxiter : int
+        Maximum number of least-squares solves.
+    tol_factor : float
+        A column may enter only if its dual ``a_j^T r`` exceeds
+        ``tol_factor * ||r||``, ``r = b - A x`` (see :func:`simplex_weights`).
+
+    Returns
+    -------
+    int
+        Number of least-squares solves used, or -1 if ``maxiter`` was hit.
+    """
+    p, n = amat.shape
+    hv = np.empty((p, p))
+    hbeta = np.empty(p)
+    rmat = np.empty((p, p))
+    qtb = b.copy()
+    z = np.empty(p)
+    resid = np.empty(p)
+    dual = np.empty(n)
+    colnorm = np.zeros(n)
+    for r in range(p):
+        for j in range(n):
+            colnorm[j] += amat[r, j] * amat[r, j]
+    for j in range(n):
+        colnorm[j] = math.sqrt(colnorm[j])
+    pidx = np.empty(p, np.int64)  # passive columns, in factorisation order
+    passive = np.zeros(n, np.bool_)
+    skipped = np.zeros(n, np.bool_)
+    x[:] = 0.0
+    k = 0
+    it = 0
+    while True:
+        # Dual (half the negative gradient) from a freshly computed residual.
+        for r in range(p):
+            resid[r] = b[r]
+            for q in range(k):
+                j = pidx[q]
+                resid[r] -= x[j] * amat[r, j]
+        rr = 0.0
+        for r in range(p):
+            rr += resid[r] * resid[r]
+        dual_tol = tol_factor * math.sqrt(rr)
+        # Row-wise accumulation: independent sums over j vectorise, and each
+        # dual is still summed in row order.
+        dual[:] = 0.0
+        for r in range(p):
+            rv = resid[r]
+            for j in range(n):
+                dual[j] += amat[r, j] * rv
+        # Enter the column with the largest dual that passes the entry tests.
+        skipped[:] = False
+        entered = False
+        while True:
+            t = -1
+            best = dual_tol
+            for j in range(n):
+                if dual[j] > best and not passive[j] and not skipped[j]:
+                    best = dual[j]
+                    t = j
+            if t < 0:
+                break
+            if _qr_append(amat, t, colnorm[t], k, hv, hbeta, rmat, qtb, True):
+                pidx[k] = t
+                k += 1
+                passive[t] = True
+                entered = True
+                break
+            # Positive dual only through rounding (dependent column): skip it.
+            skipped[t] = True
+        if not entered:
+            return it  # KKT conditions hold to within the tolerance
+        while True:
+            it += 1
+            if it > maxiter:
+                return -1
+            _back_substitute(rmat, qtb, k, z)
+            feasible = True
+            for q in range(k):
+                if z[q] <= 0.0:
+                    feasible = False
+                    break
+            if feasible:
+                for q in range(k):
+                    x[pidx[q]] = z[q]
+                break
+            # Move from x towards z until the first passive coefficient hits
+            # zero; every passive x is > 0 except a just-entered one, whose
+            # z is > 0 by the entry test, so no division by zero.
+            alpha = 2.0
+            qmin = -1
+            for q in range(k):
+                if z[q] <= 0.0:
+                    xq = x[pidx[q]]
+                    a = xq / (xq - z[q])
+                    if a < alpha:
+                        alpha = a
+                        qmin = q
+            for q in range(k):
+                j = pidx[q]
+                x[j] += alpha * (z[q] - x[j])
+            x[pidx[qmin]] = 0.0  # exactly, whatever the rounding of the step
+            # Free every coefficient that is not positive, keeping the order.
+            first = k
+            kept = 0
+            for q in range(k):
+                j = pidx[q]
+                if x[j] <= 0.0:
+                    x[j] = 0.0
+                    passive[j] = False
+                    if first == k:
+                        first = q
+                else:
+                    pidx[kept] = j
+                    kept += 1
+            # Reflectors 0..first-1 only involve unchanged columns: keep them.
+            for r in range(p):
+                qtb[r] = b[r]
+            for i in range(first):
+                _apply_reflector(hv, hbeta, i, qtb)
+            for q in range(first, kept):
+                if not _qr_append(amat, pidx[q], colnorm[pidx[q]], q, hv, hbeta, rmat, qtb, False):
+                    return -1  # a subset of independent columns became singular
+            k = kept
+
+
+@njit(cache=True, nogil=True)
+def simplex_weights(x1: np.ndarray, x0: np.ndarray, v: np.ndarray, w_out: np.ndarray) -> float:
+    """Synthetic-control weights on the simplex, exactly, for one treated unit.
+
+    Minimises ``sum_i v[i] * (x1[i] - (x0 @ w)[i])**2`` subject to ``w >= 0``
+    and ``sum(w) == 1`` by Lawson-Hanson NNLS on the exact augmented
+    reformulation described in the module docstring.  jit-compiled
+    (``numba.njit``, ``nogil``); inputs are trusted, not validated.
+
+    When the minimiser is not unique (duplicate or affinely collinear donors,
+    fewer rows than donors) the result is one minimiser, deterministic, with
+    ties between donors broken towards the lower index.
+
+    Parameters
+    ----------
+    x1 : ndarray of float64, shape (m,)
+        Treated unit's pre-period predictors/outcomes, C-contiguous, finite.
+    x0 : ndarray of float64, shape (m, J)
+        Donors, one column per donor, C-contiguous, finite.
+    v : ndarray of float64, shape (m,)
+        Non-negative row weights (the diagonal of ``V``).
+    w_out : ndarray of float64, shape (J,)
+        Output: the weights, ``w_out >= 0`` exactly and ``sum(w_out) == 1`` to
+        rounding.  Filled with NaN on failure.
+
+    Returns
+    -------
+    float
+        The minimised objective, evaluated as
+        ``sum_i v[i] * (sum_j (x0[i, j] - x1[i]) * w[j])**2``: on the simplex
+        this is algebraically the same as the definition and avoids the
+        cancellation in ``x1 - x0 @ w`` when values are large.  NaN if the
+        active-set iteration hit its cap of ``3 J`` least-squares solves
+        (never observed; a guard against cycling).
+    """
+    m, n_donors = x0.shape
+    p = m + 1
+    # The augmented matrix A = [C; 1^T], C = sqrt(V) (X0 - X1 1^T).
+    amat = np.empty((p, n_donors))
+    cmax = 0.0
+    for i in range(m):
+        sv = math.sqrt(v[i])
+        for j in range(n_donors):
+            c = sv * (x0[i, j] - x1[i])
+            amat[i, j] = c
+            if abs(c) > cmax:
+                cmax = abs(c)
+    if cmax > 0.0:
+        # Exact rescaling by a power of two: max |C| in [1/2, 1).
+        _, e = math.frexp(cmax)
+        f = math.ldexp(1.0, -e)
+        for i in range(m):
+            for j in range(n_donors):
+                amat[i, j] *= f
+    amat[m, :] = 1.0
+    colnorm = 0.0
+    for j in range(n_donors):
+        ss = 0.0
+        for i in range(p):
+            ss += amat[i, j] * amat[i, j]
+        if ss > colnorm:
+            colnorm = ss
+    colnorm = math.sqrt(colnorm)
+    b = np.zeros(p)
+    b[m] = 1.0
+    # Dual test: a dual a_j^T r that is zero in exact arithmetic (a column in
+    # the span of the passive ones) comes out at the rounding level
+    # eps * p * ||a_j|| * ||r||, so that is the threshold.  It is relative to
+    # the residual, not to ||b||: with badly scaled rows a genuine dual can be
+    # far below eps * ||b|| and must still be acted on.  Spurious duals from
+    # the absolute rounding floor of a near-exact fit (||r|| ~ eps) are
+    # caught by the entry tests in _qr_append instead.
+    tol_factor = _EPS * p * colnorm
+    u = np.empty(n_donors)
+    it = _nnls(amat, b, u, _MAXITER_PER_DONOR * n_donors, tol_factor)
+    s = 0.0
+    for j in range(n_donors):
+        s += u[j]
+    if it < 0 or not s > 0.0:
+        for j in range(n_donors):
+            w_out[j] = np.nan
+        return np.nan
+    for j in range(n_donors):
+        w_out[j] = u[j] / s
+    obj = 0.0
+    for i in range(m):
+        r = 0.0
+        for j in range(n_donors):
+            r += (x0[i, j] - x1[i]) * w_out[j]
+        obj += v[i] * r * r
+    return obj
+
+
+@njit(cache=True, nogil=True)
+def simplex_weights_batch(
+    x1s: np.ndarray,
+    x0s: np.ndarray,
+    vs: np.ndarray,
+    w_out: np.ndarray,
+    obj_out: np.ndarray,
+) -> None:
+    """Fit many independent synthetic controls in one compiled call.
+
+    jit-compiled (``numba.njit``, ``nogil``, serial); element ``k`` is exactly
+    ``simplex_weights(x1s[k], x0s[k], vs[k], w_out[k])``.  Inputs are trusted.
+
+    Parameters
+    ----------
+    x1s : ndarray of float64, shape (n, m)
+        Treated vectors, C-contiguous.
+    x0s : ndarray of float64, shape (n, m, J)
+        Donor matrices, C-contiguous.
+    vs : ndarray of float64, shape (n, m)
+        Non-negative row weights.
+    w_out : ndarray of float64, shape (n, J)
+        Output: weights (NaN rows for failed fits).
+    obj_out : ndarray of float64, shape (n,)
+        Output: minimised objectives (NaN for failed fits).
+    """
+    for k in range(x1s.shape[0]):
+        obj_out[k] = simplex_weights(x1s[k], x0s[k], vs[k], w_out[k])
+
+
+@dataclass(frozen=True)
+class SyntheticFit:
+    """Result of :func:`fit_synthetic_control`.
+
+    Attributes
+    ----------
+    weights : ndarray of float64, shape (J,)
+        Donor weights (read-only), non-negative and summing to one.
+    objective : float
+        Minimised ``sum_i v_i (X1_i - (X0 w)_i)^2``.
+    rmspe : float
+        ``sqrt(objective / sum(v))``: the v-weighted root mean squared
+        pre-period prediction error, which is the usual RMSPE when ``v`` is
+        all ones (outcome rows only).
+    """
+
+    weights: npt.NDArray[np.float64]
+    objective: float
+    rmspe: float
+
+
+def fit_synthetic_control(
+    treated: npt.ArrayLike,
+    donors: npt.ArrayLike,
+    v: npt.ArrayLike | None = None,
+) -> SyntheticFit:
+    """Synthetic-control donor weights for one treated unit (validated wrapper).
+
+    Solves ``min_w sum_i v_i (X1_i - (X0 w)_i)^2`` subject to ``w >= 0``,
+    ``sum(w) = 1`` exactly (Abadie, Diamond and Hainmueller 2010) with the
+    jit-compiled :func:`simplex_weights`.
+
+    Parameters
+    ----------
+    treated : array_like, shape (m,)
+        Treated unit's pre-period predictors/outcomes ``X1``.
+    donors : array_like, shape (m, J)
+        Donor matrix ``X0``, one column per donor.
+    v : array_like, shape (m,), optional
+        Non-negative row weights (the diagonal of ``V``), not all zero.
+        Defaults to ones.
+
+    Returns
+    -------
+    SyntheticFit
+        Weights, objective and ``rmspe = sqrt(objective / sum(v))``.
+
+    Raises
+    ------
+    ValueError
+        If shapes are inconsistent, arrays are empty, values are not finite,
+        or ``v`` is negative or all zero.
+    RuntimeError
+        If the active-set iteration fails to converge (a guard; not expected).
+    """
+    x1 = np.ascontiguousarray(treated, dtype=np.float64)
+    x0 = np.ascontiguousarray(donors, dtype=np.float64)
+    if x1.ndim != 1 or x1.shape[0] == 0:
+        raise ValueError(f"treated must be a non-empty 1-D array of shape (m,), got shape {x1.shape}")
+    m = x1.shape[0]
+    if x0.ndim != 2 or x0.shape[0] != m or x0.shape[1] == 0:
+        raise ValueError(
+            f"donors must have shape (m, J) = ({m}, J) with J >= 1 (one column per donor), "
+            f"got shape {x0.shape}"
+        )
+    if v is None:
+        vv = np.ones(m)
+    else:
+        vv = np.ascontiguousarray(v, dtype=np.float64)
+        if vv.shape != (m,):
+            raise ValueError(f"v must have shape ({m},) like treated, got shape {vv.shape}")
+    for name, arr in (("treated", x1), ("donors", x0), ("v", vv)):
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} contains NaN or infinite values")
+    if np.any(vv < 0.0):
+        raise ValueError(f"v must be non-negative, got minimum {vv.min()!r}")
+    vsum = float(vv.sum())
+    if not vsum > 0.0:
+        raise ValueError("v must have at least one positive entry")
+    # The kernel forms sqrt(v_i) * (X0_ij - X1_i); refuse data where that overflows.
+    with np.errstate(over="ignore", invalid="ignore"):
+        scaled = np.sqrt(vv)[:, None] * (x0 - x1[:, None])
+    if not np.all(np.isfinite(scaled)):
+        raise ValueError("sqrt(v) * (donors - treated) overflows float64; rescale the data")
+    w = np.empty(x0.shape[1])
+    obj = float(simplex_weights(x1, x0, vv, w))
+    if not math.isfinite(obj):
+        raise RuntimeError(
+            "synthetic-control weights: active-set NNLS did not converge within "
+            f"{_MAXITER_PER_DONOR} * J = {_MAXITER_PER_DONOR * x0.shape[1]} iterations"
+        )
+    w.setflags(write=False)
+    return SyntheticFit(weights=w, objective=obj, rmspe=math.sqrt(obj / vsum))

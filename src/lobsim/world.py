@@ -1,0 +1,401 @@
+"""From a config to the plain arrays the kernel runs on (the simulation's world).
+
+Everything that does not depend on the random draws is computed here, once:
+donor pools and their weights, k-step AR(1) coefficients, Cholesky factors of
+each touched area's states, Beta quantile tables, ramp and relapse tables,
+payer and saving tables, basket membership and the cash-flow time grid.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from lobsim._engine import KIND_COUNT, KIND_PERCENT, MECH_BINARY, MECH_UNITS, effect_fraction
+from lobsim.areas import AreaTable, OutcomeData, read_areas, read_outcome
+from lobsim.config import PERIODS_PER_YEAR, Bond, Config, InterventionType, OutcomeProcess
+from lobsim.control import ControlFit, fit_control, nearest_donors
+from lobsim.errors import ConfigError
+
+# Beta quantile table on a grid in z (DESIGN 10): 4,097 points over [-8.3, 8.3].
+Z_POINTS = 4097
+Z_LO, Z_HI = -8.3, 8.3
+
+
+@dataclass(kw_only=True)
+class World:
+    """Kernel arrays of a config, with the labels the results need."""
+
+    kernel_args: tuple[Any, ...]
+    bonds: tuple[Bond, ...]
+    departments: tuple[str, ...]
+    baskets: tuple[str, ...]
+    years: np.ndarray
+    controls: tuple[ControlFit, ...]
+    areas: AreaTable
+    basket_members: np.ndarray
+    n_normals: int = field(default=0)
+    n_exponentials: int = field(default=0)
+
+
+def ar_variance(phi: float, k: float) -> float:
+    """Variance of a k-year AR(1) change per unit annual innovation variance.
+
+    ``(1 - phi^(2k)) / (1 - phi^2)``; ``k`` for a random walk (phi = 1).
+    """
+    if phi == 1.0:
+        return k
+    return (1.0 - phi ** (2.0 * k)) / (1.0 - phi * phi)
+
+
+def beta_table(t: InterventionType) -> np.ndarray:
+    """``theta = F_Beta^-1(Phi(z))`` on the z grid (upper half via isf/sf)."""
+    z = np.linspace(Z_LO, Z_HI, Z_POINTS)
+    if t.success_sd == 0.0:
+        return np.full(Z_POINTS, t.success_mean)
+    m, s = t.success_mean, t.success_sd
+    kappa = m * (1.0 - m) / (s * s) - 1.0
+    dist = stats.beta(m * kappa, (1.0 - m) * kappa)
+    lower = z < 0.0
+    out = np.empty(Z_POINTS)
+    out[lower] = dist.ppf(stats.norm.cdf(z[lower]))
+    # Phi(z) rounds to 1 in the upper tail: use the survival functions there.
+    out[~lower] = dist.isf(stats.norm.sf(z[~lower]))
+    return out
+
+
+def ramp_knots(t: InterventionType) -> np.ndarray:
+    """Cumulative share delivered at the end of years 0, 1, 2, ..."""
+    if t.ramp_profile is not None:
+        return np.concatenate([[0.0], t.ramp_profile])
+    if t.ramp_years == 0.0:
+        return np.array([1.0])  # all at once: whatever is delivered lands in year 1
+    years = math.ceil(t.ramp_years)
+    return np.minimum(1.0, np.arange(years + 1) / t.ramp_years)
+
+
+def robust_cholesky(cov: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factor of a positive semi-definite matrix (zero pivots allowed)."""
+    n = cov.shape[0]
+    low = np.zeros_like(cov)
+    scale = max(float(np.max(np.abs(np.diag(cov)))), 1e-300)
+    for j in range(n):
+        d = cov[j, j] - low[j, :j] @ low[j, :j]
+        if d <= 1e-14 * scale:
+            continue
+        low[j, j] = math.sqrt(d)
+        for i in range(j + 1, n):
+            low[i, j] = (cov[i, j] - low[i, :j] @ low[j, :j]) / low[j, j]
+    return low
+
+
+def _require(cfg: Config) -> None:
+    if cfg.universe is None:
+        raise ConfigError("has no [universe]; simulation needs areas, histories and a process",
+                          source=cfg.source, path="universe")
+    used = {b.outcome for b in cfg.bonds}
+    for i, o in enumerate(cfg.outcomes):
+        if o.id not in used:
+            continue
+        for key in ("history", "process"):
+            if getattr(o, key) is None:
+                raise ConfigError(f"is required to simulate outcome {o.id!r}", source=cfg.source,
+                                  path=f"outcomes[{i}].{key}")
+
+
+def build_world(cfg: Config) -> World:
+    """Build the kernel's arrays for ``cfg``.
+
+    Raises
+    ------
+    ConfigError
+        If the config cannot be simulated (no universe, missing history, too
+        few donors, a donor list that contains a treated area).
+    """
+    _require(cfg)
+    assert cfg.universe is not None
+    ppy = PERIODS_PER_YEAR[cfg.universe.period]
+    areas = read_areas(cfg.universe.areas)
+    data: dict[str, OutcomeData] = {}
+    for o in cfg.outcomes:
+        if o.history is not None and any(b.outcome == o.id for b in cfg.bonds):
+            data[o.id] = read_outcome(o.history, o.state, areas, ppy)
+    process: dict[str, OutcomeProcess] = {o.id: o.process for o in cfg.outcomes
+                                           if o.process is not None}
+    bonds = cfg.bonds
+    treated = {b.area for b in bonds}
+    treated_pairs = {(b.area, b.outcome) for b in bonds}
+
+    # -- control groups, fitted once at signing ------------------------------------
+    controls = []
+    for i, b in enumerate(bonds):
+        for j, a in enumerate(b.control.donor_areas or ()):
+            if (a, b.outcome) in treated_pairs:
+                raise ConfigError(
+                    f"donor {a!r} is itself treated on outcome {b.outcome!r}; its programme "
+                    "would contaminate the comparison: choose another donor",
+                    source=cfg.source, path=f"bonds[{i}].control.donor_areas[{j}]")
+            if a == b.area:
+                raise ConfigError("a bond's own area cannot be its donor", source=cfg.source,
+                                  path=f"bonds[{i}].control.donor_areas[{j}]")
+        donors = nearest_donors(b, areas, treated, cfg.source, f"bonds[{i}]")
+        controls.append(fit_control(b, areas, data[b.outcome], donors))
+
+    # -- dates -----------------------------------------------------------------------
+    d_time = np.array(sorted({m.at for b in bonds for m in b.payment.measurements}))
+    d_index = {t: i for i, t in enumerate(d_time)}
+
+    # -- series: treated areas and donors with positive weight ------------------------
+    series: dict[tuple[int, str], int] = {}
+    s_dates: list[set[int]] = []
+    s_treated: list[bool] = []
+
+    def add_series(area: int, outcome: str, dates: set[int], is_treated: bool) -> int:
+        key = (area, outcome)
+        if key not in series:
+            series[key] = len(series)
+            s_dates.append(set())
+            s_treated.append(is_treated)
+        s = series[key]
+        s_dates[s] |= dates
+        return s
+
+    b_series = []
+    b_donors: list[list[tuple[int, float]]] = []
+    for b, fit in zip(bonds, controls, strict=True):
+        dates = {d_index[m.at] for m in b.payment.measurements}
+        b_series.append(add_series(areas.index(b.area), b.outcome, dates, True))
+    for b, fit in zip(bonds, controls, strict=True):
+        dates = {d_index[m.at] for m in b.payment.measurements}
+        pairs = [(add_series(int(a), b.outcome, dates, False), float(w))
+                 for a, w in zip(fit.donors, fit.weights, strict=True) if w > 0.0]
+        b_donors.append(pairs)
+    n_s = len(series)
+    keys = list(series)
+
+    # -- factors: national per outcome, regional per touched (outcome, region) ------
+    factors: dict[tuple[str, str | None], int] = {}
+    f_phi, f_sigma, f_state = [], [], []
+    for area, outcome in keys:
+        proc, od = process[outcome], data[outcome]
+        region = areas.regions[area]
+        for key, phi, sigma, state in (
+            ((outcome, None), proc.national_phi, proc.national_sigma, od.national_state),
+            ((outcome, region), proc.regional_phi, proc.regional_sigma,
+             od.regional_state[region]),
+        ):
+            if key not in factors:
+                factors[key] = len(factors)
+                f_phi.append(phi)
+                f_sigma.append(sigma)
+                f_state.append(state)
+    n_d = d_time.size
+    steps = np.diff(np.concatenate([[0.0], d_time]))
+    f_phik = np.array([[phi**k for k in steps] for phi in f_phi])
+    f_sdk = np.array([[sig * math.sqrt(ar_variance(phi, k)) for k in steps]
+                      for phi, sig in zip(f_phi, f_sigma, strict=True)])
+    f_state0 = np.array(f_state)
+
+    # -- series arrays: states at their dates, jointly through a Cholesky factor ----
+    dmax = max(len(d) for d in s_dates)
+    s_nat = np.empty(n_s, np.int64)
+    s_reg = np.empty(n_s, np.int64)
+    s_beta, s_gamma, s_mu, s_x0, s_xobs0, s_u0, s_sige = (np.empty(n_s) for _ in range(7))
+    s_ndates = np.empty(n_s, np.int64)
+    s_didx = np.zeros((n_s, dmax), np.int64)
+    s_umean = np.zeros((n_s, dmax))
+    s_chol = np.zeros((n_s, dmax, dmax))
+    s_pos = np.full((n_s, n_d), -1, np.int64)
+    for s, (area, outcome) in enumerate(keys):
+        proc, od = process[outcome], data[outcome]
+        s_nat[s] = factors[(outcome, None)]
+        s_reg[s] = factors[(outcome, areas.regions[area])]
+        s_beta[s], s_gamma[s] = proc.national_loading, proc.regional_loading
+        s_mu[s], s_x0[s], s_u0[s] = od.trend[area], od.log_level[area], od.area_state[area]
+        s_xobs0[s] = od.log_base[area]
+        s_sige[s] = proc.measurement_sigma
+        idx = sorted(s_dates[s])
+        s_ndates[s] = len(idx)
+        s_didx[s, : len(idx)] = idx
+        s_pos[s, idx] = np.arange(len(idx))
+        t = d_time[idx]
+        phi, sig = proc.area_phi, proc.area_sigma
+        var = np.array([sig * sig * ar_variance(phi, ti) for ti in t])
+        cov = np.empty((len(t), len(t)))
+        for i in range(len(t)):
+            for j in range(len(t)):
+                lo, hi = min(i, j), max(i, j)
+                cov[i, j] = phi ** (t[hi] - t[lo]) * var[lo]
+        if not s_treated[s]:
+            cov += np.eye(len(t)) * s_sige[s] ** 2  # noise folded into the donor's draw
+        s_umean[s, : len(t)] = phi**t * s_u0[s]
+        s_chol[s, : len(t), : len(t)] = robust_cholesky(cov)
+
+    # -- programme -----------------------------------------------------------------
+    types = [cfg.intervention(tid) for tid in dict.fromkeys(b.intervention for b in bonds)]
+    type_index = {t.id: i for i, t in enumerate(types)}
+    theta_table = np.array([beta_table(t) for t in types])
+    z_step = (Z_HI - Z_LO) / (Z_POINTS - 1)
+    providers = list(dict.fromkeys(b.provider for b in bonds))
+    p_index = {p: i for i, p in enumerate(providers)}
+    p_hazard = np.array([cfg.provider(p).failure_hazard for p in providers])
+    p_origin = np.array([min(b.start for b in bonds if b.provider == p) for p in providers])
+
+    # -- bonds -----------------------------------------------------------------------
+    n_b = len(bonds)
+    mmax = max(len(b.payment.measurements) for b in bonds)
+    kmax = max(1, max(len(d) for d in b_donors))
+    horizon_max = max(b.maturity - b.start for b in bonds)
+    smax = max(1, math.ceil(horizon_max))
+    years = np.arange(1, math.ceil(max(b.maturity for b in bonds)) + 1)
+    n_y = years.size
+    knots = [ramp_knots(cfg.intervention(b.intervention)) for b in bonds]
+    kn_len = max(k.size for k in knots)
+    b_knots = np.ones((n_b, kn_len))
+    for i, k in enumerate(knots):
+        b_knots[i, : k.size] = k
+
+    def relpow(bond: Bond, horizon: float) -> np.ndarray:
+        q = 1.0 - cfg.intervention(bond.intervention).relapse_rate
+        s = np.arange(1, smax + 1)
+        return q ** np.maximum(0.0, horizon - s)
+
+    t_grid_abs = np.array(sorted({b.start for b in bonds} | set(d_time.tolist())))
+    t_index = {t: i for i, t in enumerate(t_grid_abs)}
+    deps = tuple(d.id for d in cfg.departments)
+    dep_index = {d: i for i, d in enumerate(deps)}
+    pmax = max(len(b.payers) for b in bonds)
+    qmax = max(1, max(len(cfg.outcome(b.outcome).savings) for b in bonds))
+
+    a = {name: np.zeros(n_b) for name in (
+        "start", "target", "price", "principal", "trigger", "amount", "yobs0", "atype", "aglob",
+        "aeps")}
+    ia = {name: np.zeros(n_b, np.int64) for name in (
+        "type", "provider", "kind", "mech", "series", "ndonors", "nmeas", "tstart", "npay",
+        "nsav", "matyear")}
+    b_donor = np.zeros((n_b, kmax), np.int64)
+    b_weight = np.zeros((n_b, kmax))
+    m_date = np.zeros((n_b, mmax), np.int64)
+    m_year = np.zeros((n_b, mmax), np.int64)
+    m_tidx = np.zeros((n_b, mmax), np.int64)
+    m_time, m_thr, m_cap, m_horizon, m_gfull = (np.zeros((n_b, mmax)) for _ in range(5))
+    m_relpow = np.ones((n_b, mmax, smax))
+    y_horizon, y_gfull = np.zeros((n_b, n_y)), np.zeros((n_b, n_y))
+    y_relpow = np.ones((n_b, n_y, smax))
+    pay_dept = np.zeros((n_b, pmax), np.int64)
+    pay_unit, pay_share, pay_prem = (np.zeros((n_b, pmax)) for _ in range(3))
+    sav_dept = np.zeros((n_b, qmax), np.int64)
+    sav_amount = np.zeros((n_b, qmax))
+    sav_once = np.zeros((n_b, qmax), np.bool_)
+    for i, b in enumerate(bonds):
+        t = cfg.intervention(b.intervention)
+        a["start"][i], a["target"][i], a["price"][i] = b.start, b.target_units, b.price_per_unit
+        a["principal"][i] = b.principal
+        a["trigger"][i], a["amount"][i] = b.payment.trigger, b.payment.amount
+        a["yobs0"][i] = math.exp(data[b.outcome].log_base[areas.index(b.area)])
+        a["atype"][i], a["aglob"][i] = math.sqrt(t.rho_type), math.sqrt(t.rho_global)
+        a["aeps"][i] = math.sqrt(max(0.0, 1.0 - t.rho_type - t.rho_global))
+        ia["type"][i], ia["provider"][i] = type_index[t.id], p_index[b.provider]
+        ia["kind"][i] = KIND_COUNT if cfg.outcome(b.outcome).kind == "count" else KIND_PERCENT
+        ia["mech"][i] = MECH_BINARY if b.payment.mechanism == "binary" else MECH_UNITS
+        ia["series"][i] = b_series[i]
+        ia["ndonors"][i] = len(b_donors[i])
+        for j, (s, w) in enumerate(b_donors[i]):
+            b_donor[i, j], b_weight[i, j] = s, w
+        ia["nmeas"][i] = len(b.payment.measurements)
+        ia["tstart"][i] = t_index[b.start]
+        for j, m in enumerate(b.payment.measurements):
+            m_date[i, j] = d_index[m.at]
+            m_year[i, j] = math.ceil(m.at) - 1
+            m_tidx[i, j] = t_index[m.at]
+            m_time[i, j], m_thr[i, j], m_cap[i, j] = m.at, m.threshold, m.cap
+            m_horizon[i, j] = m.at - b.start
+            m_relpow[i, j] = relpow(b, m_horizon[i, j])
+            m_gfull[i, j] = effect_fraction(m_horizon[i, j], m_horizon[i, j], b_knots[i],
+                                            m_relpow[i, j])
+        for y, end in enumerate(years):
+            hz = min(float(end), b.maturity) - b.start
+            if hz > 0.0 and end - 1 < b.maturity:
+                y_horizon[i, y] = hz
+                y_relpow[i, y] = relpow(b, hz)
+                y_gfull[i, y] = effect_fraction(hz, hz, b_knots[i], y_relpow[i, y])
+        ia["npay"][i] = len(b.payers)
+        for j, p in enumerate(b.payers):
+            pay_dept[i, j] = dep_index[cfg.agency(p.agency).department]
+            pay_share[i, j], pay_prem[i, j] = p.share, p.agency_premium
+            pay_unit[i, j] = p.share * b.price_per_unit + p.agency_premium
+        savings = cfg.outcome(b.outcome).savings
+        ia["nsav"][i] = len(savings)
+        for j, sv in enumerate(savings):
+            sav_dept[i, j] = dep_index[sv.department]
+            sav_amount[i, j] = sv.amount
+            sav_once[i, j] = sv.basis == "per_unit"
+        ia["matyear"][i] = math.ceil(b.maturity) - 1
+
+    basket_ids, k_member = basket_membership(cfg, areas)
+    t_grid = t_grid_abs - t_grid_abs[0]
+    # m_tidx / b_tstart index t_grid; m_time stays absolute for bond IRRs
+
+    kernel_args = (
+        f_phik, f_sdk, f_state0,
+        s_nat, s_reg, s_beta, s_gamma, s_mu, s_x0, s_xobs0, s_u0, s_sige,
+        np.array(s_treated, np.bool_), s_ndates, s_didx, s_umean, s_chol, s_pos, d_time,
+        len(types), ia["type"], a["atype"], a["aglob"], a["aeps"], theta_table, Z_LO, z_step,
+        ia["provider"], p_hazard, p_origin,
+        a["start"], a["target"], a["price"], a["principal"], ia["kind"], ia["mech"],
+        a["trigger"], a["amount"], ia["series"], a["yobs0"], ia["ndonors"], b_donor, b_weight,
+        ia["nmeas"], m_date, m_time, m_thr, m_cap, m_year, m_tidx, ia["tstart"],
+        b_knots, m_horizon, m_gfull, m_relpow, y_horizon, y_gfull, y_relpow,
+        ia["npay"], pay_dept, pay_unit, pay_share, pay_prem,
+        ia["nsav"], sav_dept, sav_amount, sav_once, ia["matyear"],
+        k_member, t_grid,
+    )
+    n_normals = (f_phik.size + int(s_ndates.sum())
+                 + int(s_ndates[np.array(s_treated, bool)].sum()) + 1 + len(types) + n_b)
+    return World(
+        kernel_args=kernel_args,
+        bonds=bonds,
+        departments=deps,
+        baskets=basket_ids,
+        years=years,
+        controls=tuple(controls),
+        areas=areas,
+        basket_members=k_member,
+        n_normals=n_normals,
+        n_exponentials=int((p_hazard > 0).sum()),
+    )
+
+
+def basket_membership(cfg: Config, areas: AreaTable) -> tuple[tuple[str, ...], np.ndarray]:
+    """Basket ids and a (baskets, bonds) membership matrix.
+
+    A config without baskets gets one basket, ``all``, holding every bond.
+    """
+    bonds = cfg.bonds
+    if not cfg.baskets:
+        return ("all",), np.ones((1, len(bonds)), np.bool_)
+    member = np.zeros((len(cfg.baskets), len(bonds)), np.bool_)
+    for k, basket in enumerate(cfg.baskets):
+        for i, b in enumerate(bonds):
+            listed = basket.bonds is not None and b.id in basket.bonds
+            matched = False
+            w = basket.where
+            if w is not None:
+                region = areas.regions[areas.index(b.area)]
+                matched = (
+                    (w.regions is None or region in w.regions)
+                    and (w.interventions is None or b.intervention in w.interventions)
+                    and (w.providers is None or b.provider in w.providers)
+                    and (w.outcomes is None or b.outcome in w.outcomes)
+                    and (w.maturity_min is None or b.maturity >= w.maturity_min)
+                    and (w.maturity_max is None or b.maturity <= w.maturity_max)
+                )
+            member[k, i] = listed or matched
+        if not member[k].any():
+            raise ConfigError("no bond matches this basket's rules", source=cfg.source,
+                              path=f"baskets[{k}]")
+    return tuple(b.id for b in cfg.baskets), member
