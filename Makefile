@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/lobsim terms configs/birmingham_jsa.toml
+	$(BIN)/lobsim run configs/birmingham_jsa.toml
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -4,6 +4,8 @@ from importlib.metadata import PackageNotFoundError, version
 
 from lobsim.config import Config, load_config, parse_config
 from lobsim.errors import ConfigError, LobsimWarning
+from lobsim.simulate import simulate
+from lobsim.summary import summarize
 from lobsim.terms import TermSheet, term_sheet
 
 try:
@@ -19,5 +21,7 @@ __all__ = [
     "__version__",
     "load_config",
     "parse_config",
+    "simulate",
+    "summarize",
     "term_sheet",
 ]

@@ -59,7 +59,7 @@ def effect_fraction(h, horizon, knots, relpow):
     total = 0.0
     last = knots.shape[0] - 1
     prev = 0.0
-    n_years = int(math.ceil(horizon))
+    n_years = math.ceil(horizon)
     for s in range(1, n_years + 1):
         x = min(float(s), h)
         if x <= 0.0:
@@ -268,10 +268,8 @@ def simulate_block(
                     sd = b_donor[b, j]
                     lc += b_weight[b, j] * (xs[sd, s_pos[sd, d]] - s_xobs0[sd])
                 yhat = b_yobs0[b] * math.exp(lc)
-                if b_kind[b] == KIND_COUNT:
-                    meas = yhat - y_obs
-                else:
-                    meas = 100.0 * (yhat - y_obs) / yhat
+                # units for counts; percentage points for percent outcomes
+                meas = yhat - y_obs if b_kind[b] == KIND_COUNT else 100.0 * (yhat - y_obs) / yhat
                 improvement = (yhat - y_obs) / yhat
                 units = 0.0
                 if b_mech[b] == MECH_BINARY:

@@ -53,9 +53,10 @@ robust in floating point by
   objective scales by ``c^2``), and a power of two changes no bits, so the
   augmented system is well scaled whatever the units of the data (values of
   1e6, row weights spanning 1e-6..1e6) and ``1^T u^* >= 1 / (1 + m)``;
-* Householder QR of the passive columns, extended by one reflector when a
-  column enters and re-factorised from the first removed position when
-  columns leave (backward stable, no normal equations);
+* a QR factorisation of the passive columns with explicit orthogonal ``Q``,
+  updated by a Householder reflector when a column enters and downdated by
+  Givens rotations when columns leave: ``O((m + 1)^2)`` work per change,
+  backward stable, no normal equations;
 * Lawson and Hanson's entry tests: a candidate column is accepted only if it
   is numerically independent of the passive columns and its coefficient in
   the enlarged least-squares solution is positive; otherwise it is skipped
@@ -99,76 +100,110 @@ _MAXITER_PER_DONOR = 3
 
 
 @njit(cache=True, nogil=True)
-def _apply_reflector(hv: np.ndarray, hbeta: np.ndarray, i: int, y: np.ndarray) -> None:
-    """Apply Householder reflector ``i`` (``I - beta h h^T`` on rows ``i:``) to ``y``."""
-    n = y.shape[0]
-    d = 0.0
-    for r in range(i, n):
-        d += hv[i, r] * y[r]
-    d *= hbeta[i]
-    for r in range(i, n):
-        y[r] -= d * hv[i, r]
-
-
-@njit(cache=True, nogil=True)
-def _qr_append(
+def _qr_insert(
     amat: np.ndarray,
     t: int,
     colnorm: float,
     k: int,
-    hv: np.ndarray,
-    hbeta: np.ndarray,
+    qmat: np.ndarray,
     rmat: np.ndarray,
     qtb: np.ndarray,
-    check: bool,
+    y: np.ndarray,
 ) -> bool:
-    """Append column ``t`` of ``amat`` as column ``k`` of the passive QR factorisation.
+    """Try to append column ``t`` of ``amat`` to the passive factorisation ``A_P = Q R``.
 
-    On success the new reflector goes to ``hv[k, k:]``/``hbeta[k]``, column ``k``
-    of ``R`` to ``rmat[:k + 1, k]`` and ``qtb`` becomes ``Q^T b`` for the enlarged
-    factorisation.  With ``check`` the Lawson-Hanson entry tests apply: the
-    column (2-norm ``colnorm``) must be numerically independent of columns
-    ``0..k-1``, and its coefficient in the enlarged least-squares solution
-    (the last unknown of the triangular system, ``(Q^T b)_k / R_kk``) must be
-    positive.  On rejection nothing but the scratch row ``hv[k]`` changes.
+    ``Q`` is an explicit ``p x p`` orthogonal matrix, ``R`` the leading ``k x k``
+    block of ``rmat`` and ``qtb = Q^T b``.  The column is accepted only if it
+    passes Lawson and Hanson's entry tests: its part orthogonal to the
+    ``k`` passive columns must exceed ``100 eps ||a_t||`` (numerical
+    independence), and its coefficient in the enlarged least-squares solution,
+    which is the last unknown of the triangular system ``(Q^T b)_k / R_kk``,
+    must be positive.  On acceptance a Householder reflector on rows ``k:``
+    updates ``Q``, ``R`` and ``qtb`` (cost ``O(p^2)``); on rejection only the
+    scratch vector ``y`` changes.
     """
-    n = amat.shape[0]
-    if k >= n:  # k = m + 1 independent columns already span the whole space
+    p = amat.shape[0]
+    if k >= p:  # p independent columns already span the whole space
         return False
-    y = hv[k]  # row k is free until the column is committed: use it as scratch
-    for r in range(n):
-        y[r] = amat[r, t]
-    for i in range(k):
-        _apply_reflector(hv, hbeta, i, y)
+    # y = Q^T a_t, accumulated row by row so the inner loop vectorises.
+    y[:] = 0.0
+    for r in range(p):
+        a = amat[r, t]
+        for i in range(p):
+            y[i] += a * qmat[r, i]
     ss = 0.0
-    for r in range(k, n):
-        ss += y[r] * y[r]
+    for i in range(k, p):
+        ss += y[i] * y[i]
     sigma = math.sqrt(ss)
-    if check:
-        if sigma <= _INDEP_FACTOR * colnorm:
-            return False
-    elif sigma == 0.0:
+    if sigma <= _INDEP_FACTOR * colnorm:
         return False
-    y0 = y[k]
-    # Sign chosen so that y0 - alpha never cancels.
-    alpha = -sigma if y0 >= 0.0 else sigma
-    beta = 1.0 / (sigma * (sigma + abs(y0)))
-    y[k] = y0 - alpha
+    # Reflector H = I - beta h h^T mapping y[k:] to alpha e_1, h = y[k:] - alpha e_1;
+    # the sign of alpha is chosen so that y[k] - alpha does not cancel.
+    yk = y[k]
+    alpha = -sigma if yk >= 0.0 else sigma
+    beta = 1.0 / (sigma * (sigma + abs(yk)))
+    y[k] = yk - alpha
     d = 0.0
-    for r in range(k, n):
-        d += y[r] * qtb[r]
+    for i in range(k, p):
+        d += y[i] * qtb[i]
     d *= beta
-    if check:
-        z_new = (qtb[k] - d * y[k]) / alpha
-        if not z_new > 0.0:
-            return False
-    for r in range(k, n):
-        qtb[r] -= d * y[r]
+    if not (qtb[k] - d * y[k]) / alpha > 0.0:
+        return False
+    for i in range(k, p):
+        qtb[i] -= d * y[i]
+    for r in range(p):  # Q <- Q H (H acts on columns k: of Q)
+        d = 0.0
+        for i in range(k, p):
+            d += qmat[r, i] * y[i]
+        d *= beta
+        for i in range(k, p):
+            qmat[r, i] -= d * y[i]
     for i in range(k):
         rmat[i, k] = y[i]
     rmat[k, k] = alpha
-    hbeta[k] = beta
     return True
+
+
+@njit(cache=True, nogil=True)
+def _qr_delete(
+    pos: int, k: int, qmat: np.ndarray, rmat: np.ndarray, qtb: np.ndarray, pidx: np.ndarray
+) -> None:
+    """Remove passive column ``pos`` (of ``k``) from ``A_P = Q R`` by Givens rotations.
+
+    Deleting a column of ``R`` leaves an upper-Hessenberg block; rotations of
+    rows ``(c, c + 1)`` for ``c = pos..k-2`` restore triangular form and are
+    applied to ``qtb`` and (transposed) to the columns of ``Q``.
+    Cost ``O(k^2 + p k)``.
+    """
+    p = qmat.shape[0]
+    for c in range(pos, k - 1):
+        pidx[c] = pidx[c + 1]
+        for i in range(c + 2):
+            rmat[i, c] = rmat[i, c + 1]
+    for c in range(pos, k - 1):
+        a = rmat[c, c]
+        bb = rmat[c + 1, c]
+        rho = math.hypot(a, bb)
+        if rho == 0.0:  # cannot happen for independent columns; keep R as is
+            continue
+        cs = a / rho
+        sn = bb / rho
+        rmat[c, c] = rho
+        rmat[c + 1, c] = 0.0
+        for j in range(c + 1, k - 1):
+            t1 = rmat[c, j]
+            t2 = rmat[c + 1, j]
+            rmat[c, j] = cs * t1 + sn * t2
+            rmat[c + 1, j] = cs * t2 - sn * t1
+        t1 = qtb[c]
+        t2 = qtb[c + 1]
+        qtb[c] = cs * t1 + sn * t2
+        qtb[c + 1] = cs * t2 - sn * t1
+        for r in range(p):
+            t1 = qmat[r, c]
+            t2 = qmat[r, c + 1]
+            qmat[r, c] = cs * t1 + sn * t2
+            qmat[r, c + 1] = cs * t2 - sn * t1
 
 
 @njit(cache=True, nogil=True)
@@ -186,9 +221,11 @@ def _nnls(amat: np.ndarray, b: np.ndarray, x: np.ndarray, maxiter: int, tol_fact
     """Lawson-Hanson active-set NNLS: ``min ||A x - b||`` subject to ``x >= 0``.
 
     Lawson and Hanson (1974), "Solving Least Squares Problems", ch. 23,
-    algorithm NNLS, with a Householder QR factorisation of the passive
-    columns that is extended when a column enters and re-factorised from the
-    first removed position when columns leave.
+    algorithm NNLS.  The least-squares subproblem on the passive columns is
+    solved from a QR factorisation ``A_P = Q R`` with explicit orthogonal
+    ``Q``, updated by a Householder reflector when a column enters and
+    downdated by Givens rotations when columns leave (both backward stable,
+    no normal equations).
 
     Parameters
     ----------
@@ -210,10 +247,12 @@ def _nnls(amat: np.ndarray, b: np.ndarray, x: np.ndarray, maxiter: int, tol_fact
         Number of least-squares solves used, or -1 if ``maxiter`` was hit.
     """
     p, n = amat.shape
-    hv = np.empty((p, p))
-    hbeta = np.empty(p)
+    qmat = np.zeros((p, p))
+    for i in range(p):
+        qmat[i, i] = 1.0
     rmat = np.empty((p, p))
     qtb = b.copy()
+    y = np.empty(p)
     z = np.empty(p)
     resid = np.empty(p)
     dual = np.empty(n)
@@ -259,7 +298,7 @@ def _nnls(amat: np.ndarray, b: np.ndarray, x: np.ndarray, maxiter: int, tol_fact
                     t = j
             if t < 0:
                 break
-            if _qr_append(amat, t, colnorm[t], k, hv, hbeta, rmat, qtb, True):
+            if _qr_insert(amat, t, colnorm[t], k, qmat, rmat, qtb, y):
                 pidx[k] = t
                 k += 1
                 passive[t] = True
@@ -299,28 +338,15 @@ def _nnls(amat: np.ndarray, b: np.ndarray, x: np.ndarray, maxiter: int, tol_fact
                 j = pidx[q]
                 x[j] += alpha * (z[q] - x[j])
             x[pidx[qmin]] = 0.0  # exactly, whatever the rounding of the step
-            # Free every coefficient that is not positive, keeping the order.
-            first = k
-            kept = 0
-            for q in range(k):
+            # Free every coefficient that is not positive (highest position
+            # first, so lower positions stay valid).
+            for q in range(k - 1, -1, -1):
                 j = pidx[q]
                 if x[j] <= 0.0:
                     x[j] = 0.0
                     passive[j] = False
-                    if first == k:
-                        first = q
-                else:
-                    pidx[kept] = j
-                    kept += 1
-            # Reflectors 0..first-1 only involve unchanged columns: keep them.
-            for r in range(p):
-                qtb[r] = b[r]
-            for i in range(first):
-                _apply_reflector(hv, hbeta, i, qtb)
-            for q in range(first, kept):
-                if not _qr_append(amat, pidx[q], colnorm[pidx[q]], q, hv, hbeta, rmat, qtb, False):
-                    return -1  # a subset of independent columns became singular
-            k = kept
+                    _qr_delete(q, k, qmat, rmat, qtb, pidx)
+                    k -= 1
 
 
 @njit(cache=True, nogil=True)
@@ -394,7 +420,7 @@ def simplex_weights(x1: np.ndarray, x0: np.ndarray, v: np.ndarray, w_out: np.nda
     # the residual, not to ||b||: with badly scaled rows a genuine dual can be
     # far below eps * ||b|| and must still be acted on.  Spurious duals from
     # the absolute rounding floor of a near-exact fit (||r|| ~ eps) are
-    # caught by the entry tests in _qr_append instead.
+    # caught by the entry tests in _qr_insert instead.
     tol_factor = _EPS * p * colnorm
     u = np.empty(n_donors)
     it = _nnls(amat, b, u, _MAXITER_PER_DONOR * n_donors, tol_factor)

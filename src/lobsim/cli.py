@@ -10,11 +10,16 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import lobsim
 from lobsim.config import load_config
 from lobsim.errors import ConfigError
 from lobsim.terms import format_term_sheet, term_sheet
+
+
+class UsageError(Exception):
+    """A command-line mistake that is not about the config (exit status 2)."""
 
 
 def _cmd_terms(args: argparse.Namespace) -> int:
@@ -25,6 +30,53 @@ def _cmd_terms(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         print(format_term_sheet(sheet, cfg))
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from lobsim.simulate import simulate
+    from lobsim.summary import format_summary, summarize
+
+    cfg = load_config(args.config)
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        if out.suffix != ".nc":
+            raise UsageError(f"--out {out}: results are written as netCDF; use a .nc path")
+        if out.exists() and not args.force:
+            raise UsageError(f"--out {out}: the file exists; pass --force to overwrite it")
+    ds = simulate(cfg, scenarios=args.scenarios, seed=args.seed, chunk_size=args.chunk_size,
+                  threads=args.threads)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        ds.to_netcdf(out)
+    if not args.quiet:
+        print(format_summary(summarize(ds)))
+        if out is not None:
+            print(f"\nresults written to {out}")
+    return 0
+
+
+def _cmd_summary(args: argparse.Namespace) -> int:
+    import xarray as xr
+
+    from lobsim.summary import format_summary, summarize, summary_dict
+
+    path = Path(args.results)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such results file")
+    try:
+        ds = xr.load_dataset(path)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}: not a lobsim results file ({exc})") from None
+    missing = {"investor_payment", "principal", "irr", "basket_payment"} - set(ds.variables)
+    if missing:
+        raise UsageError(f"{path}: not a lobsim results file (no {', '.join(sorted(missing))})")
+    s = summarize(ds)
+    if args.json:
+        json.dump(summary_dict(s), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(format_summary(s))
     return 0
 
 
@@ -45,7 +97,45 @@ def build_parser() -> argparse.ArgumentParser:
     terms.add_argument("config", help="TOML configuration file")
     terms.add_argument("--json", action="store_true", help="print the stable JSON layout")
     terms.set_defaults(func=_cmd_terms)
+
+    run = sub.add_parser(
+        "run",
+        help="simulate a config and print its summary",
+        description="Monte Carlo simulation of every bond, basket and department.",
+    )
+    run.add_argument("config", help="TOML configuration file")
+    run.add_argument("--scenarios", type=_positive_int, help="number of scenarios (default: config)")
+    run.add_argument("--seed", type=_non_negative_int, help="random seed (default: config)")
+    run.add_argument("--out", help="write the full results to this netCDF file (.nc)")
+    run.add_argument("--force", action="store_true", help="overwrite an existing --out file")
+    run.add_argument("--chunk-size", type=_positive_int,
+                     help="scenarios per task, rounded up to whole blocks; never changes results")
+    run.add_argument("--threads", type=_positive_int, help="worker threads (default: all CPUs)")
+    run.add_argument("--quiet", action="store_true", help="print nothing")
+    run.set_defaults(func=_cmd_run)
+
+    summary = sub.add_parser("summary", help="summarise a results file written by 'run --out'")
+    summary.add_argument("results", help="results file (.nc)")
+    summary.add_argument("--json", action="store_true", help="print the stable JSON layout")
+    summary.set_defaults(func=_cmd_summary)
     return parser
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -53,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         status: int = args.func(args)
-    except ConfigError as exc:
+    except (ConfigError, UsageError) as exc:
         print(f"lobsim: error: {exc}", file=sys.stderr)
         return 2
     return status

@@ -166,7 +166,7 @@ def build_world(cfg: Config) -> World:
 
     b_series = []
     b_donors: list[list[tuple[int, float]]] = []
-    for b, fit in zip(bonds, controls, strict=True):
+    for b in bonds:
         dates = {d_index[m.at] for m in b.payment.measurements}
         b_series.append(add_series(areas.index(b.area), b.outcome, dates, True))
     for b, fit in zip(bonds, controls, strict=True):
@@ -271,7 +271,7 @@ def build_world(cfg: Config) -> World:
     pmax = max(len(b.payers) for b in bonds)
     qmax = max(1, max(len(cfg.outcome(b.outcome).savings) for b in bonds))
 
-    a = {name: np.zeros(n_b) for name in (
+    fa = {name: np.zeros(n_b) for name in (
         "start", "target", "price", "principal", "trigger", "amount", "yobs0", "atype", "aglob",
         "aeps")}
     ia = {name: np.zeros(n_b, np.int64) for name in (
@@ -292,14 +292,14 @@ def build_world(cfg: Config) -> World:
     sav_amount = np.zeros((n_b, qmax))
     sav_once = np.zeros((n_b, qmax), np.bool_)
     for i, b in enumerate(bonds):
-        t = cfg.intervention(b.intervention)
-        a["start"][i], a["target"][i], a["price"][i] = b.start, b.target_units, b.price_per_unit
-        a["principal"][i] = b.principal
-        a["trigger"][i], a["amount"][i] = b.payment.trigger, b.payment.amount
-        a["yobs0"][i] = math.exp(data[b.outcome].log_base[areas.index(b.area)])
-        a["atype"][i], a["aglob"][i] = math.sqrt(t.rho_type), math.sqrt(t.rho_global)
-        a["aeps"][i] = math.sqrt(max(0.0, 1.0 - t.rho_type - t.rho_global))
-        ia["type"][i], ia["provider"][i] = type_index[t.id], p_index[b.provider]
+        itype = cfg.intervention(b.intervention)
+        fa["start"][i], fa["target"][i], fa["price"][i] = b.start, b.target_units, b.price_per_unit
+        fa["principal"][i] = b.principal
+        fa["trigger"][i], fa["amount"][i] = b.payment.trigger, b.payment.amount
+        fa["yobs0"][i] = math.exp(data[b.outcome].log_base[areas.index(b.area)])
+        fa["atype"][i], fa["aglob"][i] = math.sqrt(itype.rho_type), math.sqrt(itype.rho_global)
+        fa["aeps"][i] = math.sqrt(max(0.0, 1.0 - itype.rho_type - itype.rho_global))
+        ia["type"][i], ia["provider"][i] = type_index[itype.id], p_index[b.provider]
         ia["kind"][i] = KIND_COUNT if cfg.outcome(b.outcome).kind == "count" else KIND_PERCENT
         ia["mech"][i] = MECH_BINARY if b.payment.mechanism == "binary" else MECH_UNITS
         ia["series"][i] = b_series[i]
@@ -344,10 +344,10 @@ def build_world(cfg: Config) -> World:
         f_phik, f_sdk, f_state0,
         s_nat, s_reg, s_beta, s_gamma, s_mu, s_x0, s_xobs0, s_u0, s_sige,
         np.array(s_treated, np.bool_), s_ndates, s_didx, s_umean, s_chol, s_pos, d_time,
-        len(types), ia["type"], a["atype"], a["aglob"], a["aeps"], theta_table, Z_LO, z_step,
+        len(types), ia["type"], fa["atype"], fa["aglob"], fa["aeps"], theta_table, Z_LO, z_step,
         ia["provider"], p_hazard, p_origin,
-        a["start"], a["target"], a["price"], a["principal"], ia["kind"], ia["mech"],
-        a["trigger"], a["amount"], ia["series"], a["yobs0"], ia["ndonors"], b_donor, b_weight,
+        fa["start"], fa["target"], fa["price"], fa["principal"], ia["kind"], ia["mech"],
+        fa["trigger"], fa["amount"], ia["series"], fa["yobs0"], ia["ndonors"], b_donor, b_weight,
         ia["nmeas"], m_date, m_time, m_thr, m_cap, m_year, m_tidx, ia["tstart"],
         b_knots, m_horizon, m_gfull, m_relpow, y_horizon, y_gfull, y_relpow,
         ia["npay"], pay_dept, pay_unit, pay_share, pay_prem,

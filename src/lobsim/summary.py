@@ -1,0 +1,244 @@
+"""Reduce simulation results to the statistics a risk team reads (DESIGN 9).
+
+Every statistic comes with its Monte Carlo standard error where one exists:
+``sd / sqrt(n)`` for means and probabilities; for a quantile ``q`` the
+asymptotic ``sqrt(q (1 - q) / n) / f(x_q)``, with the density ``f`` estimated
+by the spacing of neighbouring order statistics; for expected shortfall the
+standard error of the tail mean.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+QUANTILES = (0.01, 0.05, 0.5, 0.95, 0.99)
+TAIL_LEVELS = (0.95, 0.99, 0.995)
+DEPARTMENT_QUANTILES = (0.5, 0.95, 0.99)
+
+
+def _mean_se(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    n = x.shape[0]
+    mean = x.mean(axis=0)
+    se = x.std(axis=0, ddof=1) / math.sqrt(n) if n > 1 else np.full_like(mean, np.nan)
+    return mean, se
+
+
+def _quantile_se(x: np.ndarray, levels: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Quantiles along axis 0 and their asymptotic standard errors."""
+    n = x.shape[0]
+    xs = np.sort(x, axis=0)
+    q = np.quantile(xs, levels, axis=0)
+    se = np.empty_like(q)
+    for i, p in enumerate(levels):
+        # density from the spacing of order statistics around the quantile
+        h = max(1, int(math.sqrt(n)))
+        lo = min(max(int(p * n) - h, 0), n - 1)
+        hi = min(max(int(p * n) + h, 0), n - 1)
+        spacing = (xs[hi] - xs[lo]) / max(hi - lo, 1) * n
+        se[i] = math.sqrt(p * (1.0 - p) / n) * spacing
+    return q, se
+
+
+def _tail(loss: np.ndarray, levels: tuple[float, ...]) -> tuple[np.ndarray, ...]:
+    """VaR and expected shortfall of ``loss`` along axis 0, with standard errors."""
+    var, var_se = _quantile_se(loss, levels)
+    es = np.empty_like(var)
+    es_se = np.empty_like(var)
+    for i in range(len(levels)):
+        tail = loss >= var[i]
+        count = tail.sum(axis=0)
+        total = np.where(tail, loss, 0.0).sum(axis=0)
+        es[i] = total / np.maximum(count, 1)
+        sq = np.where(tail, (loss - es[i]) ** 2, 0.0).sum(axis=0)
+        es_se[i] = np.sqrt(sq / np.maximum(count - 1, 1) / np.maximum(count, 1))
+    return var, var_se, es, es_se
+
+
+def _investor_stats(payment: np.ndarray, principal: np.ndarray, irr: np.ndarray,
+                    dim: str) -> dict[str, Any]:
+    multiple = payment / principal
+    loss = principal - payment
+    out: dict[str, Any] = {}
+    for name, x in (("default_probability", payment < principal),
+                    ("total_loss_probability", payment == 0.0),
+                    ("expected_loss", np.maximum(loss, 0.0)),
+                    ("mean_multiple", multiple), ("mean_irr", irr)):
+        m, se = _mean_se(x.astype(float))
+        out[name] = ((dim,), m)
+        out[name + "_se"] = ((dim,), se)
+    for name, x in (("multiple_quantile", multiple), ("irr_quantile", irr)):
+        q, se = _quantile_se(x, QUANTILES)
+        out[name] = (("quantile", dim), q)
+        out[name + "_se"] = (("quantile", dim), se)
+    var, var_se, es, es_se = _tail(loss, TAIL_LEVELS)
+    out["loss_var"] = (("level", dim), var)
+    out["loss_var_se"] = (("level", dim), var_se)
+    out["loss_es"] = (("level", dim), es)
+    out["loss_es_se"] = (("level", dim), es_se)
+    return out
+
+
+def summarize(ds: xr.Dataset) -> xr.Dataset:
+    """Statistics of a results Dataset from :func:`lobsim.simulate`.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Simulation results.
+
+    Returns
+    -------
+    xarray.Dataset
+        Per bond and per basket (prefix ``basket_``): default and total-loss
+        probabilities, expected loss, mean multiple and IRR, their quantiles at
+        ``quantile``, VaR and expected shortfall of loss (principal minus
+        payment) at ``level``; per bond the expected overpayment; per
+        department and year the mean and quantiles of payments and savings,
+        the mean net fiscal position (saving minus payment) and the
+        probability of paying more than is saved. ``*_se`` variables are the
+        Monte Carlo standard errors.
+    """
+    bond = _investor_stats(ds.investor_payment.values, ds.principal.values, ds.irr.values,
+                           "bond")
+    basket = _investor_stats(ds.basket_payment.values, ds.basket_principal.values,
+                             ds.basket_irr.values, "basket")
+    data: dict[str, Any] = dict(bond)
+    data.update({f"basket_{k}": v for k, v in basket.items()})
+    over, over_se = _mean_se(ds.overpayment.values)
+    data["expected_overpayment"] = (("bond",), over)
+    data["expected_overpayment_se"] = (("bond",), over_se)
+    data["rmspe"] = (("bond",), ds.rmspe.values)
+    data["signal_to_noise"] = (("bond",), ds.target_units.values
+                               / ds.measured_units.std("scenario").values)
+
+    pay = ds.department_payment.values
+    save = ds.department_saving.values
+    dy = ("department", "year")
+    for name, x in (("department_payment_mean", pay), ("department_saving_mean", save),
+                    ("net_fiscal_position", save - pay)):
+        m, se = _mean_se(x)
+        data[name] = (dy, m)
+        data[name + "_se"] = (dy, se)
+    q, q_se = _quantile_se(pay, DEPARTMENT_QUANTILES)
+    data["department_payment_quantile"] = (("department_quantile", *dy), q)
+    data["department_payment_quantile_se"] = (("department_quantile", *dy), q_se)
+    m, se = _mean_se((pay > save).astype(float))
+    data["probability_pays_more_than_saves"] = (dy, m)
+    data["probability_pays_more_than_saves_se"] = (dy, se)
+
+    coords = {
+        "bond": ds.bond.values, "basket": ds.basket.values,
+        "department": ds.department.values, "year": ds.year.values,
+        "quantile": list(QUANTILES), "level": list(TAIL_LEVELS),
+        "department_quantile": list(DEPARTMENT_QUANTILES),
+    }
+    out = xr.Dataset(data, coords=coords)
+    out.attrs.update(ds.attrs)
+    return out
+
+
+def summary_dict(s: xr.Dataset) -> dict[str, Any]:
+    """A JSON-ready layout of a summary (``schema``: ``lobsim.summary/1``)."""
+
+    def per(dim: str, prefix: str = "") -> dict[str, Any]:
+        rows = {}
+        for i, key in enumerate(s[dim].values.tolist()):
+            row: dict[str, Any] = {}
+            for name, var in s.data_vars.items():
+                if dim not in var.dims or (prefix and not str(name).startswith(prefix)):
+                    continue
+                if not prefix and str(name).startswith("basket_"):
+                    continue
+                v = var.isel({dim: i})
+                label = str(name)[len(prefix):]
+                if v.ndim == 0:
+                    row[label] = float(v)
+                else:
+                    other = v.dims[0]
+                    if v.ndim == 1:
+                        row[label] = {str(k): float(x) for k, x in
+                                      zip(s[other].values.tolist(), v.values, strict=True)}
+            rows[str(key)] = row
+        return rows
+
+    departments: dict[str, Any] = {}
+    for d in s.department.values.tolist():
+        years = {}
+        for y in s.year.values.tolist():
+            sel = s.sel(department=d, year=y)
+            years[str(y)] = {
+                "payment_mean": float(sel.department_payment_mean),
+                "payment_mean_se": float(sel.department_payment_mean_se),
+                "payment_quantile": {str(q): float(x) for q, x in zip(
+                    s.department_quantile.values.tolist(),
+                    sel.department_payment_quantile.values, strict=True)},
+                "saving_mean": float(sel.department_saving_mean),
+                "net_fiscal_position": float(sel.net_fiscal_position),
+                "net_fiscal_position_se": float(sel.net_fiscal_position_se),
+                "probability_pays_more_than_saves": float(sel.probability_pays_more_than_saves),
+            }
+        departments[str(d)] = years
+    return {
+        "schema": "lobsim.summary/1",
+        "attrs": {k: (v.item() if hasattr(v, "item") else v) for k, v in s.attrs.items()},
+        "bonds": per("bond"),
+        "baskets": per("basket", "basket_"),
+        "departments": departments,
+    }
+
+
+def format_summary(s: xr.Dataset) -> str:
+    """Plain-text tables of a summary for the terminal."""
+    n = s.attrs.get("scenarios", "?")
+    lines = [f"{s.attrs.get('title', 'lobsim results')}: {n} scenarios, seed {s.attrs.get('seed')}",
+             ""]
+
+    def investor_table(dim: str, prefix: str) -> None:
+        lines.append(f"{'':<18}{'P(default)':>16}{'P(total loss)':>15}{'E[loss]':>14}"
+                     f"{'E[multiple]':>13}{'E[IRR]':>10}{'IRR 5%':>9}{'IRR 50%':>9}"
+                     f"{'ES99 loss':>14}")
+        for i, key in enumerate(s[dim].values.tolist()):
+            v = s.isel({dim: i})
+
+            def g(name: str, _v: xr.Dataset = v) -> float:
+                return float(_v[prefix + name])
+
+            irr_q = v[prefix + "irr_quantile"]
+            es = v[prefix + "loss_es"].sel(level=0.99)
+            lines.append(
+                f"{str(key)[:18]:<18}{g('default_probability'):>9.4f} ±{g('default_probability_se'):.4f}"
+                f"{g('total_loss_probability'):>15.4f}{g('expected_loss'):>14,.0f}"
+                f"{g('mean_multiple'):>13.4f}{100 * g('mean_irr'):>9.2f}%"
+                f"{100 * float(irr_q.sel(quantile=0.05)):>8.2f}%"
+                f"{100 * float(irr_q.sel(quantile=0.5)):>8.2f}%{float(es):>14,.0f}"
+            )
+
+    lines.append("Bonds")
+    investor_table("bond", "")
+    lines.append("")
+    lines.append(f"{'':<18}{'E[overpayment]':>16}{'signal/noise':>14}{'RMSPE':>9}")
+    for i, key in enumerate(s.bond.values.tolist()):
+        v = s.isel(bond=i)
+        rm = float(v.rmspe) if "rmspe" in v else float("nan")
+        lines.append(f"{str(key)[:18]:<18}{float(v.expected_overpayment):>16,.0f}"
+                     f"{float(v.signal_to_noise):>14.2f}{rm:>9.4f}")
+    lines += ["", "Baskets"]
+    investor_table("basket", "basket_")
+    lines += ["", "Departments (per year: mean payment, 99% quantile, mean saving, "
+              "P(pays more than saves))"]
+    for d in s.department.values.tolist():
+        for y in s.year.values.tolist():
+            v = s.sel(department=d, year=y)
+            pay = float(v.department_payment_mean)
+            save = float(v.department_saving_mean)
+            if pay == 0.0 and save == 0.0:
+                continue
+            lines.append(
+                f"  {d:<14} year {y:<3} pays {pay:>14,.0f}  q99 "
+                f"{float(v.department_payment_quantile.sel(department_quantile=0.99)):>14,.0f}"
+                f"  saves {save:>14,.0f}  P {float(v.probability_pays_more_than_saves):.4f}")
+    return "\n".join(lines)
