@@ -259,18 +259,22 @@ def simulate_block(
                 y_nat = math.exp(xs[sb, jt])
                 sig = s_sige[sb]
                 noise = math.exp(sig * es[sb, jt] - 0.5 * sig * sig)
-                if b_kind[b] == KIND_COUNT:
-                    y_obs = max(y_nat - e_t, 0.0) * noise
-                else:
-                    y_obs = y_nat * max(1.0 - e_t / 100.0, 0.0) * noise
                 lc = 0.0
                 for j in range(b_ndonors[b]):
                     sd = b_donor[b, j]
                     lc += b_weight[b, j] * (xs[sd, s_pos[sd, d]] - s_xobs0[sd])
                 yhat = b_yobs0[b] * math.exp(lc)
-                # units for counts; percentage points for percent outcomes
-                meas = yhat - y_obs if b_kind[b] == KIND_COUNT else 100.0 * (yhat - y_obs) / yhat
-                improvement = (yhat - y_obs) / yhat
+                # The observed outcome is the no-programme path less the true
+                # effect, times the noise. The gap is written as the control
+                # group's prediction error plus the observed effect, so that a
+                # world without noise measures exactly the true units.
+                gap = yhat - y_nat * noise
+                if b_kind[b] == KIND_COUNT:
+                    meas = gap + min(e_t, y_nat) * noise
+                    improvement = meas / yhat
+                else:
+                    meas = 100.0 * gap / yhat + min(e_t, 100.0) * (y_nat * noise / yhat)
+                    improvement = meas / 100.0
                 units = 0.0
                 if b_mech[b] == MECH_BINARY:
                     if meas >= b_trigger[b] * b_target[b]:
