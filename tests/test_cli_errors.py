@@ -95,12 +95,6 @@ def test_terms_valid_config_succeeds(write_config, capsys) -> None:
     assert "b0" in out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ConfigError messages embed raw TOML keys and raw paths, so a quoted key "
-    "containing a newline (\"na\\nme\" = 1) makes the CLI print two lines (_fields.Table.finish "
-    "uses the key unescaped in the TOML path; _resolve_data_path prints 'looked for <path>' raw)",
-)
 @pytest.mark.parametrize(
     "text",
     [
@@ -109,7 +103,7 @@ def test_terms_valid_config_succeeds(write_config, capsys) -> None:
     ],
     ids=["newline-in-key", "newline-in-data-path"],
 )
-def test_bug_error_with_newline_is_still_one_line(text: str, write_config, capsys) -> None:
+def test_error_with_newline_is_still_one_line(text: str, write_config, capsys) -> None:
     path = write_config(text)
     assert main(["terms", str(path)]) == 2
     _, err = capsys.readouterr()

@@ -9,7 +9,6 @@ the cases start from (a universe, a second bond, payments, baskets) all load.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import re
 import tomllib
@@ -645,8 +644,7 @@ def test_non_utf8_file_is_a_config_error(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------
-# Known bugs in src/lobsim (strict xfails: they pass once the bug is fixed,
-# and then the marker must be removed)
+# Edge cases that once escaped as raw exceptions or multi-line messages
 # --------------------------------------------------------------------------
 def _expect_config_error(write_config, text: str, path: str,
                          files: dict[str, str] | None = None) -> ConfigError:
@@ -658,57 +656,32 @@ def _expect_config_error(write_config, text: str, path: str,
     return info.value
 
 
-@pytest.mark.xfail(
-    strict=True, raises=OverflowError,
-    reason="BUG _fields.Table.check_number: float(value) overflows for TOML integers beyond "
-    "the float range (tomllib accepts them); OverflowError instead of ConfigError",
-)
-def test_bug_huge_integer_is_config_error(write_config) -> None:
+def test_huge_integer_is_config_error(write_config) -> None:
     _expect_config_error(
         write_config, edit(("cost_per_unit = 2000.0", "cost_per_unit = 1" + "0" * 400)),
         "bonds[0].cost_per_unit")
 
 
-@pytest.mark.xfail(
-    strict=True, raises=OverflowError,
-    reason="BUG config._read_bond: math.fsum((cost, cost*basket_risk, cost*premium)) raises "
-    "'intermediate overflow in fsum' for a finite cost near the float maximum",
-)
-def test_bug_price_overflow_is_config_error(write_config) -> None:
+def test_price_overflow_is_config_error(write_config) -> None:
     _expect_config_error(
         write_config, edit(("cost_per_unit = 2000.0", "cost_per_unit = 1e308"),
                            ("basket_risk = 0.1", "basket_risk = 1.0")),
         "bonds[0].cost_per_unit")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG config._read_bond/_read_payment: target_units x price overflows to inf; the "
-    "config loads with payment.amount = inf and principal = inf instead of being rejected",
-)
-def test_bug_infinite_principal_is_rejected(write_config) -> None:
+def test_infinite_principal_is_rejected(write_config) -> None:
     text = edit(("target_units = 1000", "target_units = 1e200"),
                 ("cost_per_unit = 2000.0", "cost_per_unit = 1e200"))
     with pytest.raises(ConfigError):
         load_config(write_config(text))
 
 
-@pytest.mark.xfail(
-    strict=True, raises=OSError,
-    reason="BUG config._resolve_data_path: Path.is_file() raises OSError(ENAMETOOLONG) on a "
-    "file name longer than 255 bytes; not caught, so no ConfigError",
-)
-def test_bug_overlong_data_path_is_config_error(write_config) -> None:
+def test_overlong_data_path_is_config_error(write_config) -> None:
     _expect_config_error(write_config, edit(add=UNIVERSE.replace("areas.csv", "a" * 300 + ".csv")),
                          "universe.areas")
 
 
-@pytest.mark.xfail(
-    strict=True, raises=csv.Error,
-    reason="BUG areas.read_areas: catches only OSError/UnicodeDecodeError; a CSV field over "
-    "csv.field_size_limit() (131072 chars) raises _csv.Error instead of ConfigError",
-)
-def test_bug_oversized_csv_field_is_config_error(write_config) -> None:
+def test_oversized_csv_field_is_config_error(write_config) -> None:
     csv_text = AREAS_CSV.replace("A4,south", "A4," + "s" * 200_000)
     config_path = write_config(edit(add=UNIVERSE), files={"areas.csv": csv_text})
     try:
@@ -719,57 +692,30 @@ def test_bug_oversized_csv_field_is_config_error(write_config) -> None:
         pytest.fail("loaded a CSV with a 200,000-character field")
 
 
-@pytest.mark.xfail(
-    strict=True, raises=RecursionError,
-    reason="BUG config.load_config: tomllib raises RecursionError (not TOMLDecodeError) on "
-    "deeply nested arrays; only TOMLDecodeError is turned into ConfigError",
-)
-def test_bug_deeply_nested_toml_is_config_error(write_config) -> None:
+def test_deeply_nested_toml_is_config_error(write_config) -> None:
     text = BASE + "deep = " + "[" * 2000 + "]" * 2000 + "\n"
     with pytest.raises(ConfigError):
         load_config(write_config(text))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG config._ID: the regex ends with '$', which also matches before a trailing "
-    "newline, so id = \"DWP\\n\" is accepted (use \\Z or re.fullmatch)",
-)
-def test_bug_id_with_trailing_newline_is_rejected(write_config) -> None:
+def test_id_with_trailing_newline_is_rejected(write_config) -> None:
     _expect_config_error(write_config, edit(('id = "DWP"', 'id = "DWP\\n"')), "departments[0].id")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG config._check_references: the percent-outcome cap check looks only at "
-    "payment.cap; measurements[].cap of 500 percentage points is accepted",
-)
-def test_bug_percent_measurement_cap_above_100_is_rejected(write_config) -> None:
+def test_percent_measurement_cap_above_100_is_rejected(write_config) -> None:
     text = edit(('outcome = "jsa"', 'outcome = "wait"'), ("target_units = 1000", "target_units = 20"),
                 add="\n[[bonds.payment.measurements]]\nat = 2.0\ncap = 500\n"
                     "\n[[bonds.payment.measurements]]\nat = 4.0\ncap = 600\n")
     _expect_config_error(write_config, text, "bonds[0].payment.measurements[0].cap")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG _fields.Table: a typo in a REQUIRED key (target_unit) is reported as "
-    "'target_units is required but missing; add it', never naming the typo or the "
-    "'did you mean' hint, because missing fields are checked before unknown keys",
-)
-def test_bug_typo_in_required_key_names_the_typo(write_config) -> None:
+def test_typo_in_required_key_names_the_typo(write_config) -> None:
     path = write_config(edit(("target_units = 1000", "target_unit = 1000")))
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert "'target_unit'" in str(info.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG _fields.Table.key_path: keys are not quoted in TOML paths, so the unknown "
-    "empty key (\"\" = 1) is reported with an empty path ('config.toml: is not a known "
-    "field') and a dotted quoted key (\"a.b\") as bonds[0].a.b, indistinguishable from a table",
-)
 @pytest.mark.parametrize(
     "text,key",
     [
@@ -778,7 +724,7 @@ def test_bug_typo_in_required_key_names_the_typo(write_config) -> None:
     ],
     ids=["empty-key", "dotted-key"],
 )
-def test_bug_unusual_unknown_keys_are_quoted_in_the_path(text: str, key: str,
+def test_unusual_unknown_keys_are_quoted_in_the_path(text: str, key: str,
                                                         write_config) -> None:
     path = write_config(text)
     with pytest.raises(ConfigError) as info:

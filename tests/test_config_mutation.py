@@ -312,7 +312,7 @@ def test_mutated_config_loads_or_raises_config_error(name: str, bases, data: st.
         assert exc.source is not None
         assert exc.source == SOURCE or Path(exc.source).is_file(), msg
         assert msg.startswith(exc.source), msg
-        if exc.path:  # (an empty key gives an empty path: see the xfail in test_config_errors)
+        if exc.path:
             assert msg.startswith(f"{exc.source}: {exc.path}: "), msg
     else:
         assert isinstance(result, Config)

@@ -9,7 +9,9 @@ error and never a silently ignored field.
 from __future__ import annotations
 
 import difflib
+import json
 import math
+import re
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -17,6 +19,12 @@ from lobsim.errors import ConfigError
 
 T = TypeVar("T")
 _MISSING: Any = object()
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def quote_key(key: str) -> str:
+    """A key as TOML would write it: bare when it can be, quoted otherwise."""
+    return key if _BARE_KEY.fullmatch(key) else json.dumps(key)
 
 
 def _describe(value: object) -> str:
@@ -61,11 +69,19 @@ class Table:
         self._used: set[str] = set()
 
     # -- errors --------------------------------------------------------------
-    def key_path(self, key: str) -> str:
+    def key_path(self, key: str, *, literal: bool = False) -> str:
+        """The TOML path of ``key`` in this table.
+
+        ``key`` is a path written by lobsim (``payers[0].share``) unless
+        ``literal``: then it is a key from the file, quoted when it is not
+        bare (``"a.b"``, ``""``, a newline), so the path stays one line.
+        """
+        if literal:
+            key = quote_key(key)
         return f"{self.path}.{key}" if self.path else key
 
-    def error(self, key: str | None, message: str) -> ConfigError:
-        path = self.key_path(key) if key is not None else (self.path or None)
+    def error(self, key: str | None, message: str, *, literal: bool = False) -> ConfigError:
+        path = self.key_path(key, literal=literal) if key is not None else (self.path or None)
         return ConfigError(message, source=self.source, path=path)
 
     # -- raw access ------------------------------------------------------------
@@ -77,6 +93,11 @@ class Table:
         if key in self.data:
             return self.data[key]
         if default is _MISSING:
+            unknown = [k for k in self.data if k not in self._used]
+            close = difflib.get_close_matches(key, unknown, n=1)
+            if close:
+                raise self.error(key, f"is required but missing; found {close[0]!r}: "
+                                      f"did you mean {key!r}?")
             raise self.error(key, "is required but missing; add it to the table")
         return default
 
@@ -118,18 +139,25 @@ class Table:
         high: float | None = None,
         low_open: bool = False,
         high_open: bool = False,
+        literal: bool = False,
     ) -> float:
+        def fail(message: str) -> ConfigError:
+            return self.error(key, message, literal=literal)
+
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.error(key, f"must be a number, got {_type_name(value)} {_describe(value)}")
-        x = float(value)
+            raise fail(f"must be a number, got {_type_name(value)} {_describe(value)}")
+        try:
+            x = float(value)
+        except OverflowError:
+            x = math.inf
         if not math.isfinite(x):
-            raise self.error(key, f"must be a finite number, got {_describe(value)}")
+            raise fail(f"must be a finite number, got {_describe(value)}")
         if low is not None and (x < low or (low_open and x == low)):
             bound = "greater than" if low_open else "at least"
-            raise self.error(key, f"must be {bound} {low:g}, got {x:g}")
+            raise fail(f"must be {bound} {low:g}, got {x:g}")
         if high is not None and (x > high or (high_open and x == high)):
             bound = "less than" if high_open else "at most"
-            raise self.error(key, f"must be {bound} {high:g}, got {x:g}")
+            raise fail(f"must be {bound} {high:g}, got {x:g}")
         return x
 
     def integer(
@@ -224,4 +252,10 @@ class Table:
             known = sorted(self._used)
             close = difflib.get_close_matches(key, known, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(known)}"
-            raise self.error(key, f"is not a known field{hint}")
+            raise self.error(key, f"is not a known field{hint}", literal=True)
+
+    def finite(self, key: str, value: float, what: str) -> float:
+        """Reject a derived amount that overflowed (e.g. target x price)."""
+        if not math.isfinite(value):
+            raise self.error(key, f"makes the {what} overflow; use smaller amounts")
+        return value

@@ -109,6 +109,7 @@ def _qr_insert(
     rmat: np.ndarray,
     qtb: np.ndarray,
     y: np.ndarray,
+    qh: np.ndarray,
 ) -> bool:
     """Try to append column ``t`` of ``amat`` to the passive factorisation ``A_P = Q R``.
 
@@ -120,7 +121,7 @@ def _qr_insert(
     which is the last unknown of the triangular system ``(Q^T b)_k / R_kk``,
     must be positive.  On acceptance a Householder reflector on rows ``k:``
     updates ``Q``, ``R`` and ``qtb`` (cost ``O(p^2)``); on rejection only the
-    scratch vector ``y`` changes.
+    scratch vectors ``y`` and ``qh`` change.
     """
     p = amat.shape[0]
     if k >= p:  # p independent columns already span the whole space
@@ -151,11 +152,15 @@ def _qr_insert(
         return False
     for i in range(k, p):
         qtb[i] -= d * y[i]
-    for r in range(p):  # Q <- Q H (H acts on columns k: of Q)
-        d = 0.0
-        for i in range(k, p):
-            d += qmat[r, i] * y[i]
-        d *= beta
+    # Q <- Q H, H acting on columns k: of Q.  qh = beta * Q[:, k:] h is
+    # accumulated column by column so the p sums proceed independently.
+    qh[:] = 0.0
+    for i in range(k, p):
+        yi = beta * y[i]
+        for r in range(p):
+            qh[r] += qmat[r, i] * yi
+    for r in range(p):
+        d = qh[r]
         for i in range(k, p):
             qmat[r, i] -= d * y[i]
     for i in range(k):
@@ -208,12 +213,18 @@ def _qr_delete(
 
 @njit(cache=True, nogil=True)
 def _back_substitute(rmat: np.ndarray, qtb: np.ndarray, k: int, z: np.ndarray) -> None:
-    """Solve the leading ``k x k`` upper-triangular system ``R z = (Q^T b)[:k]``."""
+    """Solve the leading ``k x k`` upper-triangular system ``R z = (Q^T b)[:k]``.
+
+    Column-oriented: once ``z[i]`` is known its column is eliminated from the
+    right-hand side, so the inner updates are independent of one another.
+    """
+    for i in range(k):
+        z[i] = qtb[i]
     for i in range(k - 1, -1, -1):
-        s = qtb[i]
-        for j in range(i + 1, k):
-            s -= rmat[i, j] * z[j]
-        z[i] = s / rmat[i, i]
+        zi = z[i] / rmat[i, i]
+        z[i] = zi
+        for j in range(i):
+            z[j] -= rmat[j, i] * zi
 
 
 @njit(cache=True, nogil=True)
@@ -253,6 +264,7 @@ def _nnls(amat: np.ndarray, b: np.ndarray, x: np.ndarray, maxiter: int, tol_fact
     rmat = np.empty((p, p))
     qtb = b.copy()
     y = np.empty(p)
+    qh = np.empty(p)
     z = np.empty(p)
     resid = np.empty(p)
     dual = np.empty(n)
@@ -272,9 +284,11 @@ def _nnls(amat: np.ndarray, b: np.ndarray, x: np.ndarray, maxiter: int, tol_fact
         # Dual (half the negative gradient) from a freshly computed residual.
         for r in range(p):
             resid[r] = b[r]
-            for q in range(k):
-                j = pidx[q]
-                resid[r] -= x[j] * amat[r, j]
+        for q in range(k):
+            j = pidx[q]
+            xj = x[j]
+            for r in range(p):
+                resid[r] -= xj * amat[r, j]
         rr = 0.0
         for r in range(p):
             rr += resid[r] * resid[r]
@@ -298,7 +312,7 @@ def _nnls(amat: np.ndarray, b: np.ndarray, x: np.ndarray, maxiter: int, tol_fact
                     t = j
             if t < 0:
                 break
-            if _qr_insert(amat, t, colnorm[t], k, qmat, rmat, qtb, y):
+            if _qr_insert(amat, t, colnorm[t], k, qmat, rmat, qtb, y, qh):
                 pidx[k] = t
                 k += 1
                 passive[t] = True

@@ -64,7 +64,7 @@ def read_areas(path: str | Path) -> AreaTable:
     try:
         with open(path, newline="", encoding="utf-8") as fh:
             rows = list(csv.reader(fh))
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise ConfigError(f"cannot read the areas file: {exc}", source=source) from None
     if not rows or [c.strip() for c in rows[0][:2]] != ["area", "region"]:
         raise ConfigError(
@@ -147,7 +147,7 @@ def _read_rows(path: str | Path, header: list[str]) -> list[list[str]]:
     try:
         with open(path, newline="", encoding="utf-8") as fh:
             rows = list(csv.reader(fh))
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise ConfigError(f"cannot read the file: {exc}", source=source) from None
     if not rows or [c.strip() for c in rows[0]] != header:
         raise ConfigError(f"the header must be {','.join(header)!r}", source=source, path="row 1")

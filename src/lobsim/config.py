@@ -22,7 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from lobsim._fields import Table
+from lobsim._fields import Table, quote_key
 from lobsim.areas import read_areas
 from lobsim.errors import ConfigError
 
@@ -33,7 +33,7 @@ SavingBasis = Literal["per_unit_year", "per_unit"]
 Period = Literal["month", "quarter", "year"]
 
 PERIODS_PER_YEAR: dict[str, int] = {"month": 12, "quarter": 4, "year": 1}
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 # Shares of a bond's price paid by its agencies must add up to one.
 SHARE_TOLERANCE = 1e-9
 # A path starting with this prefix names a data file shipped inside the package.
@@ -341,6 +341,8 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError("is not UTF-8 text; save it as UTF-8", source=source) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"is not valid TOML: {exc}", source=source) from None
+    except RecursionError:
+        raise ConfigError("is not valid TOML: nested too deeply", source=source) from None
     return parse_config(data, source=source, base_dir=path.parent)
 
 
@@ -407,7 +409,7 @@ def parse_config(
 # --------------------------------------------------------------------------
 def _read_id(t: Table) -> str:
     value: str = t.string("id")
-    if not _ID.match(value):
+    if not _ID.fullmatch(value):
         raise t.error(
             "id",
             f"{value!r} is not a valid id; use letters, digits, '_', '.' or '-', "
@@ -567,8 +569,12 @@ def _resolve_data_path(t: Table, key: str, base: Path) -> Path:
         path = Path(value)
         if not path.is_absolute():
             path = base / path
-    if not path.is_file():
-        raise t.error(key, f"data file {value!r} not found (looked for {path})")
+    try:
+        found = path.is_file()
+    except OSError:  # e.g. a name too long for the file system
+        found = False
+    if not found:
+        raise t.error(key, f"data file {value!r} not found (looked for {str(path)!r})")
     return path
 
 
@@ -652,7 +658,8 @@ def _read_control(t: Table | None, bond: Table) -> ControlGroup:
     covariate_weights: tuple[tuple[str, float], ...] = ()
     if cov_table is not None:
         covariate_weights = tuple(
-            (key, cov_table.check_number(key, value, low=0.0)) for key, value in cov_table.items()
+            (key, cov_table.check_number(key, value, low=0.0, literal=True))
+            for key, value in cov_table.items()
         )
     control = ControlGroup(
         donors=t.integer("donors", 5, low=1, high=10_000)
@@ -691,7 +698,12 @@ def _read_bond(t: Table) -> Bond:
     maturity = t.number("maturity", low=0.0, high=100.0)
     if maturity <= start:
         raise t.error("maturity", f"{maturity:g} must be after the start ({start:g})")
-    price = math.fsum((cost, cost * basket_risk, cost * premium))
+    try:
+        price = math.fsum((cost, cost * basket_risk, cost * premium))
+    except OverflowError:
+        price = math.inf
+    t.finite("cost_per_unit", price, "price per unit")
+    t.finite("target_units", target * price, "payment at target")
     payers = t.read_all("payers", _read_payer, required=True)
     total = math.fsum(p.share for p in payers)
     if abs(total - 1.0) > SHARE_TOLERANCE:
@@ -804,11 +816,18 @@ def _check_references(cfg: Config, top: Table) -> None:
             _must_exist(src, f"{p}.baseline.department", b.baseline.department, departments,
                         "department")
             _must_exist(src, f"{p}.baseline.agency", b.baseline.agency, agencies, "agency")
-        if cfg.outcome(b.outcome).kind == "percent" and b.payment.cap > 100.0:
-            raise ConfigError(
-                f"cap {b.payment.cap:g} exceeds 100 percentage points for a percent outcome",
-                source=src, path=f"{p}.payment.cap",
-            )
+        if cfg.outcome(b.outcome).kind == "percent":
+            if b.payment.cap > 100.0:
+                raise ConfigError(
+                    f"cap {b.payment.cap:g} exceeds 100 percentage points for a percent outcome",
+                    source=src, path=f"{p}.payment.cap",
+                )
+            for j, m in enumerate(b.payment.measurements):
+                if m.cap > 100.0:
+                    raise ConfigError(
+                        f"cap {m.cap:g} exceeds 100 percentage points for a percent outcome",
+                        source=src, path=f"{p}.payment.measurements[{j}].cap",
+                    )
         # DESIGN 4: the control-group measurement cannot tell such bonds apart.
         pair = (b.area, b.outcome)
         if pair in seen_pairs:
@@ -849,7 +868,7 @@ def _check_areas(cfg: Config) -> None:
         for j, name in enumerate(b.control.match_on or ()):
             _must_exist(src, f"{p}.control.match_on[{j}]", name, covariates, "covariate")
         for name, _ in b.control.covariate_weights:
-            _must_exist(src, f"{p}.control.covariate_weights.{name}", name, covariates,
+            _must_exist(src, f"{p}.control.covariate_weights.{quote_key(name)}", name, covariates,
                         "covariate")
     for i, basket in enumerate(cfg.baskets):
         for j, region in enumerate(basket.where.regions or () if basket.where else ()):
