@@ -198,7 +198,7 @@ def format_summary(s: xr.Dataset) -> str:
              ""]
 
     def investor_table(dim: str, prefix: str) -> None:
-        lines.append(f"{'':<18}{'P(default)':>16}{'P(total loss)':>15}{'E[loss]':>14}"
+        lines.append(f"{'':<24}{'P(default)':>16}{'P(total loss)':>15}{'E[loss]':>14}"
                      f"{'E[multiple]':>13}{'E[IRR]':>10}{'IRR 5%':>9}{'IRR 50%':>9}"
                      f"{'ES99 loss':>14}")
         for i, key in enumerate(s[dim].values.tolist()):
@@ -210,7 +210,7 @@ def format_summary(s: xr.Dataset) -> str:
             irr_q = v[prefix + "irr_quantile"]
             es = v[prefix + "loss_es"].sel(level=0.99)
             lines.append(
-                f"{str(key)[:18]:<18}{g('default_probability'):>9.4f} ±{g('default_probability_se'):.4f}"
+                f"{str(key)[:24]:<24}{g('default_probability'):>9.4f} ±{g('default_probability_se'):.4f}"
                 f"{g('total_loss_probability'):>15.4f}{g('expected_loss'):>14,.0f}"
                 f"{g('mean_multiple'):>13.4f}{100 * g('mean_irr'):>9.2f}%"
                 f"{100 * float(irr_q.sel(quantile=0.05)):>8.2f}%"
@@ -220,11 +220,11 @@ def format_summary(s: xr.Dataset) -> str:
     lines.append("Bonds")
     investor_table("bond", "")
     lines.append("")
-    lines.append(f"{'':<18}{'E[overpayment]':>16}{'signal/noise':>14}{'RMSPE':>9}")
+    lines.append(f"{'':<24}{'E[overpayment]':>16}{'signal/noise':>14}{'RMSPE':>9}")
     for i, key in enumerate(s.bond.values.tolist()):
         v = s.isel(bond=i)
         rm = float(v.rmspe) if "rmspe" in v else float("nan")
-        lines.append(f"{str(key)[:18]:<18}{float(v.expected_overpayment):>16,.0f}"
+        lines.append(f"{str(key)[:24]:<24}{float(v.expected_overpayment):>16,.0f}"
                      f"{float(v.signal_to_noise):>14.2f}{rm:>9.4f}")
     lines += ["", "Baskets"]
     investor_table("basket", "basket_")
