@@ -141,14 +141,16 @@ def simulate_block(
     # baskets and the cash-flow time grid
     k_member, t_grid,
     # outputs
-    out_true, out_meas, out_paid, out_pay, out_over, out_irr, out_default, out_loss,
+    out_true, out_meas, out_err, out_paid, out_pay, out_over, out_irr, out_default, out_loss,
     out_dpay, out_dsav, out_kpay, out_kirr,
 ):
     """Simulate ``n`` scenarios into rows ``0..n-1`` of the outputs.
 
     Shapes: F factors, D global dates, S series, B bonds, M measurements per
     bond at most, Y years, P providers, K baskets, T cash-flow times.
-    Outputs: ``out_*`` of bonds ``(n, B)``; ``out_dpay``/``out_dsav``
+    Outputs: ``out_*`` of bonds ``(n, B)`` (``out_err``: what the bond would
+    measure at maturity with no true effect, the control group's prediction
+    error); ``out_dpay``/``out_dsav``
     ``(n, departments, Y)``; ``out_kpay``/``out_kirr`` ``(n, K)``.
     """
     n_f, n_d = f_phik.shape
@@ -246,6 +248,7 @@ def simulate_block(
             cash = 0.0
             e_t = 0.0
             meas = 0.0
+            err = 0.0
             nm = b_nmeas[b]
             for i in range(nm):
                 bcash[b, i] = 0.0
@@ -270,10 +273,12 @@ def simulate_block(
                 # world without noise measures exactly the true units.
                 gap = yhat - y_nat * noise
                 if b_kind[b] == KIND_COUNT:
+                    err = gap
                     meas = gap + min(e_t, y_nat) * noise
                     improvement = meas / yhat
                 else:
-                    meas = 100.0 * gap / yhat + min(e_t, 100.0) * (y_nat * noise / yhat)
+                    err = 100.0 * gap / yhat
+                    meas = err + min(e_t, 100.0) * (y_nat * noise / yhat)
                     improvement = meas / 100.0
                 units = 0.0
                 if b_mech[b] == MECH_BINARY:
@@ -310,6 +315,7 @@ def simulate_block(
             principal = b_principal[b]
             out_true[r, b] = e_t
             out_meas[r, b] = meas
+            out_err[r, b] = err
             out_paid[r, b] = paid
             out_pay[r, b] = cash
             out_default[r, b] = cash < principal

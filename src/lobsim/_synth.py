@@ -544,7 +544,9 @@ def fit_synthetic_control(
     x1 = np.ascontiguousarray(treated, dtype=np.float64)
     x0 = np.ascontiguousarray(donors, dtype=np.float64)
     if x1.ndim != 1 or x1.shape[0] == 0:
-        raise ValueError(f"treated must be a non-empty 1-D array of shape (m,), got shape {x1.shape}")
+        raise ValueError(
+            f"treated must be a non-empty 1-D array of shape (m,), got shape {x1.shape}"
+        )
     m = x1.shape[0]
     if x0.ndim != 2 or x0.shape[0] != m or x0.shape[1] == 0:
         raise ValueError(
@@ -565,14 +567,17 @@ def fit_synthetic_control(
     vsum = float(vv.sum())
     if not vsum > 0.0:
         raise ValueError("v must have at least one positive entry")
-    # The kernel forms sqrt(v_i) * (X0_ij - X1_i); refuse data where that overflows.
+    # Every objective value is at most sum_i v_i max_j (X0_ij - X1_i)^2; if
+    # that bound overflows, so could the kernel's arithmetic.
     with np.errstate(over="ignore", invalid="ignore"):
-        scaled = np.sqrt(vv)[:, None] * (x0 - x1[:, None])
-    if not np.all(np.isfinite(scaled)):
-        raise ValueError("sqrt(v) * (donors - treated) overflows float64; rescale the data")
+        bound = np.sum(vv * np.max((x0 - x1[:, None]) ** 2, axis=1))
+    if not np.isfinite(bound):
+        raise ValueError(
+            "sum_i v_i max_j (donors_ij - treated_i)^2 overflows float64; rescale the data"
+        )
     w = np.empty(x0.shape[1])
     obj = float(simplex_weights(x1, x0, vv, w))
-    if not math.isfinite(obj):
+    if math.isnan(obj):
         raise RuntimeError(
             "synthetic-control weights: active-set NNLS did not converge within "
             f"{_MAXITER_PER_DONOR} * J = {_MAXITER_PER_DONOR * x0.shape[1]} iterations"

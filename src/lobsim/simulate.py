@@ -32,7 +32,8 @@ def _outputs(world: World, n: int) -> dict[str, np.ndarray]:
     n_b = len(world.bonds)
     shape_d = (n, len(world.departments), world.years.size)
     out = {name: np.empty((n, n_b)) for name in (
-        "true_units", "measured_units", "paid_units", "investor_payment", "overpayment", "irr")}
+        "true_units", "measured_units", "prediction_error", "paid_units", "investor_payment",
+        "overpayment", "irr")}
     out["default"] = np.empty((n, n_b), np.bool_)
     out["total_loss"] = np.empty((n, n_b), np.bool_)
     out["department_payment"] = np.empty(shape_d)
@@ -42,7 +43,7 @@ def _outputs(world: World, n: int) -> dict[str, np.ndarray]:
     return out
 
 
-_ORDER = ("true_units", "measured_units", "paid_units", "investor_payment", "overpayment", "irr",
+_ORDER = ("true_units", "measured_units", "prediction_error", "paid_units", "investor_payment", "overpayment", "irr",
           "default", "total_loss", "department_payment", "department_saving", "basket_payment",
           "basket_irr")
 
@@ -136,6 +137,8 @@ def label(world: World, cfg: Config, out: dict[str, np.ndarray], *, seed: int,
         "true_units": (sb, out["true_units"], {**units, "long_name": "units truly achieved at maturity"}),
         "measured_units": (sb, out["measured_units"],
                            {**units, "long_name": "units measured against the control group at maturity"}),
+        "prediction_error": (sb, out["prediction_error"], {
+            **units, "long_name": "units measured at maturity with no true effect"}),
         "paid_units": (sb, out["paid_units"], {**units, "long_name": "units paid for"}),
         "investor_payment": (sb, out["investor_payment"], {**money, "long_name": "outcome payments to investors"}),
         "multiple": (sb, out["investor_payment"] / principal, {"units": "1", "long_name": "money multiple"}),

@@ -112,8 +112,9 @@ def summarize(ds: xr.Dataset) -> xr.Dataset:
     data["expected_overpayment"] = (("bond",), over)
     data["expected_overpayment_se"] = (("bond",), over_se)
     data["rmspe"] = (("bond",), ds.rmspe.values)
+    # DESIGN 6: target over the sd of measured units under no effect
     data["signal_to_noise"] = (("bond",), ds.target_units.values
-                               / ds.measured_units.std("scenario").values)
+                               / ds.prediction_error.std("scenario").values)
 
     pay = ds.department_payment.values
     save = ds.department_saving.values
