@@ -99,7 +99,14 @@ _INDEP_FACTOR = 100.0 * _EPS
 _MAXITER_PER_DONOR = 3
 
 
-@njit(cache=True, nogil=True)
+# Explicit signature: called with literal ints in the first pass of type
+# inference, numba would otherwise also compile a literal specialisation.
+@njit(
+    "boolean(float64[:, ::1], int64, float64, int64, float64[:, ::1], float64[:, ::1],"
+    " float64[::1], float64[::1], float64[::1])",
+    cache=True,
+    nogil=True,
+)
 def _qr_insert(
     amat: np.ndarray,
     t: int,

@@ -104,7 +104,7 @@ def simulate(cfg: Config, *, scenarios: int | None = None, seed: int | None = No
     -------
     xarray.Dataset
         Dimensions ``scenario``, ``bond``, ``department``, ``year``, ``basket``;
-        see ``docs/results.md``.
+        see the README, section Results.
 
     Examples
     --------
