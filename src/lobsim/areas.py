@@ -61,11 +61,7 @@ def read_areas(path: str | Path) -> AreaTable:
         Naming the file, the row and the column of the first bad entry.
     """
     source = str(path)
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.reader(fh))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise ConfigError(f"cannot read the areas file: {exc}", source=source) from None
+    rows = _csv_rows(path)
     if not rows or [c.strip() for c in rows[0][:2]] != ["area", "region"]:
         raise ConfigError(
             "the header must start with 'area,region' followed by covariate columns",
@@ -90,16 +86,8 @@ def read_areas(path: str | Path) -> AreaTable:
         ids.append(area)
         regions.append(region)
         for c, text in enumerate(row[2:]):
-            try:
-                x = float(text)
-            except ValueError:
-                x = math.nan
-            if not math.isfinite(x):
-                raise ConfigError(
-                    f"covariate {names[c]!r} must be a finite number, got {text!r}",
-                    source=source, path=where,
-                )
-            values[r, c] = x
+            values[r, c] = _number(text, source, where, f"covariate {names[c]!r}",
+                                   positive=False)
     if not ids:
         raise ConfigError("lists no areas", source=source)
     if len(set(ids)) != len(ids):
@@ -142,13 +130,17 @@ class OutcomeData:
         return self.log_history[:, -1]
 
 
-def _read_rows(path: str | Path, header: list[str]) -> list[list[str]]:
-    source = str(path)
+def _csv_rows(path: str | Path) -> list[list[str]]:
     try:
         with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.reader(fh))
+            return list(csv.reader(fh))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise ConfigError(f"cannot read the file: {exc}", source=source) from None
+        raise ConfigError(f"cannot read the file: {exc}", source=str(path)) from None
+
+
+def _read_rows(path: str | Path, header: list[str]) -> list[list[str]]:
+    source = str(path)
+    rows = _csv_rows(path)
     if not rows or [c.strip() for c in rows[0]] != header:
         raise ConfigError(f"the header must be {','.join(header)!r}", source=source, path="row 1")
     for r, row in enumerate(rows[1:]):
@@ -158,7 +150,7 @@ def _read_rows(path: str | Path, header: list[str]) -> list[list[str]]:
     return rows[1:]
 
 
-def _positive_float(text: str, source: str, where: str, what: str, positive: bool) -> float:
+def _number(text: str, source: str, where: str, what: str, *, positive: bool) -> float:
     try:
         x = float(text)
     except ValueError:
@@ -202,7 +194,8 @@ def read_outcome(history: str | Path, state: str | Path | None, areas: AreaTable
         if not np.isnan(values[index[area], pindex[period]]):
             raise ConfigError(f"area {area!r} has two values for period {period!r}",
                               source=src, path=where)
-        values[index[area], pindex[period]] = _positive_float(row[3], src, where, "value", True)
+        values[index[area], pindex[period]] = _number(row[3], src, where, "value",
+                                                      positive=True)
     missing = np.argwhere(np.isnan(values))
     if missing.size:
         a, p = missing[0]
@@ -234,7 +227,8 @@ def _with_state(state: str | Path, areas: AreaTable, periods: tuple[str, ...],
         if area not in index:
             raise ConfigError(f"area {area!r} is not in the areas table", source=src, path=where)
         cols[index[area]] = [
-            _positive_float(text, src, where, name, False) for name, text in zip(header[1:], row[1:], strict=True)
+            _number(text, src, where, name, positive=False)
+            for name, text in zip(header[1:], row[1:], strict=True)
         ]
     missing = np.flatnonzero(np.isnan(cols[:, 0]))
     if missing.size:

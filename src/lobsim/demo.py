@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from lobsim._typing import Float64Array
+from lobsim.config import OutcomeProcess
 
 #: Seed of the stored demo universe (15 November 2010: the report's month).
 SEED = 20101115
@@ -77,42 +78,24 @@ _BIRMINGHAM_YOUTH_SHARE = 0.145
 _BIRMINGHAM_URBAN = 1.0
 
 
-@dataclass(frozen=True, kw_only=True)
-class DemoProcess:
-    """Per-year parameters of one outcome's log process (DESIGN section 3).
-
-    The fields are named as in a config's ``[outcomes.process]`` table.
-    """
-
-    national_phi: float
-    national_sigma: float
-    regional_phi: float
-    regional_sigma: float
-    area_phi: float
-    area_sigma: float
-    measurement_sigma: float
-    national_loading: float = 1.0
-    regional_loading: float = 1.0
-
-
 #: The demo outcomes: id -> (kind, process).
-OUTCOMES: dict[str, tuple[str, DemoProcess]] = {
+OUTCOMES: dict[str, tuple[str, OutcomeProcess]] = {
     "claimants": (
         "count",
-        DemoProcess(
+        OutcomeProcess(
             national_phi=0.85, national_sigma=0.05,
             regional_phi=0.7, regional_sigma=0.03,
             area_phi=0.6, area_sigma=0.03,
-            measurement_sigma=0.01,
+            measurement_sigma=0.01, national_loading=1.0, regional_loading=1.0,
         ),
     ),
     "referral_days": (
         "percent",
-        DemoProcess(
+        OutcomeProcess(
             national_phi=0.7, national_sigma=0.03,
             regional_phi=0.6, regional_sigma=0.03,
             area_phi=0.5, area_sigma=0.05,
-            measurement_sigma=0.02,
+            measurement_sigma=0.02, national_loading=1.0, regional_loading=1.0,
         ),
     ),
 }
@@ -296,7 +279,7 @@ class _OutcomePaths:
     national_state: float  # F at the base month
 
 
-def _simulate_outcome(rng: np.random.Generator, outcome: str, process: DemoProcess,
+def _simulate_outcome(rng: np.random.Generator, outcome: str, process: OutcomeProcess,
                       kind: str, alpha: np.ndarray, region_index: np.ndarray,
                       birmingham: int) -> _OutcomePaths:
     n_areas = alpha.shape[0]
