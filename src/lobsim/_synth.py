@@ -45,8 +45,8 @@ The optimal NNLS residual is ``q^* / (1 + q^*)``.
 
 The NNLS problem is solved with the Lawson-Hanson active-set algorithm
 (Lawson and Hanson 1974, "Solving Least Squares Problems", Prentice-Hall,
-ch. 23), which terminates finitely at an exact KKT point; here it is made
-robust in floating point by
+ch. 23), which in exact arithmetic terminates finitely at a KKT point, i.e. at
+the exact minimiser; here it is made robust in floating point by
 
 * an exact power-of-two rescaling of ``C`` so its largest entry lies in
   ``[1/2, 1)``.  The simplex minimiser is invariant to ``C -> c C`` (the
@@ -179,13 +179,14 @@ def _qr_insert(
 @njit(cache=True, nogil=True)
 def _qr_delete(
     pos: int, k: int, qmat: np.ndarray, rmat: np.ndarray, qtb: np.ndarray, pidx: np.ndarray
-) -> None:
+) -> bool:
     """Remove passive column ``pos`` (of ``k``) from ``A_P = Q R`` by Givens rotations.
 
     Deleting a column of ``R`` leaves an upper-Hessenberg block; rotations of
     rows ``(c, c + 1)`` for ``c = pos..k-2`` restore triangular form and are
     applied to ``qtb`` and (transposed) to the columns of ``Q``.
-    Cost ``O(k^2 + p k)``.
+    Cost ``O(k^2 + p k)``.  Returns False if a zero pivot appears, which
+    cannot happen for linearly independent columns.
     """
     p = qmat.shape[0]
     for c in range(pos, k - 1):
@@ -196,8 +197,8 @@ def _qr_delete(
         a = rmat[c, c]
         bb = rmat[c + 1, c]
         rho = math.hypot(a, bb)
-        if rho == 0.0:  # cannot happen for independent columns; keep R as is
-            continue
+        if rho == 0.0:
+            return False
         cs = a / rho
         sn = bb / rho
         rmat[c, c] = rho
@@ -216,6 +217,7 @@ def _qr_delete(
             t2 = qmat[r, c + 1]
             qmat[r, c] = cs * t1 + sn * t2
             qmat[r, c + 1] = cs * t2 - sn * t1
+    return True
 
 
 @njit(cache=True, nogil=True)
@@ -262,7 +264,9 @@ def _nnls(amat: np.ndarray, b: np.ndarray, x: np.ndarray, maxiter: int, tol_fact
     Returns
     -------
     int
-        Number of least-squares solves used, or -1 if ``maxiter`` was hit.
+        Number of least-squares solves used, or -1 on failure: ``maxiter``
+        was hit, or the factorisation broke down (a zero pivot when a column
+        leaves, impossible for the independent columns the entry test admits).
     """
     p, n = amat.shape
     qmat = np.zeros((p, p))
@@ -366,7 +370,8 @@ def _nnls(amat: np.ndarray, b: np.ndarray, x: np.ndarray, maxiter: int, tol_fact
                 if x[j] <= 0.0:
                     x[j] = 0.0
                     passive[j] = False
-                    _qr_delete(q, k, qmat, rmat, qtb, pidx)
+                    if not _qr_delete(q, k, qmat, rmat, qtb, pidx):
+                        return -1
                     k -= 1
 
 
@@ -380,8 +385,12 @@ def simplex_weights(x1: np.ndarray, x0: np.ndarray, v: np.ndarray, w_out: np.nda
     (``numba.njit``, ``nogil``); inputs are trusted, not validated.
 
     When the minimiser is not unique (duplicate or affinely collinear donors,
-    fewer rows than donors) the result is one minimiser, deterministic, with
-    ties between donors broken towards the lower index.
+    fewer rows than donors, an exact fit) the result is one minimiser,
+    deterministic, with ties between donors broken towards the lower index.
+    Donors outside the optimal support get weight exactly 0, except at
+    degenerate optima (typically an exact fit, objective ~ 0), where
+    coefficients that are zero in exact arithmetic come out at the rounding
+    level, ``eps * cond``, with either sign, and the positive ones are kept.
 
     Parameters
     ----------
@@ -401,9 +410,10 @@ def simplex_weights(x1: np.ndarray, x0: np.ndarray, v: np.ndarray, w_out: np.nda
         The minimised objective, evaluated as
         ``sum_i v[i] * (sum_j (x0[i, j] - x1[i]) * w[j])**2``: on the simplex
         this is algebraically the same as the definition and avoids the
-        cancellation in ``x1 - x0 @ w`` when values are large.  NaN if the
-        active-set iteration hit its cap of ``3 J`` least-squares solves
-        (never observed; a guard against cycling).
+        cancellation in ``x1 - x0 @ w`` when values are large.  NaN (and
+        ``w_out`` all NaN) if the active-set iteration failed: its cap of
+        ``3 J`` least-squares solves was hit (never observed; a guard against
+        cycling) or the factorisation broke down.
     """
     m, n_donors = x0.shape
     p = m + 1
@@ -493,7 +503,9 @@ def simplex_weights_batch(
         obj_out[k] = simplex_weights(x1s[k], x0s[k], vs[k], w_out[k])
 
 
-@dataclass(frozen=True)
+# eq=False: a generated __eq__ would compare the weight arrays elementwise and
+# fail on the ambiguous truth value; fits compare by identity instead.
+@dataclass(frozen=True, eq=False)
 class SyntheticFit:
     """Result of :func:`fit_synthetic_control`.
 
@@ -544,9 +556,10 @@ def fit_synthetic_control(
     ------
     ValueError
         If shapes are inconsistent, arrays are empty, values are not finite,
-        or ``v`` is negative or all zero.
+        ``v`` is negative or all zero, or the objective could overflow.
     RuntimeError
-        If the active-set iteration fails to converge (a guard; not expected).
+        If the active-set iteration fails (iteration cap or factorisation
+        breakdown: guards, never observed).
     """
     x1 = np.ascontiguousarray(treated, dtype=np.float64)
     x0 = np.ascontiguousarray(donors, dtype=np.float64)
@@ -571,9 +584,12 @@ def fit_synthetic_control(
             raise ValueError(f"{name} contains NaN or infinite values")
     if np.any(vv < 0.0):
         raise ValueError(f"v must be non-negative, got minimum {vv.min()!r}")
-    vsum = float(vv.sum())
+    with np.errstate(over="ignore"):
+        vsum = float(vv.sum())
     if not vsum > 0.0:
         raise ValueError("v must have at least one positive entry")
+    if not math.isfinite(vsum):
+        raise ValueError("sum(v) overflows float64; rescale v (only its proportions matter)")
     # Every objective value is at most sum_i v_i max_j (X0_ij - X1_i)^2; if
     # that bound overflows, so could the kernel's arithmetic.
     with np.errstate(over="ignore", invalid="ignore"):
@@ -586,8 +602,9 @@ def fit_synthetic_control(
     obj = float(simplex_weights(x1, x0, vv, w))
     if math.isnan(obj):
         raise RuntimeError(
-            "synthetic-control weights: active-set NNLS did not converge within "
-            f"{_MAXITER_PER_DONOR} * J = {_MAXITER_PER_DONOR * x0.shape[1]} iterations"
+            "synthetic-control weights: the active-set NNLS failed (hit its cap of "
+            f"{_MAXITER_PER_DONOR} * J = {_MAXITER_PER_DONOR * x0.shape[1]} least-squares "
+            "solves, or its QR factorisation broke down)"
         )
     w.setflags(write=False)
     return SyntheticFit(weights=w, objective=obj, rmspe=math.sqrt(obj / vsum))
