@@ -48,27 +48,38 @@ def theta_from_z(z, table, z_lo, z_step):
 
 
 @njit(cache=True, nogil=True)
-def effect_fraction(h, horizon, knots, relpow):
+def ramp_value(x, kt, kv):
+    """Cumulative share delivered ``x`` years after the start.
+
+    The ramp is piecewise linear through the knots ``(kt[i], kv[i])`` (times
+    increasing from 0, values ending at 1), 0 before any time has passed and 1
+    after the last knot.
+    """
+    if x <= 0.0:
+        return 0.0
+    n = kt.shape[0]
+    if x >= kt[n - 1]:
+        return 1.0
+    i = 1
+    while kt[i] < x:
+        i += 1
+    return kv[i - 1] + (x - kt[i - 1]) / (kt[i] - kt[i - 1]) * (kv[i] - kv[i - 1])
+
+
+@njit(cache=True, nogil=True)
+def effect_fraction(h, horizon, kt, kv, relpow):
     """Share of ``target x theta`` standing at ``horizon`` years after the start.
 
-    Delivery follows the cumulative ramp ``knots`` (values at year ends 0, 1,
-    ..., linear within a year, 1 after the last knot) but stops ``h`` years
+    Delivery follows the ramp (:func:`ramp_value`) but stops ``h`` years
     after the start (provider failure); what was delivered in year s survives
     with ``relpow[s - 1] = (1 - lambda)^max(0, horizon - s)`` (DESIGN 5).
     """
     total = 0.0
-    last = knots.shape[0] - 1
     prev = 0.0
     n_years = math.ceil(horizon)
     for s in range(1, n_years + 1):
         x = min(float(s), h)
-        if x <= 0.0:
-            cum = 0.0
-        elif x >= last:
-            cum = 1.0
-        else:
-            i = int(x)
-            cum = knots[i] + (x - i) * (knots[i + 1] - knots[i])
+        cum = ramp_value(x, kt, kv)
         total += (cum - prev) * relpow[s - 1]
         prev = cum
         if x >= h:
@@ -134,7 +145,7 @@ def simulate_block(
     b_start, b_target, b_price, b_principal, b_kind, b_mech, b_trigger, b_amount,
     b_series, b_yobs0, b_ndonors, b_donor, b_weight,
     b_nmeas, m_date, m_time, m_thr, m_cap, m_year, m_tidx, b_tstart,
-    b_knots, m_horizon, m_gfull, m_relpow,
+    b_kt, b_kv, m_horizon, m_gfull, m_relpow,
     y_horizon, y_gfull, y_relpow,
     b_npay, pay_dept, pay_unit, pay_share, pay_prem,
     b_nsav, sav_dept, sav_amount, sav_once, b_matyear,
@@ -237,7 +248,7 @@ def simulate_block(
                 if stop >= hz:
                     e_y = scale * y_gfull[b, y]
                 else:
-                    e_y = scale * effect_fraction(stop, hz, b_knots[b], y_relpow[b, y])
+                    e_y = scale * effect_fraction(stop, hz, b_kt[b], b_kv[b], y_relpow[b, y])
                 for q in range(b_nsav[b]):
                     if not sav_once[b, q]:
                         out_dsav[r, sav_dept[b, q], y] += sav_amount[b, q] * e_y
@@ -257,7 +268,7 @@ def simulate_block(
                 if stop >= hz:
                     e_t = scale * m_gfull[b, i]
                 else:
-                    e_t = scale * effect_fraction(stop, hz, b_knots[b], m_relpow[b, i])
+                    e_t = scale * effect_fraction(stop, hz, b_kt[b], b_kv[b], m_relpow[b, i])
                 jt = s_pos[sb, d]
                 y_nat = math.exp(xs[sb, jt])
                 sig = s_sige[sb]

@@ -68,14 +68,18 @@ def beta_table(t: InterventionType) -> np.ndarray:
     return out
 
 
-def ramp_knots(t: InterventionType) -> np.ndarray:
-    """Cumulative share delivered at the end of years 0, 1, 2, ..."""
+def ramp_knots(t: InterventionType) -> tuple[np.ndarray, np.ndarray]:
+    """Knot times (years after the start) and cumulative shares of the ramp.
+
+    Linear over ``ramp_years`` (DESIGN 5), through a ``ramp_profile`` given at
+    year ends, or everything at once (``ramp_years = 0``: one knot at 0).
+    """
     if t.ramp_profile is not None:
-        return np.concatenate([[0.0], t.ramp_profile])
+        n = len(t.ramp_profile)
+        return np.arange(n + 1.0), np.concatenate([[0.0], t.ramp_profile])
     if t.ramp_years == 0.0:
-        return np.array([1.0])  # all at once: whatever is delivered lands in year 1
-    years = math.ceil(t.ramp_years)
-    return np.minimum(1.0, np.arange(years + 1) / t.ramp_years)
+        return np.zeros(1), np.ones(1)
+    return np.array([0.0, t.ramp_years]), np.array([0.0, 1.0])
 
 
 def robust_cholesky(cov: np.ndarray) -> np.ndarray:
@@ -254,10 +258,13 @@ def build_world(cfg: Config) -> World:
     years = np.arange(1, math.ceil(max(b.maturity for b in bonds)) + 1)
     n_y = years.size
     knots = [ramp_knots(cfg.intervention(b.intervention)) for b in bonds]
-    kn_len = max(k.size for k in knots)
-    b_knots = np.ones((n_b, kn_len))
-    for i, k in enumerate(knots):
-        b_knots[i, : k.size] = k
+    kn_len = max(kt.size for kt, _ in knots)
+    # padding repeats the last knot, which the ramp treats as "after the end"
+    b_kt = np.zeros((n_b, kn_len))
+    b_kv = np.ones((n_b, kn_len))
+    for i, (kt, kv) in enumerate(knots):
+        b_kt[i, : kt.size], b_kt[i, kt.size:] = kt, kt[-1]
+        b_kv[i, : kv.size] = kv
 
     def relpow(bond: Bond, horizon: float) -> np.ndarray:
         q = 1.0 - cfg.intervention(bond.intervention).relapse_rate
@@ -315,14 +322,14 @@ def build_world(cfg: Config) -> World:
             m_time[i, j], m_thr[i, j], m_cap[i, j] = m.at, m.threshold, m.cap
             m_horizon[i, j] = m.at - b.start
             m_relpow[i, j] = relpow(b, m_horizon[i, j])
-            m_gfull[i, j] = effect_fraction(m_horizon[i, j], m_horizon[i, j], b_knots[i],
+            m_gfull[i, j] = effect_fraction(m_horizon[i, j], m_horizon[i, j], b_kt[i], b_kv[i],
                                             m_relpow[i, j])
         for y, end in enumerate(years):
             hz = min(float(end), b.maturity) - b.start
             if hz > 0.0 and end - 1 < b.maturity:
                 y_horizon[i, y] = hz
                 y_relpow[i, y] = relpow(b, hz)
-                y_gfull[i, y] = effect_fraction(hz, hz, b_knots[i], y_relpow[i, y])
+                y_gfull[i, y] = effect_fraction(hz, hz, b_kt[i], b_kv[i], y_relpow[i, y])
         ia["npay"][i] = len(b.payers)
         for j, p in enumerate(b.payers):
             pay_dept[i, j] = dep_index[cfg.agency(p.agency).department]
@@ -349,7 +356,7 @@ def build_world(cfg: Config) -> World:
         fa["start"], fa["target"], fa["price"], fa["principal"], ia["kind"], ia["mech"],
         fa["trigger"], fa["amount"], ia["series"], fa["yobs0"], ia["ndonors"], b_donor, b_weight,
         ia["nmeas"], m_date, m_time, m_thr, m_cap, m_year, m_tidx, ia["tstart"],
-        b_knots, m_horizon, m_gfull, m_relpow, y_horizon, y_gfull, y_relpow,
+        b_kt, b_kv, m_horizon, m_gfull, m_relpow, y_horizon, y_gfull, y_relpow,
         ia["npay"], pay_dept, pay_unit, pay_share, pay_prem,
         ia["nsav"], sav_dept, sav_amount, sav_once, ia["matyear"],
         k_member, t_grid,
