@@ -566,8 +566,12 @@ def test_k_step_coefficients_match_monthly_stepping(stepped_world):
     noise = proc["measurement_sigma"] ** 2
     want = np.array([[v18 + noise, phi_m**12 * v18], [phi_m**12 * v18, v30 + noise]])
     np.testing.assert_allclose(chol @ chol.T, want, rtol=1e-12)
-    np.testing.assert_allclose(k["s_umean"][d, :2], [0.6**1.5 * 0.02, 0.6**2.5 * 0.02],
-                               rtol=1e-12)
+    # the donor's draw-free part, relative to its observed base log level:
+    # mu t + (phi^t - 1) U0 - beta F0 - gamma G0 - s_e^2 / 2 (log_level = log base)
+    t = np.array([1.5, 2.5])
+    want_const = (0.005 * t + (0.6**t - 1.0) * 0.02 - proc["national_loading"] * 0.05
+                  - proc["regional_loading"] * -0.02 - 0.5 * proc["measurement_sigma"] ** 2)
+    np.testing.assert_allclose(k["s_const"][d, :2], want_const, rtol=1e-12, atol=1e-15)
 
 
 def stepped_measured_units(n: int, seed: int) -> np.ndarray:

@@ -34,20 +34,6 @@ KIND_PERCENT = 1
 
 
 @njit(cache=True, nogil=True)
-def theta_from_z(z, table, z_lo, z_step):
-    """Beta quantile of Phi(z) by linear interpolation in a z-grid table."""
-    u = (z - z_lo) / z_step
-    n = table.shape[0]
-    if u <= 0.0:
-        return table[0]
-    if u >= n - 1:
-        return table[n - 1]
-    i = int(u)
-    f = u - i
-    return table[i] + f * (table[i + 1] - table[i])
-
-
-@njit(cache=True, nogil=True)
 def ramp_value(x, kt, kv):
     """Cumulative share delivered ``x`` years after the start.
 
@@ -88,13 +74,13 @@ def effect_fraction(h, horizon, kt, kv, relpow):
 
 
 @njit(cache=True, nogil=True)
-def solve_irr(times, flows, n):
+def solve_irr(times, flows, n, guess):
     """Rate r with sum_k flows[k] (1 + r)^-times[k] = 0; -1 if nothing comes back.
 
     ``times`` are years from the first flow. Newton's method in x = log(1 + r)
-    inside a bisection bracket (the principals come first, the payments later,
-    so the discounted value falls as x rises). For x < 0 the sum is scaled by
-    exp(x t_max), which keeps its sign and avoids overflow.
+    from ``guess``, inside a bisection bracket (the principals come first, the
+    payments later, so the discounted value falls as x rises). For x < 0 the
+    sum is scaled by exp(x t_max), which keeps its sign and avoids overflow.
     """
     positive = 0.0
     t_max = 0.0
@@ -106,12 +92,14 @@ def solve_irr(times, flows, n):
         return -1.0
     lo = -40.0 / max(t_max, 1.0)
     hi = 20.0
-    x = 0.0
+    x = min(max(guess, lo), hi)
     for _ in range(300):
         tref = t_max if x < 0.0 else 0.0
         f = 0.0
         df = 0.0
         for k in range(n):
+            if flows[k] == 0.0:
+                continue
             e = flows[k] * math.exp(-x * (times[k] - tref))
             f += e
             df -= (times[k] - tref) * e
@@ -129,14 +117,33 @@ def solve_irr(times, flows, n):
 
 
 @njit(cache=True, nogil=True)
+def irr_guess(times, flows, n):
+    """log(1 + r) of a single-period equivalent: log(multiple) / duration."""
+    paid = 0.0
+    paid_t = 0.0
+    put = 0.0
+    put_t = 0.0
+    for k in range(n):
+        if flows[k] > 0.0:
+            paid += flows[k]
+            paid_t += flows[k] * times[k]
+        elif flows[k] < 0.0:
+            put -= flows[k]
+            put_t -= flows[k] * times[k]
+    if paid <= 0.0 or put <= 0.0:
+        return 0.0
+    duration = paid_t / paid - put_t / put
+    return math.log(paid / put) / duration if duration > 0.0 else 0.0
+
+
+@njit(cache=True, nogil=True)
 def simulate_block(
     gen,
     n,
     # factors: k-step AR(1) coefficients and sds per global date, base states
     f_phik, f_sdk, f_state0,
-    # series (touched area x outcome)
-    s_nat, s_reg, s_beta, s_gamma, s_mu, s_x0, s_xobs0, s_u0, s_sige, s_treated,
-    s_ndates, s_dates, s_umean, s_chol, s_pos,
+    # series (touched area x outcome): states at their dates
+    s_nat, s_reg, s_beta, s_gamma, s_sige, s_treated, s_ndates, s_dates, s_const, s_chol,
     d_time,
     # programme
     n_types, b_type, b_atype, b_aglob, b_aeps, theta_table, z_lo, z_step,
@@ -144,11 +151,13 @@ def simulate_block(
     # bonds
     b_start, b_target, b_price, b_principal, b_kind, b_mech, b_trigger, b_amount,
     b_series, b_yobs0, b_ndonors, b_donor, b_weight,
-    b_nmeas, m_date, m_time, m_thr, m_cap, m_year, m_tidx, b_tstart,
+    b_nmeas, m_tpos, m_dpos, m_time, m_thr, m_cap, m_year, m_tidx, b_tstart,
     b_kt, b_kv, m_horizon, m_gfull, m_relpow,
-    y_horizon, y_gfull, y_relpow,
+    # department savings: fast path (no failure) and the exact slow path
+    b_hmax, sv_n, sv_dep, sv_year, sv_rate,
+    y_horizon, y_relpow, b_nsav, sav_dept, sav_amount, sav_once, b_matyear,
+    # department payments
     b_npay, pay_dept, pay_unit, pay_share, pay_prem,
-    b_nsav, sav_dept, sav_amount, sav_once, b_matyear,
     # baskets and the cash-flow time grid
     k_member, t_grid,
     # outputs
@@ -159,10 +168,13 @@ def simulate_block(
 
     Shapes: F factors, D global dates, S series, B bonds, M measurements per
     bond at most, Y years, P providers, K baskets, T cash-flow times.
+    ``s_const[s, j]`` is everything in series ``s``'s log level at its
+    ``j``-th date that does not depend on the draws (for donors less their
+    observed base log level and the noise's mean correction).
     Outputs: ``out_*`` of bonds ``(n, B)`` (``out_err``: what the bond would
     measure at maturity with no true effect, the control group's prediction
-    error); ``out_dpay``/``out_dsav``
-    ``(n, departments, Y)``; ``out_kpay``/``out_kirr`` ``(n, K)``.
+    error); ``out_dpay``/``out_dsav`` ``(n, departments, Y)``;
+    ``out_kpay``/``out_kirr`` ``(n, K)``.
     """
     n_f, n_d = f_phik.shape
     n_s = s_nat.shape[0]
@@ -171,62 +183,61 @@ def simulate_block(
     n_k = k_member.shape[0]
     n_t = t_grid.shape[0]
     n_years = y_horizon.shape[1]
+    n_tab = theta_table.shape[1]
     dmax = s_dates.shape[1]
 
+    # every normal of a scenario is drawn first, in one tight loop
+    n_norm = n_f * n_d + 1 + n_types + n_b
+    for s in range(n_s):
+        n_norm += s_ndates[s] * (2 if s_treated[s] else 1)
+    zbuf = np.empty(n_norm)
     fac = np.empty((n_f, n_d))
     xs = np.empty((n_s, dmax))
     es = np.zeros((n_s, dmax))
-    z = np.empty(dmax)
-    ztype = np.empty(n_types)
     fail = np.empty(n_p)
-    bflow = np.empty(n_t)
-    btime = np.empty(n_t)
+    bflow = np.empty(m_time.shape[1] + 1)
+    btime = np.empty(m_time.shape[1] + 1)
     kflow = np.empty(n_t)
-    bcash = np.zeros((n_b, m_date.shape[1]))
+    bcash = np.zeros((n_b, m_time.shape[1]))
 
     for r in range(n):
-        # 1. factors at every global date, exact k-step transitions
-        for f in range(n_f):
-            state = f_state0[f]
-            for d in range(n_d):
-                state = f_phik[f, d] * state + f_sdk[f, d] * gen.standard_normal()
-                fac[f, d] = state
-        # 2. series: area-specific states (and noise) jointly, one normal a date
-        for s in range(n_s):
-            nd = s_ndates[s]
-            for j in range(nd):
-                z[j] = gen.standard_normal()
-            fn = s_nat[s]
-            fg = s_reg[s]
-            for j in range(nd):
-                acc = s_umean[s, j]
-                for i in range(j + 1):
-                    acc += s_chol[s, j, i] * z[i]
-                d = s_dates[s, j]
-                t = d_time[d]
-                xs[s, j] = (
-                    s_x0[s] + s_mu[s] * t
-                    + s_beta[s] * (fac[fn, d] - f_state0[fn])
-                    + s_gamma[s] * (fac[fg, d] - f_state0[fg])
-                    + acc - s_u0[s]
-                )
-            if s_treated[s]:
-                for j in range(nd):
-                    es[s, j] = gen.standard_normal()
-            else:
-                # the noise is inside the Cholesky draw; only its mean correction here
-                half = 0.5 * s_sige[s] * s_sige[s]
-                for j in range(nd):
-                    xs[s, j] -= half
-        # 3. programme: copula factors, then provider failures
-        zglob = gen.standard_normal()
-        for ty in range(n_types):
-            ztype[ty] = gen.standard_normal()
+        for k in range(n_norm):
+            zbuf[k] = gen.standard_normal()
         for p in range(n_p):
             if p_hazard[p] > 0.0:
                 fail[p] = p_origin[p] + gen.standard_exponential() / p_hazard[p]
             else:
                 fail[p] = np.inf
+        c = 0  # cursor into zbuf
+
+        # 1. factors at every global date, exact k-step transitions
+        for f in range(n_f):
+            state = f_state0[f]
+            for d in range(n_d):
+                state = f_phik[f, d] * state + f_sdk[f, d] * zbuf[c]
+                c += 1
+                fac[f, d] = state
+        # 2. series: area-specific states (and, for donors, noise) jointly
+        for s in range(n_s):
+            nd = s_ndates[s]
+            fn = s_nat[s]
+            fg = s_reg[s]
+            for j in range(nd):
+                acc = s_const[s, j]
+                for i in range(j + 1):
+                    acc += s_chol[s, j, i] * zbuf[c + i]
+                d = s_dates[s, j]
+                xs[s, j] = acc + s_beta[s] * fac[fn, d] + s_gamma[s] * fac[fg, d]
+            c += nd
+            if s_treated[s]:
+                for j in range(nd):
+                    es[s, j] = zbuf[c + j]
+                c += nd
+        # 3. programme: copula factors
+        zglob = zbuf[c]
+        c += 1
+        ctype = c
+        c += n_types
 
         for dep in range(out_dpay.shape[1]):
             for y in range(n_years):
@@ -235,23 +246,36 @@ def simulate_block(
 
         for b in range(n_b):
             ty = b_type[b]
-            zb = b_atype[b] * ztype[ty] + b_aglob[b] * zglob + b_aeps[b] * gen.standard_normal()
-            theta = theta_from_z(zb, theta_table[ty], z_lo, z_step)
+            zb = b_atype[b] * zbuf[ctype + ty] + b_aglob[b] * zglob + b_aeps[b] * zbuf[c]
+            c += 1
+            # theta = F_Beta^-1(Phi(zb)) by linear interpolation in the z table
+            u = (zb - z_lo) / z_step
+            if u <= 0.0:
+                theta = theta_table[ty, 0]
+            elif u >= n_tab - 1:
+                theta = theta_table[ty, n_tab - 1]
+            else:
+                iu = int(u)
+                theta = theta_table[ty, iu] + (u - iu) * (
+                    theta_table[ty, iu + 1] - theta_table[ty, iu])
             scale = theta * b_target[b]
             stop = fail[b_provider[b]] - b_start[b]  # delivery horizon cut by failure
+            full = stop >= b_hmax[b]
 
             # true effect at each year end, for savings
-            for y in range(n_years):
-                hz = y_horizon[b, y]
-                if hz <= 0.0:
-                    continue
-                if stop >= hz:
-                    e_y = scale * y_gfull[b, y]
-                else:
+            if full:
+                for q in range(sv_n[b]):
+                    out_dsav[r, sv_dep[b, q], sv_year[b, q]] += scale * sv_rate[b, q]
+
+            else:
+                for y in range(n_years):
+                    hz = y_horizon[b, y]
+                    if hz <= 0.0:
+                        continue
                     e_y = scale * effect_fraction(stop, hz, b_kt[b], b_kv[b], y_relpow[b, y])
-                for q in range(b_nsav[b]):
-                    if not sav_once[b, q]:
-                        out_dsav[r, sav_dept[b, q], y] += sav_amount[b, q] * e_y
+                    for q in range(b_nsav[b]):
+                        if not sav_once[b, q]:
+                            out_dsav[r, sav_dept[b, q], y] += sav_amount[b, q] * e_y
 
             # measurements and payments
             sb = b_series[b]
@@ -263,34 +287,36 @@ def simulate_block(
             nm = b_nmeas[b]
             for i in range(nm):
                 bcash[b, i] = 0.0
-                d = m_date[b, i]
-                hz = m_horizon[b, i]
-                if stop >= hz:
+                if full:
                     e_t = scale * m_gfull[b, i]
                 else:
-                    e_t = scale * effect_fraction(stop, hz, b_kt[b], b_kv[b], m_relpow[b, i])
-                jt = s_pos[sb, d]
-                y_nat = math.exp(xs[sb, jt])
+                    e_t = scale * effect_fraction(stop, m_horizon[b, i], b_kt[b], b_kv[b],
+                                                  m_relpow[b, i])
+                jt = m_tpos[b, i]
                 sig = s_sige[sb]
-                noise = math.exp(sig * es[sb, jt] - 0.5 * sig * sig)
+                log_noise = sig * es[sb, jt] - 0.5 * sig * sig
+                y_noisy = math.exp(xs[sb, jt] + log_noise)
                 lc = 0.0
                 for j in range(b_ndonors[b]):
-                    sd = b_donor[b, j]
-                    lc += b_weight[b, j] * (xs[sd, s_pos[sd, d]] - s_xobs0[sd])
+                    lc += b_weight[b, j] * xs[b_donor[b, j], m_dpos[b, i, j]]
                 yhat = b_yobs0[b] * math.exp(lc)
                 # The observed outcome is the no-programme path less the true
                 # effect, times the noise. The gap is written as the control
                 # group's prediction error plus the observed effect, so that a
                 # world without noise measures exactly the true units.
-                gap = yhat - y_nat * noise
+                gap = yhat - y_noisy
                 if b_kind[b] == KIND_COUNT:
                     err = gap
-                    meas = gap + min(e_t, y_nat) * noise
-                    improvement = meas / yhat
+                    if e_t > 0.0:
+                        noise = math.exp(log_noise)
+                        meas = gap + min(e_t, y_noisy / noise) * noise
+                    else:
+                        meas = gap
+                    reached = meas >= m_thr[b, i] * yhat
                 else:
                     err = 100.0 * gap / yhat
-                    meas = err + min(e_t, 100.0) * (y_nat * noise / yhat)
-                    improvement = meas / 100.0
+                    meas = err + min(e_t, 100.0) * (y_noisy / yhat)
+                    reached = meas >= 100.0 * m_thr[b, i]
                 units = 0.0
                 if b_mech[b] == MECH_BINARY:
                     if meas >= b_trigger[b] * b_target[b]:
@@ -300,7 +326,7 @@ def simulate_block(
                     else:
                         amount = 0.0
                 else:
-                    if improvement >= m_thr[b, i]:
+                    if reached:
                         cum = min(max(meas, 0.0), m_cap[b, i])
                         if cum > paid:
                             units = cum - paid
@@ -319,9 +345,10 @@ def simulate_block(
                 bflow[i + 1] = amount
                 btime[i + 1] = m_time[b, i] - b_start[b]
 
-            for q in range(b_nsav[b]):
-                if sav_once[b, q]:
-                    out_dsav[r, sav_dept[b, q], b_matyear[b]] += sav_amount[b, q] * e_t
+            if not full:
+                for q in range(b_nsav[b]):
+                    if sav_once[b, q]:
+                        out_dsav[r, sav_dept[b, q], b_matyear[b]] += sav_amount[b, q] * e_t
 
             principal = b_principal[b]
             out_true[r, b] = e_t
@@ -342,7 +369,7 @@ def simulate_block(
             else:
                 bflow[0] = -principal
                 btime[0] = 0.0
-                out_irr[r, b] = solve_irr(btime, bflow, nm + 1)
+                out_irr[r, b] = solve_irr(btime, bflow, nm + 1, irr_guess(btime, bflow, nm + 1))
 
         # 4. baskets: aggregate member cash flows on the shared time grid (a
         # basket with mixed starts and maturities needs a real root-finder)
@@ -357,4 +384,5 @@ def simulate_block(
                         kflow[m_tidx[b, i]] += bcash[b, i]
                         paid_k += bcash[b, i]
             out_kpay[r, k] = paid_k
-            out_kirr[r, k] = solve_irr(t_grid, kflow, n_t)
+            out_kirr[r, k] = solve_irr(t_grid, kflow, n_t, irr_guess(t_grid, kflow, n_t))
+    return 0

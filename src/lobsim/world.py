@@ -211,7 +211,7 @@ def build_world(cfg: Config) -> World:
     s_beta, s_gamma, s_mu, s_x0, s_xobs0, s_u0, s_sige = (np.empty(n_s) for _ in range(7))
     s_ndates = np.empty(n_s, np.int64)
     s_didx = np.zeros((n_s, dmax), np.int64)
-    s_umean = np.zeros((n_s, dmax))
+    s_const = np.zeros((n_s, dmax))
     s_chol = np.zeros((n_s, dmax, dmax))
     s_pos = np.full((n_s, n_d), -1, np.int64)
     for s, (area, outcome) in enumerate(keys):
@@ -236,7 +236,14 @@ def build_world(cfg: Config) -> World:
                 cov[i, j] = phi ** (t[hi] - t[lo]) * var[lo]
         if not s_treated[s]:
             cov += np.eye(len(t)) * s_sige[s] ** 2  # noise folded into the donor's draw
-        s_umean[s, : len(t)] = phi**t * s_u0[s]
+        # x[t] = x0 + mu t + beta (F_t - F0) + gamma (G_t - G0) + (U_t - U0), with
+        # E[U_t | U0] = phi^t U0; donors are kept relative to their observed
+        # base log level, with the noise's mean correction (DESIGN 3, 4)
+        const = (s_x0[s] + s_mu[s] * t + phi**t * s_u0[s] - s_u0[s]
+                 - s_beta[s] * f_state0[s_nat[s]] - s_gamma[s] * f_state0[s_reg[s]])
+        if not s_treated[s]:
+            const = const - 0.5 * s_sige[s] ** 2 - s_xobs0[s]
+        s_const[s, : len(t)] = const
         s_chol[s, : len(t), : len(t)] = robust_cholesky(cov)
 
     # -- programme -----------------------------------------------------------------
@@ -286,9 +293,10 @@ def build_world(cfg: Config) -> World:
         "nsav", "matyear")}
     b_donor = np.zeros((n_b, kmax), np.int64)
     b_weight = np.zeros((n_b, kmax))
-    m_date = np.zeros((n_b, mmax), np.int64)
     m_year = np.zeros((n_b, mmax), np.int64)
     m_tidx = np.zeros((n_b, mmax), np.int64)
+    m_tpos = np.zeros((n_b, mmax), np.int64)
+    m_dpos = np.zeros((n_b, mmax, kmax), np.int64)
     m_time, m_thr, m_cap, m_horizon, m_gfull = (np.zeros((n_b, mmax)) for _ in range(5))
     m_relpow = np.ones((n_b, mmax, smax))
     y_horizon, y_gfull = np.zeros((n_b, n_y)), np.zeros((n_b, n_y))
@@ -316,7 +324,10 @@ def build_world(cfg: Config) -> World:
         ia["nmeas"][i] = len(b.payment.measurements)
         ia["tstart"][i] = t_index[b.start]
         for j, m in enumerate(b.payment.measurements):
-            m_date[i, j] = d_index[m.at]
+            d = d_index[m.at]
+            m_tpos[i, j] = s_pos[b_series[i], d]
+            for k, (sd, _) in enumerate(b_donors[i]):
+                m_dpos[i, j, k] = s_pos[sd, d]
             m_year[i, j] = math.ceil(m.at) - 1
             m_tidx[i, j] = t_index[m.at]
             m_time[i, j], m_thr[i, j], m_cap[i, j] = m.at, m.threshold, m.cap
@@ -343,22 +354,49 @@ def build_world(cfg: Config) -> World:
             sav_once[i, j] = sv.basis == "per_unit"
         ia["matyear"][i] = math.ceil(b.maturity) - 1
 
+    # savings without a provider failure: scale x rate into (department, year)
+    b_hmax = np.array([b.maturity - b.start for b in bonds])
+    fast: list[list[tuple[int, int, float]]] = []
+    for i in range(n_b):
+        rates: dict[tuple[int, int], float] = {}
+        for q in range(ia["nsav"][i]):
+            dep = int(sav_dept[i, q])
+            if sav_once[i, q]:
+                slot = (dep, int(ia["matyear"][i]))
+                last = ia["nmeas"][i] - 1
+                rates[slot] = rates.get(slot, 0.0) + sav_amount[i, q] * m_gfull[i, last]
+            else:
+                for y in range(n_y):
+                    if y_horizon[i, y] > 0.0:
+                        rate = sav_amount[i, q] * y_gfull[i, y]
+                        rates[(dep, y)] = rates.get((dep, y), 0.0) + rate
+        fast.append([(dep, y, rate) for (dep, y), rate in rates.items()])
+    vmax = max(1, max(len(f) for f in fast))
+    sv_n = np.array([len(f) for f in fast], np.int64)
+    sv_dep = np.zeros((n_b, vmax), np.int64)
+    sv_year = np.zeros((n_b, vmax), np.int64)
+    sv_rate = np.zeros((n_b, vmax))
+    for i, f in enumerate(fast):
+        for q, (dep, y, rate) in enumerate(f):
+            sv_dep[i, q], sv_year[i, q], sv_rate[i, q] = dep, y, rate
+
     basket_ids, k_member = basket_membership(cfg, areas)
     t_grid = t_grid_abs - t_grid_abs[0]
     # m_tidx / b_tstart index t_grid; m_time stays absolute for bond IRRs
 
     kernel_args = (
         f_phik, f_sdk, f_state0,
-        s_nat, s_reg, s_beta, s_gamma, s_mu, s_x0, s_xobs0, s_u0, s_sige,
-        np.array(s_treated, np.bool_), s_ndates, s_didx, s_umean, s_chol, s_pos, d_time,
+        s_nat, s_reg, s_beta, s_gamma, s_sige, np.array(s_treated, np.bool_), s_ndates, s_didx,
+        s_const, s_chol, d_time,
         len(types), ia["type"], fa["atype"], fa["aglob"], fa["aeps"], theta_table, Z_LO, z_step,
         ia["provider"], p_hazard, p_origin,
         fa["start"], fa["target"], fa["price"], fa["principal"], ia["kind"], ia["mech"],
         fa["trigger"], fa["amount"], ia["series"], fa["yobs0"], ia["ndonors"], b_donor, b_weight,
-        ia["nmeas"], m_date, m_time, m_thr, m_cap, m_year, m_tidx, ia["tstart"],
-        b_kt, b_kv, m_horizon, m_gfull, m_relpow, y_horizon, y_gfull, y_relpow,
+        ia["nmeas"], m_tpos, m_dpos, m_time, m_thr, m_cap, m_year, m_tidx, ia["tstart"],
+        b_kt, b_kv, m_horizon, m_gfull, m_relpow,
+        b_hmax, sv_n, sv_dep, sv_year, sv_rate,
+        y_horizon, y_relpow, ia["nsav"], sav_dept, sav_amount, sav_once, ia["matyear"],
         ia["npay"], pay_dept, pay_unit, pay_share, pay_prem,
-        ia["nsav"], sav_dept, sav_amount, sav_once, ia["matyear"],
         k_member, t_grid,
     )
     n_normals = (f_phik.size + int(s_ndates.sum())
