@@ -145,8 +145,8 @@ def simulate_block(
     # series (touched area x outcome): states at their dates
     s_nat, s_reg, s_beta, s_gamma, s_sige, s_treated, s_ndates, s_dates, s_const, s_chol,
     d_time,
-    # programme
-    n_types, b_type, b_atype, b_aglob, b_aeps, theta_table, z_lo, z_step,
+    # programme (and the importance-sampling shifts of its factors' means)
+    n_types, b_type, b_atype, b_aglob, b_aeps, theta_table, z_lo, z_step, is_glob, is_type,
     b_provider, p_hazard, p_origin,
     # bonds
     b_start, b_target, b_price, b_principal, b_kind, b_mech, b_trigger, b_amount,
@@ -162,7 +162,7 @@ def simulate_block(
     k_member, t_grid,
     # outputs
     out_true, out_meas, out_err, out_paid, out_pay, out_over, out_irr, out_default, out_loss,
-    out_dpay, out_dsav, out_kpay, out_kirr,
+    out_dpay, out_dsav, out_kpay, out_kirr, out_kcash, out_logw,
 ):
     """Simulate ``n`` scenarios into rows ``0..n-1`` of the outputs.
 
@@ -174,7 +174,11 @@ def simulate_block(
     Outputs: ``out_*`` of bonds ``(n, B)`` (``out_err``: what the bond would
     measure at maturity with no true effect, the control group's prediction
     error); ``out_dpay``/``out_dsav`` ``(n, departments, Y)``;
-    ``out_kpay``/``out_kirr`` ``(n, K)``.
+    ``out_kpay``/``out_kirr`` ``(n, K)``; ``out_kcash`` ``(n, K, T)``: basket
+    payments at each cash-flow time; ``out_logw`` ``(n,)``: the log likelihood
+    ratio of each scenario when the global and type factors are drawn with
+    shifted means ``is_glob``, ``is_type`` (importance sampling, Glasserman
+    and Li 2005; zero without shifts).
     """
     n_f, n_d = f_phik.shape
     n_s = s_nat.shape[0]
@@ -233,11 +237,17 @@ def simulate_block(
                 for j in range(nd):
                     es[s, j] = zbuf[c + j]
                 c += nd
-        # 3. programme: copula factors
-        zglob = zbuf[c]
+        # 3. programme: copula factors, shifted for importance sampling; the
+        # likelihood ratio of N(0,1) to N(m,1) at z is exp(-m z + m^2 / 2)
+        zglob = zbuf[c] + is_glob
+        logw = -is_glob * zglob + 0.5 * is_glob * is_glob
         c += 1
         ctype = c
-        c += n_types
+        for ty in range(n_types):
+            zbuf[c] += is_type[ty]
+            logw += -is_type[ty] * zbuf[c] + 0.5 * is_type[ty] * is_type[ty]
+            c += 1
+        out_logw[r] = logw
 
         for dep in range(out_dpay.shape[1]):
             for y in range(n_years):
@@ -376,12 +386,14 @@ def simulate_block(
         for k in range(n_k):
             for t in range(n_t):
                 kflow[t] = 0.0
+                out_kcash[r, k, t] = 0.0
             paid_k = 0.0
             for b in range(n_b):
                 if k_member[k, b]:
                     kflow[b_tstart[b]] -= b_principal[b]
                     for i in range(b_nmeas[b]):
                         kflow[m_tidx[b, i]] += bcash[b, i]
+                        out_kcash[r, k, m_tidx[b, i]] += bcash[b, i]
                         paid_k += bcash[b, i]
             out_kpay[r, k] = paid_k
             out_kirr[r, k] = solve_irr(t_grid, kflow, n_t, irr_guess(t_grid, kflow, n_t))

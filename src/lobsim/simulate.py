@@ -31,7 +31,7 @@ def block_generator(seed: int, block: int) -> np.random.Generator:
 def _outputs(world: World, n: int) -> dict[str, np.ndarray]:
     n_b = len(world.bonds)
     shape_d = (n, len(world.departments), world.years.size)
-    out = {name: np.empty((n, n_b)) for name in (
+    out: dict[str, np.ndarray] = {name: np.empty((n, n_b)) for name in (
         "true_units", "measured_units", "prediction_error", "paid_units", "investor_payment",
         "overpayment", "irr")}
     out["default"] = np.empty((n, n_b), np.bool_)
@@ -40,12 +40,14 @@ def _outputs(world: World, n: int) -> dict[str, np.ndarray]:
     out["department_saving"] = np.empty(shape_d)
     out["basket_payment"] = np.empty((n, len(world.baskets)))
     out["basket_irr"] = np.empty((n, len(world.baskets)))
+    out["basket_cashflow"] = np.empty((n, len(world.baskets), world.times.size))
+    out["log_weight"] = np.empty(n)
     return out
 
 
 _ORDER = ("true_units", "measured_units", "prediction_error", "paid_units", "investor_payment", "overpayment", "irr",
           "default", "total_loss", "department_payment", "department_saving", "basket_payment",
-          "basket_irr")
+          "basket_irr", "basket_cashflow", "log_weight")
 
 
 def run_blocks(world: World, scenarios: int, seed: int, block_size: int,
@@ -86,7 +88,8 @@ def run_blocks(world: World, scenarios: int, seed: int, block_size: int,
 
 
 def simulate(cfg: Config, *, scenarios: int | None = None, seed: int | None = None,
-             chunk_size: int | None = None, threads: int | None = None) -> xr.Dataset:
+             chunk_size: int | None = None, threads: int | None = None,
+             tilt_global: float = 0.0, tilt_types: dict[str, float] | None = None) -> xr.Dataset:
     """Simulate a configuration and return labelled results.
 
     Parameters
@@ -99,6 +102,10 @@ def simulate(cfg: Config, *, scenarios: int | None = None, seed: int | None = No
         Scenarios per task (rounded up to whole blocks); results do not depend on it.
     threads : int, optional
         Worker threads; results do not depend on it.
+    tilt_global, tilt_types : float, dict, optional
+        Importance sampling: shift the mean of the copula's global factor and
+        of type factors (id -> shift). Each scenario's ``log_weight`` is then
+        its log likelihood ratio; weighted statistics stay unbiased.
 
     Returns
     -------
@@ -118,7 +125,7 @@ def simulate(cfg: Config, *, scenarios: int | None = None, seed: int | None = No
     s = cfg.simulation.seed if seed is None else seed
     if n < 1:
         raise ValueError(f"scenarios must be at least 1, got {n}")
-    world = build_world(cfg)
+    world = build_world(cfg, tilt_global=tilt_global, tilt_types=tilt_types)
     out = run_blocks(world, n, s, cfg.simulation.block_size, chunk_size, threads)
     return label(world, cfg, out, seed=s, version=lobsim.__version__)
 
@@ -155,6 +162,10 @@ def label(world: World, cfg: Config, out: dict[str, np.ndarray], *, seed: int,
         "basket_multiple": (("scenario", "basket"), out["basket_payment"] / basket_principal,
                             {"units": "1"}),
         "basket_irr": (("scenario", "basket"), out["basket_irr"], {"units": "1/year"}),
+        "basket_cashflow": (("scenario", "basket", "time"), out["basket_cashflow"], {
+            **money, "long_name": "basket outcome payments at each cash-flow time"}),
+        "log_weight": (("scenario",), out["log_weight"], {
+            "units": "1", "long_name": "log likelihood ratio (0 without importance sampling)"}),
         "rmspe": (("bond",), np.array([c.rmspe for c in world.controls]),
                   {"units": "log points", "long_name": "pre-period RMSPE of the control group"}),
     }
@@ -174,6 +185,8 @@ def label(world: World, cfg: Config, out: dict[str, np.ndarray], *, seed: int,
         "start": ("bond", np.array([b.start for b in bonds]), {"units": "years after base"}),
         "maturity": ("bond", np.array([b.maturity for b in bonds]), {"units": "years after base"}),
         "basket_principal": ("basket", basket_principal, money),
+        "time": ("time", world.times, {"units": "years after base",
+                                       "long_name": "cash-flow dates (starts and measurements)"}),
     }
     ds = xr.Dataset(data, coords=coords)
     ds["year"].attrs["long_name"] = "year after the base year (year k covers (k-1, k])"

@@ -38,6 +38,7 @@ class World:
     controls: tuple[ControlFit, ...]
     areas: AreaTable
     basket_members: np.ndarray
+    times: np.ndarray
     n_normals: int = field(default=0)
     n_exponentials: int = field(default=0)
 
@@ -111,8 +112,13 @@ def _require(cfg: Config) -> None:
                                   path=f"outcomes[{i}].{key}")
 
 
-def build_world(cfg: Config) -> World:
+def build_world(cfg: Config, *, tilt_global: float = 0.0,
+                tilt_types: dict[str, float] | None = None) -> World:
     """Build the kernel's arrays for ``cfg``.
+
+    ``tilt_global`` and ``tilt_types`` (intervention type id -> shift) shift
+    the means of the copula's global and type factors for importance
+    sampling; each scenario then carries its log likelihood ratio.
 
     Raises
     ------
@@ -122,6 +128,7 @@ def build_world(cfg: Config) -> World:
     """
     _require(cfg)
     assert cfg.universe is not None
+    tilt_types = tilt_types or {}
     ppy = PERIODS_PER_YEAR[cfg.universe.period]
     areas = read_areas(cfg.universe.areas)
     data: dict[str, OutcomeData] = {}
@@ -389,6 +396,7 @@ def build_world(cfg: Config) -> World:
         s_nat, s_reg, s_beta, s_gamma, s_sige, np.array(s_treated, np.bool_), s_ndates, s_didx,
         s_const, s_chol, d_time,
         len(types), ia["type"], fa["atype"], fa["aglob"], fa["aeps"], theta_table, Z_LO, z_step,
+        tilt_global, np.array([tilt_types.get(t.id, 0.0) for t in types]),
         ia["provider"], p_hazard, p_origin,
         fa["start"], fa["target"], fa["price"], fa["principal"], ia["kind"], ia["mech"],
         fa["trigger"], fa["amount"], ia["series"], fa["yobs0"], ia["ndonors"], b_donor, b_weight,
@@ -410,6 +418,7 @@ def build_world(cfg: Config) -> World:
         controls=tuple(controls),
         areas=areas,
         basket_members=k_member,
+        times=t_grid_abs,
         n_normals=n_normals,
         n_exponentials=int((p_hazard > 0).sum()),
     )
