@@ -431,7 +431,7 @@ CASES: dict[str, Case] = {
     ),
     "basket-without-bonds-or-rules": Case(
         edit(add='\n[[baskets]]\nid = "bk"\nname = "nothing in it"\n'),
-        "baskets[0]", ("a basket needs a 'bonds' list, a [where] table of rules, or both",),
+        "baskets[0]", ("a basket needs a 'bonds' list, a [where] table of rules, a risk_band",),
     ),
     "basket-rule-unknown-provider": Case(
         edit(add='\n[[baskets]]\nid = "bk"\nwhere = { providers = ["cso", "acme"] }\n'),

@@ -245,6 +245,32 @@ class BasketRule:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class Tranche:
+    """A class of a basket's investors in its payment waterfall.
+
+    ``share`` of the basket's principal; ``seniority`` 1 is paid first;
+    ``premium`` is the target annual return (its coupon); ``early_coupon`` an
+    optional fixed annual coupon paid from the start (as Newpin's 5% minimum);
+    a ``protected`` class has its principal guaranteed (as Benevolent
+    Society's P class), the others are at risk.
+    """
+
+    id: str
+    share: float
+    seniority: int
+    premium: float
+    early_coupon: float
+    protected: bool
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Guarantee:
+    """A first-loss guarantee: covers basket losses up to ``cap`` before any tranche."""
+
+    cap: float
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Basket:
     """A named portfolio of bonds: an explicit list, grouping rules, or both."""
 
@@ -252,6 +278,9 @@ class Basket:
     name: str
     bonds: tuple[str, ...] | None
     where: BasketRule | None
+    risk_band: tuple[float, float] | None
+    tranches: tuple[Tranche, ...]
+    guarantee: Guarantee | None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -736,8 +765,43 @@ def _read_bond(t: Table) -> Bond:
     )
 
 
+def _read_tranche(t: Table) -> Tranche:
+    return Tranche(
+        id=_read_id(t),
+        share=t.number("share", low=0.0, high=1.0, low_open=True),
+        seniority=t.integer("seniority", low=1, high=1000),
+        premium=t.number("premium", 0.0, low=0.0, high=10.0),
+        early_coupon=t.number("early_coupon", 0.0, low=0.0, high=10.0),
+        protected=t.boolean("protected", False),
+    )
+
+
+def _read_tranches(t: Table) -> tuple[Tranche, ...]:
+    tranches = t.read_all("tranches", _read_tranche)
+    if not tranches:
+        return tranches
+    total = math.fsum(tr.share for tr in tranches)
+    if abs(total - 1.0) > SHARE_TOLERANCE:
+        raise t.error("tranches", f"shares sum to {total:.12g}, not 1; the tranches must "
+                                  "split the whole principal")
+    levels = [tr.seniority for tr in tranches]
+    if len(set(levels)) != len(levels):
+        dup = next(v for v in levels if levels.count(v) > 1)
+        raise t.error("tranches", f"two tranches have seniority {dup}; give each its own rank")
+    ids = [tr.id for tr in tranches]
+    if len(set(ids)) != len(ids):
+        raise t.error("tranches", "tranche ids must be unique within a basket")
+    return tranches
+
+
 def _read_basket(t: Table) -> Basket:
     id_ = _read_id(t)
+    tranches = _read_tranches(t)
+    guarantee_table = t.table("guarantee")
+    guarantee = None
+    if guarantee_table is not None:
+        guarantee = Guarantee(cap=guarantee_table.number("cap", low=0.0, low_open=True))
+        guarantee_table.finish()
     where_table = t.table("where")
     where = None
     if where_table is not None:
@@ -752,9 +816,15 @@ def _read_basket(t: Table) -> Basket:
         )
         w.finish()
     bonds = t.strings("bonds", None)
-    if bonds is None and where is None:
-        raise t.error(None, "a basket needs a 'bonds' list, a [where] table of rules, or both")
-    return Basket(id=id_, name=t.string("name", id_), bonds=bonds, where=where)
+    band = t.numbers("risk_band", None, low=0.0, high=1.0)
+    if band is not None and (len(band) != 2 or band[0] > band[1]):
+        raise t.error("risk_band", f"must be [low, high] with low <= high, got {list(band)}")
+    if bonds is None and where is None and band is None:
+        raise t.error(None, "a basket needs a 'bonds' list, a [where] table of rules, a "
+                            "risk_band, or a combination")
+    return Basket(id=id_, name=t.string("name", id_), bonds=bonds, where=where,
+                  risk_band=None if band is None else (band[0], band[1]), tranches=tranches,
+                  guarantee=guarantee)
 
 
 def _finish(t: Table, value: Any) -> Any:
