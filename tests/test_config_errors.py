@@ -344,7 +344,7 @@ CASES: dict[str, Case] = {
     "unknown-mechanism": Case(
         edit(add='\n[bonds.payment]\nmechanism = "lottery"\n'),
         "bonds[0].payment.mechanism",
-        ("must be one of 'per_unit', 'threshold', 'binary', got 'lottery'",),
+        ("must be one of 'per_unit', 'threshold', 'binary', 'schedule', got 'lottery'",),
     ),
     "measurements-not-ending-at-maturity": Case(
         edit(add="\n[[bonds.payment.measurements]]\nat = 2.0\n"

@@ -101,6 +101,10 @@ class Table:
             raise self.error(key, "is required but missing; add it to the table")
         return default
 
+    def value(self, key: str, default: Any = _MISSING) -> Any:
+        """The raw value of ``key`` (for shapes the typed getters do not cover)."""
+        return self._raw(key, default)
+
     # -- scalars ---------------------------------------------------------------
     def string(
         self, key: str, default: Any = _MISSING, *, choices: tuple[str, ...] | None = None

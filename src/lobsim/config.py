@@ -27,7 +27,7 @@ from lobsim.areas import read_areas
 from lobsim.errors import ConfigError
 
 OutcomeKind = Literal["count", "percent"]
-Mechanism = Literal["per_unit", "threshold", "binary"]
+Mechanism = Literal["per_unit", "threshold", "binary", "schedule"]
 WeightScheme = Literal["equal", "synthetic"]
 SavingBasis = Literal["per_unit_year", "per_unit"]
 Period = Literal["month", "quarter", "year"]
@@ -158,8 +158,25 @@ class Measurement:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class Coupon:
+    """A fixed payment of ``rate x principal`` at year ``at``, whatever the outcome."""
+
+    at: float
+    rate: float
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Payment:
-    """How a bond pays: ``per_unit`` (the LOB), ``threshold`` or ``binary``."""
+    """How a bond pays (DESIGN 6).
+
+    ``per_unit`` (the LOB) and ``threshold`` pay per measured unit; ``binary``
+    a fixed sum on a trigger; ``schedule`` a return grid: measured performance
+    (measured units / target) at maturity picks the annual return of the
+    highest step it reaches, ``grid`` holding ``(performance, annual return)``
+    pairs (Newpin's grid). ``max_return`` caps cumulative payments at
+    ``principal x (1 + max_return)^(t - start)`` (Peterborough's 13% a year);
+    ``coupons`` are fixed payments whatever the outcome.
+    """
 
     mechanism: Mechanism
     cap: float
@@ -167,6 +184,9 @@ class Payment:
     trigger: float
     amount: float
     measurements: tuple[Measurement, ...]
+    grid: tuple[tuple[float, float], ...]
+    max_return: float | None
+    coupons: tuple[Coupon, ...]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -284,6 +304,16 @@ class Basket:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class CapGroup:
+    """Bonds whose combined payments are capped (a rate card's per-person cap
+    times the participants: several outcomes of the same people)."""
+
+    id: str
+    bonds: tuple[str, ...]
+    cap: float
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Simulation:
     """Monte Carlo settings."""
 
@@ -308,6 +338,7 @@ class Config:
     universe: Universe | None
     bonds: tuple[Bond, ...]
     baskets: tuple[Basket, ...]
+    cap_groups: tuple[CapGroup, ...]
     hash: str = field(repr=False)
 
     def department(self, id: str) -> Department:
@@ -412,6 +443,7 @@ def parse_config(
         universe_table.finish()
     bonds = top.read_all("bonds", _read_bond, required=True)
     baskets = top.read_all("baskets", _read_basket)
+    cap_groups = top.read_all("cap_groups", _read_cap_group)
     top.finish()
 
     config = Config(
@@ -427,6 +459,7 @@ def parse_config(
         universe=universe,
         bonds=bonds,
         baskets=baskets,
+        cap_groups=cap_groups,
         hash=_config_hash(data, outcomes, universe),
     )
     _check_references(config, top)
@@ -627,7 +660,8 @@ def _read_payment(t: Table | None, bond: Table, target: float, price: float, sta
                   maturity: float) -> Payment:
     if t is None:
         t = Table({}, bond.key_path("payment"), bond.source)
-    mechanism = t.string("mechanism", "per_unit", choices=("per_unit", "threshold", "binary"))
+    mechanism = t.string("mechanism", "per_unit",
+                         choices=("per_unit", "threshold", "binary", "schedule"))
     cap = t.number("cap", target, low=0.0, low_open=True)
     if mechanism == "threshold":
         threshold = t.number("threshold", low=0.0, high=1.0, high_open=True)
@@ -641,13 +675,28 @@ def _read_payment(t: Table | None, bond: Table, target: float, price: float, sta
             if t.has(key):
                 raise t.error(key, f"applies only to mechanism 'binary', not {mechanism!r}")
         trigger, amount = 1.0, target * price
+    grid: tuple[tuple[float, float], ...] = ()
+    if mechanism == "schedule":
+        grid = _read_grid(t)
+    elif t.has("grid"):
+        raise t.error("grid", f"applies only to mechanism 'schedule', not {mechanism!r}")
+    max_return = t.number("max_return", None, low=0.0, high=10.0)
+    coupons = tuple(
+        _finish(c, Coupon(at=c.number("at", low=0.0, high=100.0),
+                          rate=c.number("rate", low=0.0, high=10.0, low_open=True)))
+        for c in t.tables("coupons")
+    )
+    for i, c in enumerate(coupons):
+        if not start < c.at <= maturity:
+            raise t.error(f"coupons[{i}].at", f"{c.at:g} must lie after the start ({start:g}) "
+                                              f"and no later than maturity ({maturity:g})")
     measurements = tuple(
         _finish(m, _read_measurement(m, threshold, cap)) for m in t.tables("measurements")
     )
     if not measurements:
         measurements = (Measurement(at=maturity, threshold=threshold, cap=cap),)
-    if mechanism == "binary" and len(measurements) > 1:
-        raise t.error("measurements", "a binary bond has a single measurement, at maturity")
+    if mechanism in ("binary", "schedule") and len(measurements) > 1:
+        raise t.error("measurements", f"a {mechanism} bond has a single measurement, at maturity")
     dates = [m.at for m in measurements]
     for i, m in enumerate(measurements):
         if not start < m.at <= maturity:
@@ -674,7 +723,32 @@ def _read_payment(t: Table | None, bond: Table, target: float, price: float, sta
         trigger=trigger,
         amount=amount,
         measurements=measurements,
+        grid=grid,
+        max_return=max_return,
+        coupons=coupons,
     )
+
+
+def _read_grid(t: Table) -> tuple[tuple[float, float], ...]:
+    """``grid = [[performance, annual_return], ...]`` with rising performance."""
+    raw = t.value("grid")
+    if not isinstance(raw, list) or not raw:
+        raise t.error("grid", "must be a non-empty array of [performance, annual_return] pairs")
+    pairs: list[tuple[float, float]] = []
+    for i, pair in enumerate(raw):
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise t.error(f"grid[{i}]", "must be a pair [performance, annual_return]")
+        perf = t.check_number(f"grid[{i}][0]", pair[0], low=0.0, high=10.0)
+        ret = t.check_number(f"grid[{i}][1]", pair[1], low=-1.0, high=10.0)
+        if pairs and perf <= pairs[-1][0]:
+            raise t.error(f"grid[{i}][0]", "performance levels must strictly increase")
+        pairs.append((perf, ret))
+    return tuple(pairs)
+
+
+def _read_cap_group(t: Table) -> CapGroup:
+    return CapGroup(id=_read_id(t), bonds=t.strings("bonds"),
+                    cap=t.number("cap", low=0.0, low_open=True))
 
 
 def _read_control(t: Table | None, bond: Table) -> ControlGroup:
@@ -908,6 +982,16 @@ def _check_references(cfg: Config, top: Table) -> None:
                 source=src, path=f"{p}.area",
             )
         seen_pairs[pair] = b.id
+    _unique(top, "cap_groups", cfg.cap_groups)
+    grouped: dict[str, str] = {}
+    for i, g in enumerate(cfg.cap_groups):
+        for j, bond_id in enumerate(g.bonds):
+            _must_exist(src, f"cap_groups[{i}].bonds[{j}]", bond_id, bonds, "bond")
+            if bond_id in grouped:
+                raise ConfigError(f"bond {bond_id!r} is already in cap group {grouped[bond_id]!r}; "
+                                  "a bond belongs to one cap group", source=src,
+                                  path=f"cap_groups[{i}].bonds[{j}]")
+            grouped[bond_id] = g.id
     if cfg.universe is not None:
         _check_areas(cfg)
     for i, basket in enumerate(cfg.baskets):

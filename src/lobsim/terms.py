@@ -132,6 +132,19 @@ class TermSheet:
         return {"schema": TERMS_SCHEMA, **asdict(self)}
 
 
+def schedule_payment(bond: Bond, performance: float) -> float:
+    """Payment of a ``schedule`` bond at a measured performance (units / target).
+
+    The highest grid step reached sets the annual return; below the first
+    step nothing is paid.
+    """
+    rate = None
+    for perf, annual in bond.payment.grid:
+        if performance >= perf:
+            rate = annual
+    return 0.0 if rate is None else bond.principal * (1.0 + rate) ** bond.term
+
+
 def bond_terms(cfg: Config, bond: Bond) -> BondTerms:
     """Compute the term sheet of one bond of ``cfg`` at full target.
 
@@ -149,16 +162,26 @@ def bond_terms(cfg: Config, bond: Bond) -> BondTerms:
     price = bond.price_per_unit
     principal = bond.principal
     pay = bond.payment
+    coupons = math.fsum(c.rate * principal for c in pay.coupons)
     if pay.mechanism == "binary":
         paid_units = bond.target_units
         payoff = pay.amount
         # A binary bond breaks even at its trigger, if its fixed sum covers the principal.
         break_even = pay.trigger if pay.amount >= principal else None
+    elif pay.mechanism == "schedule":
+        paid_units = min(bond.target_units, pay.cap)
+        payoff = schedule_payment(bond, paid_units / bond.target_units)
+        # the lowest step whose payment and coupons return the principal
+        break_even = next((perf for perf, _ in pay.grid
+                           if schedule_payment(bond, perf) + coupons >= principal), None)
     else:
         paid_units = min(bond.target_units, pay.cap)
         payoff = paid_units * price
         # Appendix: 2000 / 2340 = 85.47% of the target must be paid for.
         break_even = principal / (bond.target_units * price)
+    if pay.max_return is not None:
+        payoff = min(payoff, principal * (1.0 + pay.max_return) ** bond.term)
+    payoff += coupons
     multiple = payoff / principal
     irr = multiple ** (1.0 / bond.term) - 1.0
 
@@ -168,8 +191,8 @@ def bond_terms(cfg: Config, bond: Bond) -> BondTerms:
         department = cfg.agency(p.agency).department
         per_unit = p.share * price
         dept_per_unit = per_unit + p.agency_premium
-        # A binary bond's fixed sum is split by share; premiums stay per unit.
-        pays = p.share * payoff if pay.mechanism == "binary" else per_unit * paid_units
+        # each agency pays its share of what investors get; premiums are per unit
+        pays = p.share * payoff
         dept_pays = pays + p.agency_premium * paid_units
         by_department[department] = by_department.get(department, 0.0) + dept_pays
         payers.append(
