@@ -29,6 +29,7 @@ from numba import njit
 
 MECH_UNITS = 0  # per_unit and threshold: pay per measured unit
 MECH_BINARY = 1  # a fixed sum on a trigger
+MECH_SCHEDULE = 2  # a return grid on measured performance
 KIND_COUNT = 0
 KIND_PERCENT = 1
 
@@ -137,6 +138,16 @@ def irr_guess(times, flows, n):
 
 
 @njit(cache=True, nogil=True)
+def schedule_amount(performance, perf, amount, n):
+    """Payment of a return grid: the highest step ``perf[k] <= performance``."""
+    out = 0.0
+    for k in range(n):
+        if performance >= perf[k]:
+            out = amount[k]
+    return out
+
+
+@njit(cache=True, nogil=True)
 def simulate_block(
     gen,
     n,
@@ -158,6 +169,9 @@ def simulate_block(
     y_horizon, y_relpow, b_nsav, sav_dept, sav_amount, sav_once, b_matyear,
     # department payments
     b_npay, pay_dept, pay_unit, pay_share, pay_prem,
+    # schedules (return grids), cash caps, coupons and cap groups
+    b_ng, g_perf, g_amount, m_cashcap, b_ncoup, c_amount, c_time, c_tidx, c_year,
+    b_group, g_cap,
     # baskets and the cash-flow time grid
     k_member, t_grid,
     # outputs
@@ -199,8 +213,9 @@ def simulate_block(
     xs = np.empty((n_s, dmax))
     es = np.zeros((n_s, dmax))
     fail = np.empty(n_p)
-    bflow = np.empty(m_time.shape[1] + 1)
-    btime = np.empty(m_time.shape[1] + 1)
+    bflow = np.empty(m_time.shape[1] + c_amount.shape[1] + 1)
+    btime = np.empty(m_time.shape[1] + c_amount.shape[1] + 1)
+    gpaid = np.zeros(g_cap.shape[0])
     kflow = np.empty(n_t)
     bcash = np.zeros((n_b, m_time.shape[1]))
 
@@ -253,6 +268,8 @@ def simulate_block(
             for y in range(n_years):
                 out_dpay[r, dep, y] = 0.0
                 out_dsav[r, dep, y] = 0.0
+        for g in range(g_cap.shape[0]):
+            gpaid[g] = 0.0
 
         for b in range(n_b):
             ty = b_type[b]
@@ -328,32 +345,60 @@ def simulate_block(
                     meas = err + min(e_t, 100.0) * (y_noisy / yhat)
                     reached = meas >= 100.0 * m_thr[b, i]
                 units = 0.0
-                if b_mech[b] == MECH_BINARY:
+                amount = 0.0
+                mech = b_mech[b]
+                if mech == MECH_BINARY:
                     if meas >= b_trigger[b] * b_target[b]:
                         units = b_target[b]
-                        paid = units
                         amount = b_amount[b]
-                    else:
-                        amount = 0.0
-                else:
-                    if reached:
-                        cum = min(max(meas, 0.0), m_cap[b, i])
-                        if cum > paid:
-                            units = cum - paid
-                            paid = cum
-                    amount = units * b_price[b]
+                elif mech == MECH_SCHEDULE:
+                    units = min(max(meas, 0.0), m_cap[b, i])
+                    amount = schedule_amount(meas / b_target[b], g_perf[b], g_amount[b], b_ng[b])
+                new_paid = paid
+                if mech == MECH_UNITS and reached:
+                    cum = min(max(meas, 0.0), m_cap[b, i])
+                    if cum > paid:
+                        units = cum - paid
+                        amount = units * b_price[b]
+                        new_paid = cum
+                # caps in cash: a maximum return, and a cap shared by a group of
+                # bonds (taken in bond order within a scenario)
+                room = m_cashcap[b, i] - cash
+                grp = b_group[b]
+                if grp >= 0:
+                    room = min(room, g_cap[grp] - gpaid[grp])
+                if amount > room:
+                    amount = max(room, 0.0)
+                    if mech == MECH_UNITS:
+                        units = amount / b_price[b]
+                        new_paid = paid + units
+                if grp >= 0:
+                    gpaid[grp] += amount
+                if mech != MECH_UNITS:
+                    new_paid = units if amount > 0.0 else 0.0
+                paid = new_paid
                 if amount > 0.0:
                     bcash[b, i] = amount
                     cash += amount
                     yr = m_year[b, i]
                     for q in range(b_npay[b]):
-                        if b_mech[b] == MECH_BINARY:
-                            dpay = pay_share[b, q] * amount + pay_prem[b, q] * units
-                        else:
+                        if mech == MECH_UNITS:
                             dpay = pay_unit[b, q] * units
+                        else:
+                            dpay = pay_share[b, q] * amount + pay_prem[b, q] * units
                         out_dpay[r, pay_dept[b, q], yr] += dpay
                 bflow[i + 1] = amount
                 btime[i + 1] = m_time[b, i] - b_start[b]
+            # fixed coupons, whatever the outcome, split by payer share
+            nf = nm + 1
+            for k in range(b_ncoup[b]):
+                amount = c_amount[b, k]
+                cash += amount
+                for q in range(b_npay[b]):
+                    out_dpay[r, pay_dept[b, q], c_year[b, k]] += pay_share[b, q] * amount
+                bflow[nf] = amount
+                btime[nf] = c_time[b, k] - b_start[b]
+                nf += 1
 
             if not full:
                 for q in range(b_nsav[b]):
@@ -368,18 +413,22 @@ def simulate_block(
             out_pay[r, b] = cash
             out_default[r, b] = cash < principal
             out_loss[r, b] = cash == 0.0
+            # what was paid beyond what the true effect would have earned
             if b_mech[b] == MECH_BINARY:
                 out_over[r, b] = cash if e_t < b_trigger[b] * b_target[b] else 0.0
+            elif b_mech[b] == MECH_SCHEDULE:
+                earned = schedule_amount(e_t / b_target[b], g_perf[b], g_amount[b], b_ng[b])
+                out_over[r, b] = max(0.0, bcash[b, nm - 1] - earned)
             else:
                 out_over[r, b] = max(0.0, paid - e_t) * b_price[b]
             if cash <= 0.0:
                 out_irr[r, b] = -1.0
-            elif nm == 1:
+            elif nf == 2:
                 out_irr[r, b] = (cash / principal) ** (1.0 / btime[1]) - 1.0
             else:
                 bflow[0] = -principal
                 btime[0] = 0.0
-                out_irr[r, b] = solve_irr(btime, bflow, nm + 1, irr_guess(btime, bflow, nm + 1))
+                out_irr[r, b] = solve_irr(btime, bflow, nf, irr_guess(btime, bflow, nf))
 
         # 4. baskets: aggregate member cash flows on the shared time grid (a
         # basket with mixed starts and maturities needs a real root-finder)
@@ -395,6 +444,10 @@ def simulate_block(
                         kflow[m_tidx[b, i]] += bcash[b, i]
                         out_kcash[r, k, m_tidx[b, i]] += bcash[b, i]
                         paid_k += bcash[b, i]
+                    for i in range(b_ncoup[b]):
+                        kflow[c_tidx[b, i]] += c_amount[b, i]
+                        out_kcash[r, k, c_tidx[b, i]] += c_amount[b, i]
+                        paid_k += c_amount[b, i]
             out_kpay[r, k] = paid_k
             out_kirr[r, k] = solve_irr(t_grid, kflow, n_t, irr_guess(t_grid, kflow, n_t))
     return 0

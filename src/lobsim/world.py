@@ -15,7 +15,14 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from lobsim._engine import KIND_COUNT, KIND_PERCENT, MECH_BINARY, MECH_UNITS, effect_fraction
+from lobsim._engine import (
+    KIND_COUNT,
+    KIND_PERCENT,
+    MECH_BINARY,
+    MECH_SCHEDULE,
+    MECH_UNITS,
+    effect_fraction,
+)
 from lobsim.areas import AreaTable, OutcomeData, read_areas, read_outcome
 from lobsim.basket import basket_membership
 from lobsim.config import PERIODS_PER_YEAR, Bond, Config, InterventionType, OutcomeProcess
@@ -286,7 +293,8 @@ def build_world(cfg: Config, *, tilt_global: float = 0.0,
         s = np.arange(1, smax + 1)
         return q ** np.maximum(0.0, horizon - s)
 
-    t_grid_abs = np.array(sorted({b.start for b in bonds} | set(d_time.tolist())))
+    coupon_dates = {c.at for b in bonds for c in b.payment.coupons}
+    t_grid_abs = np.array(sorted({b.start for b in bonds} | set(d_time.tolist()) | coupon_dates))
     t_index = {t: i for i, t in enumerate(t_grid_abs)}
     deps = tuple(d.id for d in cfg.departments)
     dep_index = {d: i for i, d in enumerate(deps)}
@@ -324,7 +332,8 @@ def build_world(cfg: Config, *, tilt_global: float = 0.0,
         fa["aeps"][i] = math.sqrt(max(0.0, 1.0 - itype.rho_type - itype.rho_global))
         ia["type"][i], ia["provider"][i] = type_index[itype.id], p_index[b.provider]
         ia["kind"][i] = KIND_COUNT if cfg.outcome(b.outcome).kind == "count" else KIND_PERCENT
-        ia["mech"][i] = MECH_BINARY if b.payment.mechanism == "binary" else MECH_UNITS
+        ia["mech"][i] = {"binary": MECH_BINARY, "schedule": MECH_SCHEDULE}.get(
+            b.payment.mechanism, MECH_UNITS)
         ia["series"][i] = b_series[i]
         ia["ndonors"][i] = len(b_donors[i])
         for j, (s, w) in enumerate(b_donors[i]):
@@ -388,6 +397,31 @@ def build_world(cfg: Config, *, tilt_global: float = 0.0,
         for q, (dep, y, rate) in enumerate(f):
             sv_dep[i, q], sv_year[i, q], sv_rate[i, q] = dep, y, rate
 
+    # return grids, cash caps, coupons, cap groups
+    gmax = max(1, max(len(b.payment.grid) for b in bonds))
+    b_ng = np.array([len(b.payment.grid) for b in bonds], np.int64)
+    g_perf = np.zeros((n_b, gmax))
+    g_amount = np.zeros((n_b, gmax))
+    m_cashcap = np.full((n_b, mmax), np.inf)
+    cmax = max(1, max(len(b.payment.coupons) for b in bonds))
+    b_ncoup = np.array([len(b.payment.coupons) for b in bonds], np.int64)
+    c_amount, c_time = np.zeros((n_b, cmax)), np.zeros((n_b, cmax))
+    c_tidx, c_year = np.zeros((n_b, cmax), np.int64), np.zeros((n_b, cmax), np.int64)
+    group_of = {bid: g for g, grp in enumerate(cfg.cap_groups) for bid in grp.bonds}
+    b_group = np.array([group_of.get(b.id, -1) for b in bonds], np.int64)
+    g_cap = np.array([grp.cap for grp in cfg.cap_groups] or [np.inf])
+    for i, b in enumerate(bonds):
+        pay = b.payment
+        for k, (perf, annual) in enumerate(pay.grid):
+            g_perf[i, k] = perf
+            g_amount[i, k] = b.principal * (1.0 + annual) ** b.term
+        if pay.max_return is not None:
+            for j, m in enumerate(pay.measurements):
+                m_cashcap[i, j] = b.principal * (1.0 + pay.max_return) ** (m.at - b.start)
+        for k, c in enumerate(pay.coupons):
+            c_amount[i, k], c_time[i, k] = c.rate * b.principal, c.at
+            c_tidx[i, k], c_year[i, k] = t_index[c.at], math.ceil(c.at) - 1
+
     basket_ids, k_member = basket_membership(cfg, areas)
     t_grid = t_grid_abs - t_grid_abs[0]
     # m_tidx / b_tstart index t_grid; m_time stays absolute for bond IRRs
@@ -406,6 +440,8 @@ def build_world(cfg: Config, *, tilt_global: float = 0.0,
         b_hmax, sv_n, sv_dep, sv_year, sv_rate,
         y_horizon, y_relpow, ia["nsav"], sav_dept, sav_amount, sav_once, ia["matyear"],
         ia["npay"], pay_dept, pay_unit, pay_share, pay_prem,
+        b_ng, g_perf, g_amount, m_cashcap, b_ncoup, c_amount, c_time, c_tidx, c_year,
+        b_group, g_cap,
         k_member, t_grid,
     )
     n_normals = (f_phik.size + int(s_ndates.sum())
