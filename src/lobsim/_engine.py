@@ -332,7 +332,14 @@ def simulate_block(
                 # group's prediction error plus the observed effect, so that a
                 # world without noise measures exactly the true units.
                 gap = yhat - y_noisy
-                if b_kind[b] == KIND_COUNT:
+                if b_ndonors[b] < 0:
+                    # verified outcomes (a rate card): no comparison group, the
+                    # true units are what is measured and paid for
+                    err = 0.0
+                    meas = e_t
+                    reached = meas >= m_thr[b, i] * (b_yobs0[b] if b_kind[b] == KIND_COUNT
+                                                      else 100.0)
+                elif b_kind[b] == KIND_COUNT:
                     err = gap
                     if e_t > 0.0:
                         noise = math.exp(log_noise)

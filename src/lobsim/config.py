@@ -28,7 +28,7 @@ from lobsim.errors import ConfigError
 
 OutcomeKind = Literal["count", "percent"]
 Mechanism = Literal["per_unit", "threshold", "binary", "schedule"]
-WeightScheme = Literal["equal", "synthetic"]
+WeightScheme = Literal["equal", "synthetic", "verified"]
 SavingBasis = Literal["per_unit_year", "per_unit"]
 Period = Literal["month", "quarter", "year"]
 
@@ -769,7 +769,7 @@ def _read_control(t: Table | None, bond: Table) -> ControlGroup:
         if donor_areas is None
         else len(donor_areas),
         donor_areas=donor_areas,
-        weights=t.string("weights", "equal", choices=("equal", "synthetic")),
+        weights=t.string("weights", "equal", choices=("equal", "synthetic", "verified")),
         match_on=t.strings("match_on", None),
         pre_periods=t.integer("pre_periods", None, low=2, high=100_000),
         covariate_weights=covariate_weights,

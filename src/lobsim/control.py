@@ -46,6 +46,8 @@ def nearest_donors(bond: Bond, areas: AreaTable, treated: set[str], source: str,
     (constant columns dropped); ties go to the earlier area in the table.
     """
     control = bond.control
+    if control.weights == "verified":  # outcomes verified one by one: no comparison group
+        return np.zeros(0, dtype=np.int64)
     if control.donor_areas is not None:
         return np.array([areas.index(a) for a in control.donor_areas], dtype=np.int64)
     names = control.match_on or areas.covariate_names
@@ -82,6 +84,8 @@ def fit_control(bond: Bond, areas: AreaTable, data: OutcomeData, donors: np.ndar
     ControlFit
     """
     control = bond.control
+    if control.weights == "verified":
+        return ControlFit(donors=donors, weights=np.zeros(0), rmspe=0.0)
     me = areas.index(bond.area)
     logs = data.log_history
     n_pre = logs.shape[1] if control.pre_periods is None else min(control.pre_periods,

@@ -335,7 +335,8 @@ def build_world(cfg: Config, *, tilt_global: float = 0.0,
         ia["mech"][i] = {"binary": MECH_BINARY, "schedule": MECH_SCHEDULE}.get(
             b.payment.mechanism, MECH_UNITS)
         ia["series"][i] = b_series[i]
-        ia["ndonors"][i] = len(b_donors[i])
+        # -1 marks verified outcomes: measured units are the true units
+        ia["ndonors"][i] = -1 if b.control.weights == "verified" else len(b_donors[i])
         for j, (s, w) in enumerate(b_donors[i]):
             b_donor[i, j], b_weight[i, j] = s, w
         ia["nmeas"][i] = len(b.payment.measurements)
