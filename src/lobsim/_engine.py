@@ -118,6 +118,56 @@ def solve_irr(times, flows, n, guess):
 
 
 @njit(cache=True, nogil=True)
+def solve_irr_years(steps, times, flows, n, guess):
+    """:func:`solve_irr` when every flow falls on a whole year: ``steps[k]`` is
+    the number of years from flow ``k - 1`` to flow ``k`` (``steps[0] = 0``).
+
+    With v = 1 / (1 + r) the discounted value is the polynomial
+    sum_k flows[k] v^t_k: Newton's method on v needs no exp at all.
+    """
+    positive = 0.0
+    first = 0.0
+    for k in range(n):
+        if flows[k] > 0.0:
+            positive += flows[k]
+        if first == 0.0:
+            first = flows[k]
+    if positive <= 0.0:
+        return -1.0
+    if first >= 0.0:  # a payment before any principal: the general solver copes
+        return solve_irr(times, flows, n, guess)
+    v = 1.0 / (1.0 + max(guess, -0.99))
+    lo = 0.0
+    hi = np.inf
+    for _ in range(200):
+        f = 0.0
+        df = 0.0
+        vt = 1.0  # v^t_k
+        dvt = 0.0  # t_k v^(t_k - 1)
+        for k in range(n):
+            for _j in range(steps[k]):
+                dvt = dvt * v + vt
+                vt *= v
+            f += flows[k] * vt
+            df += flows[k] * dvt
+        # f < 0 for small v (the principal comes first), > 0 for large v
+        if f < 0.0:
+            lo = v
+        else:
+            hi = v
+        if abs(f) <= 1e-14 * positive * max(vt, 1.0):
+            break
+        vn = v - f / df if df > 0.0 else -1.0
+        if not lo < vn < hi:
+            vn = 0.5 * (lo + hi) if hi < np.inf else 2.0 * v + 1.0
+        if abs(vn - v) <= 1e-15 * v:
+            v = vn
+            break
+        v = vn
+    return 1.0 / v - 1.0
+
+
+@njit(cache=True, nogil=True)
 def irr_guess(times, flows, n):
     """log(1 + r) of a single-period equivalent: log(multiple) / duration."""
     paid = 0.0
@@ -172,8 +222,9 @@ def simulate_block(
     # schedules (return grids), cash caps, coupons and cap groups
     b_ng, g_perf, g_amount, m_cashcap, b_ncoup, c_amount, c_time, c_tidx, c_year,
     b_group, g_cap,
-    # baskets and the cash-flow time grid
-    k_member, t_grid,
+    # baskets (members listed) and the cash-flow time grid; t_steps[0] < 0
+    # unless every date is a whole number of years
+    k_member, k_size, k_list, k_principal_at, t_grid, t_steps,
     # outputs
     out_true, out_meas, out_err, out_paid, out_pay, out_over, out_irr, out_default, out_loss,
     out_dpay, out_dsav, out_kpay, out_kirr, out_kcash, out_logw,
@@ -210,8 +261,9 @@ def simulate_block(
         n_norm += s_ndates[s] * (2 if s_treated[s] else 1)
     zbuf = np.empty(n_norm)
     fac = np.empty((n_f, n_d))
-    xs = np.empty((n_s, dmax))
-    es = np.zeros((n_s, dmax))
+    # states flattened: series s, date j at s * dmax + j (positions precomputed)
+    xs = np.empty(n_s * dmax)
+    es = np.zeros(n_s * dmax)
     fail = np.empty(n_p)
     bflow = np.empty(m_time.shape[1] + c_amount.shape[1] + 1)
     btime = np.empty(m_time.shape[1] + c_amount.shape[1] + 1)
@@ -246,11 +298,11 @@ def simulate_block(
                 for i in range(j + 1):
                     acc += s_chol[s, j, i] * zbuf[c + i]
                 d = s_dates[s, j]
-                xs[s, j] = acc + s_beta[s] * fac[fn, d] + s_gamma[s] * fac[fg, d]
+                xs[s * dmax + j] = acc + s_beta[s] * fac[fn, d] + s_gamma[s] * fac[fg, d]
             c += nd
             if s_treated[s]:
                 for j in range(nd):
-                    es[s, j] = zbuf[c + j]
+                    es[s * dmax + j] = zbuf[c + j]
                 c += nd
         # 3. programme: copula factors, shifted for importance sampling; the
         # likelihood ratio of N(0,1) to N(m,1) at z is exp(-m z + m^2 / 2)
@@ -321,11 +373,11 @@ def simulate_block(
                                                   m_relpow[b, i])
                 jt = m_tpos[b, i]
                 sig = s_sige[sb]
-                log_noise = sig * es[sb, jt] - 0.5 * sig * sig
-                y_noisy = math.exp(xs[sb, jt] + log_noise)
+                log_noise = sig * es[jt] - 0.5 * sig * sig
+                y_noisy = math.exp(xs[jt] + log_noise)
                 lc = 0.0
                 for j in range(b_ndonors[b]):
-                    lc += b_weight[b, j] * xs[b_donor[b, j], m_dpos[b, i, j]]
+                    lc += b_weight[b, j] * xs[m_dpos[b, i, j]]
                 yhat = b_yobs0[b] * math.exp(lc)
                 # The observed outcome is the no-programme path less the true
                 # effect, times the noise. The gap is written as the control
@@ -442,19 +494,22 @@ def simulate_block(
         for k in range(n_k):
             for t in range(n_t):
                 kflow[t] = 0.0
-                out_kcash[r, k, t] = 0.0
             paid_k = 0.0
-            for b in range(n_b):
-                if k_member[k, b]:
-                    kflow[b_tstart[b]] -= b_principal[b]
-                    for i in range(b_nmeas[b]):
-                        kflow[m_tidx[b, i]] += bcash[b, i]
-                        out_kcash[r, k, m_tidx[b, i]] += bcash[b, i]
-                        paid_k += bcash[b, i]
-                    for i in range(b_ncoup[b]):
-                        kflow[c_tidx[b, i]] += c_amount[b, i]
-                        out_kcash[r, k, c_tidx[b, i]] += c_amount[b, i]
-                        paid_k += c_amount[b, i]
+            for jb in range(k_size[k]):
+                b = k_list[k, jb]
+                kflow[b_tstart[b]] -= b_principal[b]
+                for i in range(b_nmeas[b]):
+                    kflow[m_tidx[b, i]] += bcash[b, i]
+                    paid_k += bcash[b, i]
+                for i in range(b_ncoup[b]):
+                    kflow[c_tidx[b, i]] += c_amount[b, i]
+                    paid_k += c_amount[b, i]
+            for t in range(n_t):
+                out_kcash[r, k, t] = kflow[t] + k_principal_at[k, t]  # payments only
             out_kpay[r, k] = paid_k
-            out_kirr[r, k] = solve_irr(t_grid, kflow, n_t, irr_guess(t_grid, kflow, n_t))
+            guess = irr_guess(t_grid, kflow, n_t)
+            if t_steps[0] >= 0:
+                out_kirr[r, k] = solve_irr_years(t_steps, t_grid, kflow, n_t, guess)
+            else:
+                out_kirr[r, k] = solve_irr(t_grid, kflow, n_t, guess)
     return 0

@@ -343,9 +343,10 @@ def build_world(cfg: Config, *, tilt_global: float = 0.0,
         ia["tstart"][i] = t_index[b.start]
         for j, m in enumerate(b.payment.measurements):
             d = d_index[m.at]
-            m_tpos[i, j] = s_pos[b_series[i], d]
+            # flat positions of the states in the kernel's (series x date) buffer
+            m_tpos[i, j] = b_series[i] * dmax + s_pos[b_series[i], d]
             for k, (sd, _) in enumerate(b_donors[i]):
-                m_dpos[i, j, k] = s_pos[sd, d]
+                m_dpos[i, j, k] = sd * dmax + s_pos[sd, d]
             m_year[i, j] = math.ceil(m.at) - 1
             m_tidx[i, j] = t_index[m.at]
             m_time[i, j], m_thr[i, j], m_cap[i, j] = m.at, m.threshold, m.cap
@@ -425,6 +426,17 @@ def build_world(cfg: Config, *, tilt_global: float = 0.0,
 
     basket_ids, k_member = basket_membership(cfg, areas)
     t_grid = t_grid_abs - t_grid_abs[0]
+    k_size = k_member.sum(axis=1).astype(np.int64)
+    k_list = np.zeros((k_member.shape[0], max(1, int(k_size.max()))), np.int64)
+    k_principal_at = np.zeros((k_member.shape[0], t_grid.size))
+    for k, members in enumerate(k_member):
+        where = np.flatnonzero(members)
+        k_list[k, : where.size] = where
+        np.add.at(k_principal_at[k], ia["tstart"][where], fa["principal"][where])
+    # whole-year dates let the basket IRR be found by a polynomial in 1/(1+r)
+    whole = np.all(t_grid == np.round(t_grid))
+    t_steps = (np.diff(np.concatenate([[0.0], t_grid])).astype(np.int64) if whole
+               else np.full(t_grid.size, -1, np.int64))
     # m_tidx / b_tstart index t_grid; m_time stays absolute for bond IRRs
 
     kernel_args = (
@@ -443,7 +455,7 @@ def build_world(cfg: Config, *, tilt_global: float = 0.0,
         ia["npay"], pay_dept, pay_unit, pay_share, pay_prem,
         b_ng, g_perf, g_amount, m_cashcap, b_ncoup, c_amount, c_time, c_tidx, c_year,
         b_group, g_cap,
-        k_member, t_grid,
+        k_member, k_size, k_list, k_principal_at, t_grid, t_steps,
     )
     n_normals = (f_phik.size + int(s_ndates.sum())
                  + int(s_ndates[np.array(s_treated, bool)].sum()) + 1 + len(types) + n_b)
