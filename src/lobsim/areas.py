@@ -123,6 +123,7 @@ class OutcomeData:
     area_state: np.ndarray
     regional_state: dict[str, float]
     national_state: float
+    variance_scale: np.ndarray | None = None
 
     @property
     def log_base(self) -> np.ndarray:
@@ -244,3 +245,28 @@ def _with_state(state: str | Path, areas: AreaTable, periods: tuple[str, ...],
     return OutcomeData(periods=periods, log_history=logs, trend=cols[:, 0].copy(),
                        log_level=cols[:, 1].copy(), area_state=cols[:, 2].copy(),
                        regional_state=regional, national_state=float(cols[0, 4]))
+
+
+def read_volatility(path: str | Path, areas: AreaTable) -> np.ndarray:
+    """Per-area variance factors (``area,region,volatility_scale``).
+
+    Each factor multiplies the variance of the area's own shocks and of its
+    measurement noise (DESIGN 3's ``sigma_U[a]``): a small ward is noisier
+    than a large one. Areas missing from the file keep factor 1.
+
+    Raises
+    ------
+    ConfigError
+        Naming the file and row of the first bad entry.
+    """
+    src = str(path)
+    rows = _read_rows(path, ["area", "region", "volatility_scale"])
+    index = {a: i for i, a in enumerate(areas.ids)}
+    scale = np.ones(len(areas.ids))
+    for r, row in enumerate(rows):
+        where = f"row {r + 2}"
+        area = row[0].strip()
+        if area not in index:
+            raise ConfigError(f"area {area!r} is not in the areas table", source=src, path=where)
+        scale[index[area]] = _number(row[2], src, where, "volatility_scale", positive=True)
+    return scale

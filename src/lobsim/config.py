@@ -122,6 +122,7 @@ class Outcome:
     unit: str
     history: Path | None
     state: Path | None
+    volatility: Path | None
     process: OutcomeProcess | None
     savings: tuple[Saving, ...]
 
@@ -593,6 +594,7 @@ def _read_outcome(t: Table, base: Path) -> Outcome:
     id_ = _read_id(t)
     history = _resolve_data_path(t, "history", base) if t.has("history") else None
     state = _resolve_data_path(t, "state", base) if t.has("state") else None
+    volatility = _resolve_data_path(t, "volatility", base) if t.has("volatility") else None
     process_table = t.table("process")
     process = None
     if process_table is not None:
@@ -610,6 +612,7 @@ def _read_outcome(t: Table, base: Path) -> Outcome:
         unit=t.string("unit", "unit"),
         history=history,
         state=state,
+        volatility=volatility,
         process=process,
         savings=savings,
     )
@@ -1035,7 +1038,7 @@ def _config_hash(data: dict[str, Any], outcomes: tuple[Outcome, ...],
     """SHA-256 of the document's content and of every data file it reads."""
     digest = hashlib.sha256()
     digest.update(json.dumps(data, sort_keys=True, default=str).encode())
-    files = [p for o in outcomes for p in (o.history, o.state) if p is not None]
+    files = [p for o in outcomes for p in (o.history, o.state, o.volatility) if p is not None]
     if universe is not None:
         files.append(universe.areas)
     for path in files:

@@ -8,6 +8,7 @@ payer and saving tables, basket membership and the cash-flow time grid.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +24,7 @@ from lobsim._engine import (
     MECH_UNITS,
     effect_fraction,
 )
-from lobsim.areas import AreaTable, OutcomeData, read_areas, read_outcome
+from lobsim.areas import AreaTable, OutcomeData, read_areas, read_outcome, read_volatility
 from lobsim.basket import basket_membership
 from lobsim.config import PERIODS_PER_YEAR, Bond, Config, InterventionType, OutcomeProcess
 from lobsim.control import ControlFit, fit_control, nearest_donors
@@ -143,6 +144,9 @@ def build_world(cfg: Config, *, tilt_global: float = 0.0,
     for o in cfg.outcomes:
         if o.history is not None and any(b.outcome == o.id for b in cfg.bonds):
             data[o.id] = read_outcome(o.history, o.state, areas, ppy)
+            if o.volatility is not None:
+                data[o.id] = dataclasses.replace(
+                    data[o.id], variance_scale=read_volatility(o.volatility, areas))
     process: dict[str, OutcomeProcess] = {o.id: o.process for o in cfg.outcomes
                                            if o.process is not None}
     bonds = cfg.bonds
@@ -236,14 +240,16 @@ def build_world(cfg: Config, *, tilt_global: float = 0.0,
         s_beta[s], s_gamma[s] = proc.national_loading, proc.regional_loading
         s_mu[s], s_x0[s], s_u0[s] = od.trend[area], od.log_level[area], od.area_state[area]
         s_xobs0[s] = od.log_base[area]
-        s_sige[s] = proc.measurement_sigma
+        # a per-area variance factor scales its own shocks and its noise
+        vscale = 1.0 if od.variance_scale is None else float(od.variance_scale[area])
+        s_sige[s] = proc.measurement_sigma * math.sqrt(vscale)
         idx = sorted(s_dates[s])
         s_ndates[s] = len(idx)
         s_didx[s, : len(idx)] = idx
         s_pos[s, idx] = np.arange(len(idx))
         t = d_time[idx]
         phi, sig = proc.area_phi, proc.area_sigma
-        var = np.array([sig * sig * ar_variance(phi, ti) for ti in t])
+        var = np.array([vscale * sig * sig * ar_variance(phi, ti) for ti in t])
         cov = np.empty((len(t), len(t)))
         for i in range(len(t)):
             for j in range(len(t)):
