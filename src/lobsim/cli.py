@@ -13,6 +13,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import lobsim
+from lobsim._cli_baskets import add_price_parser, add_run_options, run_extras
+from lobsim._cli_realdata import add_realdata_parsers
+from lobsim._cli_scale import (
+    add_scale_options,
+    check_scale_args,
+    is_summary,
+    progress_bar,
+    read_store,
+    run_scaled,
+    wants_scale,
+)
 from lobsim.config import load_config
 from lobsim.errors import ConfigError
 from lobsim.terms import format_term_sheet, term_sheet
@@ -39,18 +50,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config)
     out = Path(args.out) if args.out else None
+    check_scale_args(args, out)
     if out is not None:
-        if out.suffix != ".nc":
-            raise UsageError(f"--out {out}: results are written as netCDF; use a .nc path")
-        if out.exists() and not args.force:
+        if out.suffix not in (".nc", ".zarr"):
+            raise UsageError(f"--out {out}: results are written as netCDF (.nc) or zarr (.zarr)")
+        if out.suffix == ".nc" and out.exists() and not args.force:
             raise UsageError(f"--out {out}: the file exists; pass --force to overwrite it")
-    ds = simulate(cfg, scenarios=args.scenarios, seed=args.seed, chunk_size=args.chunk_size,
-                  threads=args.threads)
-    if out is not None:
+    if wants_scale(args, out):  # --stream, --workers, --scheduler, --resume, .zarr
+        ds, summarized = run_scaled(args, cfg, out)
+    else:
+        with progress_bar(args, cfg) as update:
+            ds = simulate(cfg, scenarios=args.scenarios, seed=args.seed,
+                          chunk_size=args.chunk_size, threads=args.threads, progress=update)
+        summarized = False
+    if out is not None and out.suffix == ".nc":
         out.parent.mkdir(parents=True, exist_ok=True)
         ds.to_netcdf(out)
     if not args.quiet:
-        print(format_summary(summarize(ds)))
+        print(format_summary(ds if summarized else summarize(ds.load())))
+        if not summarized:
+            run_extras(args, cfg, ds)  # --importance-sampling, --contributions
         if out is not None:
             print(f"\nresults written to {out}")
     return 0
@@ -62,16 +81,23 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     from lobsim.summary import format_summary, summarize, summary_dict
 
     path = Path(args.results)
-    if not path.is_file():
+    if path.suffix == ".zarr" and path.is_dir():
+        ds = read_store(path)
+    elif not path.is_file():
         raise UsageError(f"{path}: no such results file")
-    try:
-        ds = xr.load_dataset(path)
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path}: not a lobsim results file ({exc})") from None
-    missing = {"investor_payment", "principal", "irr", "basket_payment"} - set(ds.variables)
-    if missing:
-        raise UsageError(f"{path}: not a lobsim results file (no {', '.join(sorted(missing))})")
-    s = summarize(ds)
+    else:
+        try:
+            ds = xr.load_dataset(path)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"{path}: not a lobsim results file ({exc})") from None
+    if is_summary(ds):  # written by a --stream run
+        s = ds
+    else:
+        missing = {"investor_payment", "principal", "irr", "basket_payment"} - set(ds.variables)
+        if missing:
+            raise UsageError(f"{path}: not a lobsim results file "
+                             f"(no {', '.join(sorted(missing))})")
+        s = summarize(ds)
     if args.json:
         json.dump(summary_dict(s), sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -106,18 +132,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("config", help="TOML configuration file")
     run.add_argument("--scenarios", type=_positive_int, help="number of scenarios (default: config)")
     run.add_argument("--seed", type=_non_negative_int, help="random seed (default: config)")
-    run.add_argument("--out", help="write the full results to this netCDF file (.nc)")
+    run.add_argument("--out", help="write the results to this netCDF file (.nc, at the end) or "
+                                   "zarr store (.zarr, as blocks finish; resumable)")
     run.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     run.add_argument("--chunk-size", type=_positive_int,
                      help="scenarios per task, rounded up to whole blocks; never changes results")
     run.add_argument("--threads", type=_positive_int, help="worker threads (default: all CPUs)")
-    run.add_argument("--quiet", action="store_true", help="print nothing")
+    run.add_argument("--quiet", action="store_true", help="print nothing (and no progress bar)")
+    add_run_options(run)
+    add_scale_options(run)  # --stream, --workers, --scheduler, --resume (lobsim._cli_scale)
     run.set_defaults(func=_cmd_run)
 
     summary = sub.add_parser("summary", help="summarise a results file written by 'run --out'")
-    summary.add_argument("results", help="results file (.nc)")
+    summary.add_argument("results", help="results file (.nc) or store (.zarr)")
     summary.add_argument("--json", action="store_true", help="print the stable JSON layout")
     summary.set_defaults(func=_cmd_summary)
+
+    add_price_parser(sub)  # lobsim price (lobsim._cli_baskets)
+    add_realdata_parsers(sub)  # lobsim calibrate, lobsim backtest (lobsim._cli_realdata)
     return parser
 
 

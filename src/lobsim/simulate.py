@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -17,7 +18,9 @@ import numpy as np
 import xarray as xr
 
 from lobsim._engine import simulate_block
+from lobsim.basket import resolve_risk_bands
 from lobsim.config import Config
+from lobsim.waterfall import add_tranches
 from lobsim.world import World, build_world
 
 CURRENCY = "GBP"
@@ -51,7 +54,8 @@ _ORDER = ("true_units", "measured_units", "prediction_error", "paid_units", "inv
 
 
 def run_blocks(world: World, scenarios: int, seed: int, block_size: int,
-               chunk_size: int | None = None, threads: int | None = None) -> dict[str, np.ndarray]:
+               chunk_size: int | None = None, threads: int | None = None,
+               progress: Callable[[int], Any] | None = None) -> dict[str, np.ndarray]:
     """Simulate ``scenarios`` scenarios of ``world`` into fresh output arrays.
 
     Parameters
@@ -64,6 +68,9 @@ def run_blocks(world: World, scenarios: int, seed: int, block_size: int,
         scheduling only; it never changes the results).
     threads : int, optional
         Worker threads; default: the CPUs available.
+    progress : callable, optional
+        Called with the number of scenarios of each finished block (from
+        the worker threads; a progress bar's ``update``).
     """
     out = _outputs(world, scenarios)
     n_blocks = math.ceil(scenarios / block_size)
@@ -76,6 +83,8 @@ def run_blocks(world: World, scenarios: int, seed: int, block_size: int,
             hi = min(lo + block_size, scenarios)
             views = [out[name][lo:hi] for name in _ORDER]
             simulate_block(block_generator(seed, blk), hi - lo, *world.kernel_args, *views)
+            if progress is not None:
+                progress(hi - lo)
 
     threads = threads or len(os.sched_getaffinity(0))
     if threads == 1 or len(tasks) == 1:
@@ -89,7 +98,8 @@ def run_blocks(world: World, scenarios: int, seed: int, block_size: int,
 
 def simulate(cfg: Config, *, scenarios: int | None = None, seed: int | None = None,
              chunk_size: int | None = None, threads: int | None = None,
-             tilt_global: float = 0.0, tilt_types: dict[str, float] | None = None) -> xr.Dataset:
+             tilt_global: float = 0.0, tilt_types: dict[str, float] | None = None,
+             progress: Callable[[int], Any] | None = None) -> xr.Dataset:
     """Simulate a configuration and return labelled results.
 
     Parameters
@@ -106,12 +116,18 @@ def simulate(cfg: Config, *, scenarios: int | None = None, seed: int | None = No
         Importance sampling: shift the mean of the copula's global factor and
         of type factors (id -> shift). Each scenario's ``log_weight`` is then
         its log likelihood ratio; weighted statistics stay unbiased.
+    progress : callable, optional
+        Called with the number of scenarios of each finished block.
 
     Returns
     -------
     xarray.Dataset
         Dimensions ``scenario``, ``bond``, ``department``, ``year``, ``basket``;
-        see the README, section Results.
+        see the README, section Results. Baskets with a ``risk_band`` get
+        their members from the config's screening run
+        (:func:`lobsim.basket.resolve_risk_bands`); baskets with tranches add
+        a ``tranche`` dimension (:func:`lobsim.waterfall.add_tranches`,
+        docs/baskets.md).
 
     Examples
     --------
@@ -119,15 +135,46 @@ def simulate(cfg: Config, *, scenarios: int | None = None, seed: int | None = No
     >>> ds = simulate(load_config("configs/birmingham_jsa.toml"), scenarios=1000)  # doctest: +SKIP
     >>> float(ds.default.mean())  # doctest: +SKIP
     """
-    import lobsim
-
     n = cfg.simulation.scenarios if scenarios is None else scenarios
     s = cfg.simulation.seed if seed is None else seed
     if n < 1:
         raise ValueError(f"scenarios must be at least 1, got {n}")
+    bands = None
+    if any(b.risk_band is not None for b in cfg.baskets):
+        # risk bands: members decided by the config's screening run (own stream)
+        bands = resolve_risk_bands(cfg)
+        cfg = bands.config
     world = build_world(cfg, tilt_global=tilt_global, tilt_types=tilt_types)
-    out = run_blocks(world, n, s, cfg.simulation.block_size, chunk_size, threads)
-    return label(world, cfg, out, seed=s, version=lobsim.__version__)
+    out = run_blocks(world, n, s, cfg.simulation.block_size, chunk_size, threads, progress)
+    return finish_run(world, cfg, out, seed=s, bands=bands)
+
+
+def finish_run(world: World, cfg: Config, out: dict[str, np.ndarray], *, seed: int,
+               bands: Any = None) -> xr.Dataset:
+    """Label kernel outputs and add what is derived from them (screening, tranches).
+
+    Row-wise: applied to any block of scenarios it gives those rows of the
+    whole run (lobsim.runner labels blocks with it).
+
+    Parameters
+    ----------
+    world : World
+    cfg : Config
+        The config the world was built from (risk bands resolved).
+    out : dict of ndarray
+        Kernel outputs (:func:`run_blocks`), any number of scenarios.
+    seed : int
+    bands : lobsim.basket.RiskBands, optional
+        The risk-band screening, if the config has risk-band baskets.
+    """
+    import lobsim
+
+    ds = label(world, cfg, out, seed=seed, version=lobsim.__version__)
+    if bands is not None:
+        ds["screening_default_probability"] = ("bond", bands.default_probability, {
+            "units": "1", "long_name": "stand-alone default probability of the risk-band "
+                                       f"screening run ({bands.scenarios} scenarios)"})
+    return add_tranches(ds, cfg)
 
 
 def label(world: World, cfg: Config, out: dict[str, np.ndarray], *, seed: int,
@@ -188,6 +235,12 @@ def label(world: World, cfg: Config, out: dict[str, np.ndarray], *, seed: int,
         "time": ("time", world.times, {"units": "years after base",
                                        "long_name": "cash-flow dates (starts and measurements)"}),
     }
+    # baskets, tranches and risk contributions (lobsim.basket, .waterfall, .risk)
+    data["basket_member"] = (("basket", "bond"), world.basket_members.astype(np.bool_),
+                             {"long_name": "bond belongs to basket"})
+    data["department_share"] = (("bond", "department"), _department_shares(cfg, world), {
+        "units": "1", "long_name": "share of the bond's price paid by the department's agencies"})
+    coords["region"] = ("bond", [world.areas.regions[world.areas.index(b.area)] for b in bonds])
     ds = xr.Dataset(data, coords=coords)
     ds["year"].attrs["long_name"] = "year after the base year (year k covers (k-1, k])"
     ds.attrs.update(
@@ -203,3 +256,13 @@ def label(world: World, cfg: Config, out: dict[str, np.ndarray], *, seed: int,
         normals_per_scenario=world.n_normals,
     )
     return ds
+
+
+def _department_shares(cfg: Config, world: World) -> np.ndarray:
+    """(bond, department): the share of each bond's price its departments' agencies pay."""
+    out = np.zeros((len(world.bonds), len(world.departments)))
+    index = {d: i for i, d in enumerate(world.departments)}
+    for i, b in enumerate(world.bonds):
+        for p in b.payers:
+            out[i, index[cfg.agency(p.agency).department]] += p.share
+    return out

@@ -139,6 +139,7 @@ def summarize(ds: xr.Dataset) -> xr.Dataset:
         "department_quantile": list(DEPARTMENT_QUANTILES),
     }
     out = xr.Dataset(data, coords=coords)
+    out = _add_structure_stats(out, ds)
     out.attrs.update(ds.attrs)
     return out
 
@@ -189,6 +190,7 @@ def summary_dict(s: xr.Dataset) -> dict[str, Any]:
         "attrs": {k: (v.item() if hasattr(v, "item") else v) for k, v in s.attrs.items()},
         "bonds": per("bond"),
         "baskets": per("basket", "basket_"),
+        **({"tranches": per("tranche", "tranche_")} if "tranche" in s.dims else {}),
         "departments": departments,
     }
 
@@ -230,6 +232,7 @@ def format_summary(s: xr.Dataset) -> str:
                      f"{float(v.signal_to_noise):>14.2f}{rm:>9.4f}")
     lines += ["", "Baskets"]
     investor_table("basket", "basket_")
+    lines += _structure_lines(s)
     lines += ["", "Departments (per year: mean payment, 99% quantile, mean saving, "
               "P(pays more than saves))"]
     for d in s.department.values.tolist():
@@ -244,3 +247,72 @@ def format_summary(s: xr.Dataset) -> str:
                 f"{float(v.department_payment_quantile.sel(department_quantile=0.99)):>14,.0f}"
                 f"  saves {save:>14,.0f}  P {float(v.probability_pays_more_than_saves):.4f}")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------
+# Tranches and diversification (DESIGN 8; lobsim.waterfall, docs/baskets.md)
+# --------------------------------------------------------------------------
+def _add_structure_stats(out: xr.Dataset, ds: xr.Dataset) -> xr.Dataset:
+    """Tranche statistics and each basket's diversification benefit, if the run has them.
+
+    ``tranche_*``: the investor statistics of :func:`summarize` per tranche,
+    plus the expected guarantee and protection paid to it, its share and
+    premium. ``basket_diversification_benefit`` (level, basket): the sum of
+    the members' stand-alone expected shortfalls less the basket's.
+    """
+    data: dict[str, Any] = {}
+    coords: dict[str, Any] = {}
+    if "basket_member" in ds:
+        member = ds.basket_member.values.astype(float)
+        alone = out.loss_es.values @ member.T  # (level, basket)
+        data["basket_standalone_es_sum"] = (("level", "basket"), alone)
+        data["basket_diversification_benefit"] = (("level", "basket"),
+                                                  alone - out.basket_loss_es.values)
+    if "tranche_payment" in ds:
+        stats = _investor_stats(ds.tranche_payment.values, ds.tranche_principal.values,
+                                ds.tranche_irr.values, "tranche")
+        data.update({f"tranche_{k}": v for k, v in stats.items()})
+        for name in ("guarantee", "protection"):
+            m, se = _mean_se(ds[f"tranche_{name}"].values)
+            data[f"tranche_expected_{name}"] = (("tranche",), m)
+            data[f"tranche_expected_{name}_se"] = (("tranche",), se)
+        for name in ("share", "premium", "seniority", "principal"):
+            data[f"tranche_{name}"] = (("tranche",), ds[f"tranche_{name}"].values.astype(float))
+        coords = {"tranche": ds.tranche.values, "tranche_basket": ("tranche",
+                                                                   ds.tranche_basket.values)}
+    return out.assign_coords(coords).assign(data) if data else out
+
+
+def _structure_lines(s: xr.Dataset) -> list[str]:
+    """Terminal lines: diversification per basket and the tranche tables."""
+    lines: list[str] = []
+    if "basket_diversification_benefit" in s:
+        lines += ["", f"{'Diversification':<24}{'ES99 basket':>14}{'sum ES99 alone':>16}"
+                      f"{'benefit':>14}"]
+        for i, key in enumerate(s.basket.values.tolist()):
+            v = s.isel(basket=i).sel(level=0.99)
+            lines.append(f"{str(key)[:24]:<24}{float(v.basket_loss_es):>14,.0f}"
+                         f"{float(v.basket_standalone_es_sum):>16,.0f}"
+                         f"{float(v.basket_diversification_benefit):>14,.0f}")
+    if "tranche" not in s.dims:
+        return lines
+    return [*lines, "", "Tranches", *_tranche_table(s)]
+
+
+def _tranche_table(s: xr.Dataset) -> list[str]:
+    lines = [f"{'':<24}{'P(default)':>16}{'E[loss]':>14}{'E[IRR]':>10}{'IRR 5%':>9}"
+             f"{'IRR 50%':>9}{'ES99 loss':>14}{'share':>7}{'premium':>9}{'E[guarantee]':>14}"
+             f"{'E[protection]':>15}"]
+    for i, key in enumerate(s.tranche.values.tolist()):
+        v = s.isel(tranche=i)
+        q = v.tranche_irr_quantile
+        lines.append(
+            f"{str(key)[:24]:<24}{float(v.tranche_default_probability):>9.4f} "
+            f"±{float(v.tranche_default_probability_se):.4f}"
+            f"{float(v.tranche_expected_loss):>14,.0f}{100 * float(v.tranche_mean_irr):>9.2f}%"
+            f"{100 * float(q.sel(quantile=0.05)):>8.2f}%{100 * float(q.sel(quantile=0.5)):>8.2f}%"
+            f"{float(v.tranche_loss_es.sel(level=0.99)):>14,.0f}{float(v.tranche_share):>7.2f}"
+            f"{100 * float(v.tranche_premium):>8.2f}%"
+            f"{float(v.tranche_expected_guarantee):>14,.0f}"
+            f"{float(v.tranche_expected_protection):>15,.0f}")
+    return lines

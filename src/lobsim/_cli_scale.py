@@ -1,0 +1,137 @@
+"""Command-line pieces for runs at scale: the scale options of ``lobsim run``.
+
+``--stream``, ``--workers``, ``--scheduler``, ``--resume``, ``.zarr`` output
+and the progress bar (docs/scale.md). Kept apart from :mod:`lobsim.cli` so
+that the main parser only gains a few calls; these functions only parse
+arguments and call :func:`lobsim.runner.run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import xarray as xr
+
+from lobsim.config import Config
+
+
+def _usage(message: str) -> Exception:
+    from lobsim.cli import UsageError
+
+    return UsageError(message)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not value >= 0.0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
+    return value
+
+
+def add_scale_options(run: argparse.ArgumentParser) -> None:
+    """Scale options of ``lobsim run``."""
+    run.add_argument("--stream", action="store_true",
+                     help="keep only mergeable statistics, never the per-scenario results "
+                          "(memory does not grow with --scenarios); --out gets the summary")
+    group = run.add_mutually_exclusive_group()
+    group.add_argument("--workers", type=_positive, metavar="N",
+                       help="run on a local Dask cluster of N worker processes")
+    group.add_argument("--scheduler", metavar="ADDRESS",
+                       help="run on the Dask cluster of the scheduler at ADDRESS (tcp://host:port)")
+    run.add_argument("--resume", action="store_true",
+                     help="finish the run recorded in --out PATH.zarr (same config, seed and "
+                          "scenarios), simulating only the blocks it lacks")
+    run.add_argument("--checkpoint-interval", type=_seconds, default=30.0, metavar="SECONDS",
+                     help="seconds between checkpoints of a --stream run in --out PATH.zarr "
+                          "(default: 30)")
+
+
+def _positive(text: str) -> int:
+    from lobsim.cli import _positive_int
+
+    return _positive_int(text)
+
+
+def wants_scale(args: argparse.Namespace, out: Path | None) -> bool:
+    """Whether ``run`` goes through :func:`lobsim.runner.run` (any scale option or .zarr)."""
+    return bool(args.stream or args.workers or args.scheduler or args.resume
+                or (out is not None and out.suffix == ".zarr"))
+
+
+def check_scale_args(args: argparse.Namespace, out: Path | None) -> None:
+    """Usage errors of the scale options, before anything runs."""
+    if args.resume and (out is None or out.suffix != ".zarr"):
+        raise _usage("--resume needs --out PATH.zarr")
+    if args.resume and args.force:
+        raise _usage("--resume and --force contradict each other")
+    if args.stream and (getattr(args, "importance_sampling", False)
+                        or getattr(args, "contributions", False)):
+        raise _usage("--importance-sampling and --contributions need the per-scenario "
+                     "results: not with --stream")
+
+
+def progress_factory(quiet: bool) -> Callable[..., Any] | None:
+    """A tqdm bar factory on stderr, or None when quiet or not on a terminal."""
+    if quiet or not (sys.stdout.isatty() and sys.stderr.isatty()):
+        return None
+    from tqdm import tqdm  # type: ignore[import-untyped]
+
+    def make(*, total: int, initial: int = 0, desc: str = "scenarios") -> Any:
+        return tqdm(total=total, initial=initial, desc=desc, unit=" scenarios", unit_scale=True,
+                    file=sys.stderr, dynamic_ncols=True, smoothing=0.05)
+
+    return make
+
+
+@contextmanager
+def progress_bar(args: argparse.Namespace, cfg: Config) -> Iterator[Callable[[int], Any] | None]:
+    """``update(scenarios)`` of a bar over the run's scenarios (None when there is none)."""
+    make = progress_factory(args.quiet)
+    if make is None:
+        yield None
+        return
+    bar = make(total=args.scenarios or cfg.simulation.scenarios)
+    try:
+        yield bar.update
+    finally:
+        bar.close()
+
+
+def run_scaled(args: argparse.Namespace, cfg: Config, out: Path | None) -> tuple[xr.Dataset, bool]:
+    """Run with the scale options: ``(dataset, is_summary)``."""
+    from lobsim.runner import run
+    from lobsim.store import StoreError
+
+    try:
+        ds = run(cfg, scenarios=args.scenarios, seed=args.seed, stream=args.stream,
+                 out=out if out is not None and out.suffix == ".zarr" else None,
+                 resume=args.resume, force=args.force, chunk_size=args.chunk_size,
+                 threads=args.threads, workers=args.workers, scheduler=args.scheduler,
+                 progress=progress_factory(args.quiet),
+                 checkpoint_interval=args.checkpoint_interval)
+    except (StoreError, ConnectionError) as exc:
+        raise _usage(str(exc)) from None
+    return ds, is_summary(ds)
+
+
+def is_summary(ds: xr.Dataset) -> bool:
+    """Whether ``ds`` is a summary (a streaming run's result) rather than per-scenario results."""
+    return "scenario" not in ds.dims and "default_probability" in ds
+
+
+def read_store(path: Path) -> xr.Dataset:
+    """A complete ``.zarr`` store, for ``lobsim summary``."""
+    from lobsim.store import StoreError, read_results
+
+    try:
+        return read_results(path)
+    except StoreError as exc:
+        raise _usage(str(exc)) from None
