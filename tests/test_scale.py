@@ -320,6 +320,7 @@ def test_streaming_is_bit_identical_on_every_executor(demo, cluster, tmp_path):
     for label, kwargs in {
         "threads=2, 2 blocks a task": dict(threads=2, chunk_size=1024),
         "2 Dask workers": dict(executor=cluster, chunk_size=512),
+        "a LocalCluster of its own": dict(workers=2, processes=False),
         "scheduler address": dict(scheduler=cluster.client.scheduler.address),
         "zarr store": dict(threads=2, out=tmp_path / "s.zarr"),
     }.items():
@@ -493,13 +494,18 @@ def test_interrupted_stream_resumes_from_its_checkpoint(demo, tmp_path):
         run(demo, scenarios=n, seed=seed, stream=True, out=store)
 
 
-def test_cli_stream_and_zarr_round_trip(tmp_path, capsys):
+def test_cli_stream_and_zarr_round_trip(tmp_path, capsys, cluster):
     config = str(CONFIGS / "birmingham_jsa.toml")
     assert main(["run", config, "--scenarios", "3000", "--stream", "--out",
                  str(tmp_path / "s.nc"), "--quiet"]) == 0
     assert main(["summary", str(tmp_path / "s.nc")]) == 0
     text = capsys.readouterr().out
     assert "bham-jsa" in text and "3000 scenarios" in text
+    assert main(["run", config, "--scenarios", "3000", "--stream", "--out",
+                 str(tmp_path / "d.nc"), "--scheduler", cluster.client.scheduler.address]) == 0
+    assert "bham-jsa" in capsys.readouterr().out
+    xr.testing.assert_identical(xr.load_dataset(tmp_path / "d.nc"),
+                                xr.load_dataset(tmp_path / "s.nc"))
     assert main(["run", config, "--scenarios", "3000", "--resume"]) == 2
     assert "--resume needs --out" in capsys.readouterr().err
     assert main(["run", config, "--scenarios", "3000", "--out", str(tmp_path / "x.csv")]) == 2

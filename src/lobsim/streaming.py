@@ -464,7 +464,7 @@ def tail_size(n: int, levels: tuple[float, ...]) -> int:
     return n - lowest
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds a Dataset: identity, not ==
 class Plan:
     """The statistics of a streaming run and how its blocks map to them.
 
