@@ -12,9 +12,9 @@ import json
 import sys
 from typing import Any
 
-import numpy as np
 import xarray as xr
 
+from lobsim._argtypes import finite_float, positive_int
 from lobsim.config import Config, load_config
 
 #: Scenarios of ``lobsim price`` unless --scenarios is given: each solver
@@ -31,26 +31,6 @@ def _usage(message: str) -> Exception:
     return UsageError(message)
 
 
-def _number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-    if not np.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be finite, got {text}")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text.replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return value
-
-
 # --------------------------------------------------------------------------
 # lobsim run: importance sampling and risk contributions
 # --------------------------------------------------------------------------
@@ -62,7 +42,7 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
     run.add_argument("--tail-basket", metavar="ID",
                      help="basket whose tail the importance sampling targets (default: the "
                           "largest by principal)")
-    run.add_argument("--pilot-scenarios", type=_count, default=5000,
+    run.add_argument("--pilot-scenarios", type=positive_int, default=5000,
                      help="scenarios of each pilot run choosing the shift (default: 5000)")
     run.add_argument("--contributions", action="store_true",
                      help="print each basket's Euler risk contributions at 99%%")
@@ -141,9 +121,9 @@ def add_price_parser(sub: Any) -> None:
                     "Monte Carlo standard error of the solution.",
     )
     price.add_argument("config", help="TOML configuration file")
-    price.add_argument("--target-irr", type=_number, metavar="X",
+    price.add_argument("--target-irr", type=finite_float, metavar="X",
                        help="target expected IRR (0.05 is 5%% a year)")
-    price.add_argument("--target-default-prob", type=_number, metavar="P",
+    price.add_argument("--target-default-prob", type=finite_float, metavar="P",
                        help="target default probability P(payment < principal)")
     what = price.add_mutually_exclusive_group()
     what.add_argument("--bond", metavar="ID", help="price this bond")
@@ -152,11 +132,11 @@ def add_price_parser(sub: Any) -> None:
     price.add_argument("--tranche", action="append", metavar="ID[=IRR]", default=[],
                        help="with --basket: solve this tranche's premium instead (target "
                             "--target-irr, or the IRR given after '='); repeatable")
-    price.add_argument("--scenarios", type=_count,
+    price.add_argument("--scenarios", type=positive_int,
                        help=f"scenarios of the common-random-number sample "
                             f"(default: {PRICE_SCENARIOS:,})")
     price.add_argument("--seed", type=int, help="random seed (default: config)")
-    price.add_argument("--threads", type=_count, help="worker threads (default: all CPUs)")
+    price.add_argument("--threads", type=positive_int, help="worker threads (default: all CPUs)")
     price.add_argument("--json", action="store_true", help="print JSON (lobsim.price/1)")
     price.set_defaults(func=cmd_price)
 
@@ -180,7 +160,7 @@ def cmd_price(args: argparse.Namespace) -> int:
             for item in args.tranche:
                 tid, _, value = item.partition("=")
                 if value:
-                    targets[tid] = _number(value)
+                    targets[tid] = finite_float(value)
                 elif args.target_irr is not None:
                     targets[tid] = args.target_irr
                 else:

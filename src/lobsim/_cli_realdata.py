@@ -11,6 +11,7 @@ import argparse
 import time
 from pathlib import Path
 
+from lobsim._argtypes import non_negative_int, positive_int
 from lobsim.config import PACKAGE_DATA_PREFIX, PERIODS_PER_YEAR
 
 
@@ -18,26 +19,6 @@ def _usage(message: str) -> Exception:
     from lobsim.cli import UsageError
 
     return UsageError(message)
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text.replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text.replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
-    return value
 
 
 def _data_file(text: str, what: str) -> Path:
@@ -271,8 +252,8 @@ def add_realdata_parsers(sub: argparse._SubParsersAction) -> None:
     bt.add_argument("history", help="history CSV (a lobsim: name for bundled data)")
     bt.add_argument("--areas", help="areas CSV (default: areas.csv beside the history); its "
                                     "covariates must predate every start")
-    bt.add_argument("--pre", type=_count, default=12, help="pre-period, periods (default 12)")
-    bt.add_argument("--horizon", type=_count, default=12,
+    bt.add_argument("--pre", type=positive_int, default=12, help="pre-period, periods (default 12)")
+    bt.add_argument("--horizon", type=positive_int, default=12,
                     help="periods from start to measurement (default 12)")
     bt.add_argument("--donors", default="3,5,10,20",
                     help="donor-pool sizes, comma separated (default 3,5,10,20)")
@@ -280,15 +261,15 @@ def add_realdata_parsers(sub: argparse._SubParsersAction) -> None:
                     help="weight schemes, comma separated (default equal,synthetic)")
     bt.add_argument("--starts", help="start periods, comma separated (default: every --step "
                                      "periods from the first that fits)")
-    bt.add_argument("--step", type=_count, default=3, help="periods between starts (default 3)")
+    bt.add_argument("--step", type=positive_int, default=3, help="periods between starts (default 3)")
     bt.add_argument("--match-on", help="covariates for the donor choice (default: all)")
     bt.add_argument("--period", choices=tuple(PERIODS_PER_YEAR),
                     help="period of the history (default: from the period labels)")
     bt.add_argument("--model", help="universe TOML from `lobsim calibrate`: also simulate the "
                                     "placebos from it and compare")
-    bt.add_argument("--replicates", type=_count, default=10,
+    bt.add_argument("--replicates", type=positive_int, default=10,
                     help="simulated panels for --model (default 10)")
-    bt.add_argument("--seed", type=_seed, default=0, help="seed of the simulated panels")
+    bt.add_argument("--seed", type=non_negative_int, default=0, help="seed of the simulated panels")
     bt.add_argument("--out", help="folder for placebos.csv, summary.csv/.md and, with "
                                   "--model, model_check.csv/.md and qq.png")
     bt.add_argument("--force", action="store_true", help="overwrite existing files in --out")

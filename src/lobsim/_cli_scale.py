@@ -17,6 +17,7 @@ from typing import Any
 
 import xarray as xr
 
+from lobsim._argtypes import non_negative_float, positive_int
 from lobsim.config import Config
 
 
@@ -26,38 +27,22 @@ def _usage(message: str) -> Exception:
     return UsageError(message)
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
-    if not value >= 0.0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
-    return value
-
-
 def add_scale_options(run: argparse.ArgumentParser) -> None:
     """Scale options of ``lobsim run``."""
     run.add_argument("--stream", action="store_true",
                      help="keep only mergeable statistics, never the per-scenario results "
                           "(memory does not grow with --scenarios); --out gets the summary")
     group = run.add_mutually_exclusive_group()
-    group.add_argument("--workers", type=_positive, metavar="N",
+    group.add_argument("--workers", type=positive_int, metavar="N",
                        help="run on a local Dask cluster of N worker processes")
     group.add_argument("--scheduler", metavar="ADDRESS",
                        help="run on the Dask cluster of the scheduler at ADDRESS (tcp://host:port)")
     run.add_argument("--resume", action="store_true",
                      help="finish the run recorded in --out PATH.zarr (same config, seed and "
                           "scenarios), simulating only the blocks it lacks")
-    run.add_argument("--checkpoint-interval", type=_seconds, default=30.0, metavar="SECONDS",
+    run.add_argument("--checkpoint-interval", type=non_negative_float, default=30.0, metavar="SECONDS",
                      help="seconds between checkpoints of a --stream run in --out PATH.zarr "
                           "(default: 30)")
-
-
-def _positive(text: str) -> int:
-    from lobsim.cli import _positive_int
-
-    return _positive_int(text)
 
 
 def wants_scale(args: argparse.Namespace, out: Path | None) -> bool:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import lobsim
+from lobsim._argtypes import non_negative_int, positive_int
 from lobsim._cli_baskets import add_price_parser, add_run_options, run_extras
 from lobsim._cli_realdata import add_realdata_parsers
 from lobsim._cli_scale import (
@@ -130,14 +131,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Monte Carlo simulation of every bond, basket and department.",
     )
     run.add_argument("config", help="TOML configuration file")
-    run.add_argument("--scenarios", type=_positive_int, help="number of scenarios (default: config)")
-    run.add_argument("--seed", type=_non_negative_int, help="random seed (default: config)")
+    run.add_argument("--scenarios", type=positive_int, help="number of scenarios (default: config)")
+    run.add_argument("--seed", type=non_negative_int, help="random seed (default: config)")
     run.add_argument("--out", help="write the results to this netCDF file (.nc, at the end) or "
                                    "zarr store (.zarr, as blocks finish; resumable)")
     run.add_argument("--force", action="store_true", help="overwrite an existing --out file")
-    run.add_argument("--chunk-size", type=_positive_int,
+    run.add_argument("--chunk-size", type=positive_int,
                      help="scenarios per task, rounded up to whole blocks; never changes results")
-    run.add_argument("--threads", type=_positive_int, help="worker threads (default: all CPUs)")
+    run.add_argument("--threads", type=positive_int, help="worker threads (default: all CPUs)")
     run.add_argument("--quiet", action="store_true", help="print nothing (and no progress bar)")
     add_run_options(run)
     add_scale_options(run)  # --stream, --workers, --scheduler, --resume (lobsim._cli_scale)
@@ -151,23 +152,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_price_parser(sub)  # lobsim price (lobsim._cli_baskets)
     add_realdata_parsers(sub)  # lobsim calibrate, lobsim backtest (lobsim._cli_realdata)
     return parser
-
-
-def _positive_int(text: str) -> int:
-    value = _non_negative_int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text.replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
-    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
