@@ -80,7 +80,7 @@ class DaskExecutor:
         from distributed import Client, LocalCluster
 
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes,
-                               dashboard_address=None, silence_logs=logging.ERROR)
+                               dashboard_address=":0", silence_logs=logging.ERROR)
         return cls(Client(cluster), cluster)
 
     @classmethod
