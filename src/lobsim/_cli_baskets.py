@@ -16,6 +16,7 @@ import xarray as xr
 
 from lobsim._argtypes import finite_float, positive_int
 from lobsim.config import Config, load_config
+from lobsim.errors import UsageError
 
 #: Scenarios of ``lobsim price`` unless --scenarios is given: each solver
 #: evaluation is a simulation, and the reported standard error says whether
@@ -23,12 +24,6 @@ from lobsim.config import Config, load_config
 PRICE_SCENARIOS = 20_000
 #: Levels of the importance-sampling tail table.
 TAIL_LEVELS = (0.99, 0.995)
-
-
-def _usage(message: str) -> Exception:
-    from lobsim.cli import UsageError
-
-    return UsageError(message)
 
 
 # --------------------------------------------------------------------------
@@ -73,7 +68,7 @@ def run_extras(args: argparse.Namespace, cfg: Config, ds: xr.Dataset) -> None:
                                       pilot_scenarios=args.pilot_scenarios, seed=seed,
                                       threads=args.threads)
         except ValueError as exc:
-            raise _usage(f"--tail-basket: {exc}") from None
+            raise UsageError(f"--tail-basket: {exc}") from None
         tail_ds = simulate(cfg, scenarios=n, seed=seed, chunk_size=args.chunk_size,
                            threads=args.threads, **tilt.kwargs())
         print("\n" + format_importance_table(ds, tail_ds, format_tilt(tilt)))
@@ -148,13 +143,13 @@ def cmd_price(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     n = args.scenarios or PRICE_SCENARIOS
     if args.seed is not None and args.seed < 0:
-        raise _usage(f"--seed must not be negative, got {args.seed}")
+        raise UsageError(f"--seed must not be negative, got {args.seed}")
     try:
         if args.tranche:
             if args.basket is None:
-                raise _usage("--tranche needs --basket")
+                raise UsageError("--tranche needs --basket")
             if args.target_default_prob is not None:
-                raise _usage("tranche premiums are solved for a target IRR, not a default "
+                raise UsageError("tranche premiums are solved for a target IRR, not a default "
                              "probability")
             targets = {}
             for item in args.tranche:
@@ -164,22 +159,22 @@ def cmd_price(args: argparse.Namespace) -> int:
                 elif args.target_irr is not None:
                     targets[tid] = args.target_irr
                 else:
-                    raise _usage(f"--tranche {tid}: give its target as {tid}=IRR or "
+                    raise UsageError(f"--tranche {tid}: give its target as {tid}=IRR or "
                                  "--target-irr")
             solutions = solve_tranche_premiums(cfg, args.basket, targets, scenarios=n,
                                                seed=args.seed, threads=args.threads)
         else:
             if (args.target_irr is None) == (args.target_default_prob is None):
-                raise _usage("give one target: --target-irr X or --target-default-prob P")
+                raise UsageError("give one target: --target-irr X or --target-default-prob P")
             p = args.target_default_prob
             if p is not None and not 0.0 < p < 1.0:
-                raise _usage(f"--target-default-prob must lie in (0, 1), got {p}")
+                raise UsageError(f"--target-default-prob must lie in (0, 1), got {p}")
             solutions = [solve_loading(cfg, target_irr=args.target_irr,
                                        target_default_probability=p, bond=args.bond,
                                        basket=args.basket, scenarios=n, seed=args.seed,
                                        threads=args.threads)]
     except (ValueError, argparse.ArgumentTypeError) as exc:
-        raise _usage(str(exc)) from None
+        raise UsageError(str(exc)) from None
     if args.json:
         json.dump({"schema": "lobsim.price/1", "solutions": [s.to_dict() for s in solutions]},
                   sys.stdout, indent=2)

@@ -13,12 +13,7 @@ from pathlib import Path
 
 from lobsim._argtypes import non_negative_int, positive_int
 from lobsim.config import PACKAGE_DATA_PREFIX, PERIODS_PER_YEAR
-
-
-def _usage(message: str) -> Exception:
-    from lobsim.cli import UsageError
-
-    return UsageError(message)
+from lobsim.errors import UsageError
 
 
 def _data_file(text: str, what: str) -> Path:
@@ -26,7 +21,7 @@ def _data_file(text: str, what: str) -> Path:
 
     path = resolve_data_path(text)
     if not path.is_file():
-        raise _usage(f"{text}: no such {what} file")
+        raise UsageError(f"{text}: no such {what} file")
     return path
 
 
@@ -36,7 +31,7 @@ def _areas_for(args: argparse.Namespace, history: Path) -> tuple[Path, str]:
         return _data_file(args.areas, "areas"), args.areas
     path = history.parent / "areas.csv"
     if not path.is_file():
-        raise _usage(f"{args.history}: no --areas given and no areas.csv beside it")
+        raise UsageError(f"{args.history}: no --areas given and no areas.csv beside it")
     text = str(args.history)
     if text.startswith(PACKAGE_DATA_PREFIX):
         # bundled data keeps its package name: lobsim:gm/x_history.csv -> lobsim:gm/areas.csv
@@ -53,23 +48,23 @@ def _periods_per_year(args: argparse.Namespace, periods: tuple[str, ...]) -> int
     try:
         return periods_per_year_of(periods)
     except ValueError as exc:
-        raise _usage(f"{args.history}: {exc}") from None
+        raise UsageError(f"{args.history}: {exc}") from None
 
 
 def _int_list(text: str, option: str) -> list[int]:
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise _usage(f"{option} {text}: give whole numbers separated by commas") from None
+        raise UsageError(f"{option} {text}: give whole numbers separated by commas") from None
     if not values or min(values) < 1:
-        raise _usage(f"{option} {text}: give whole numbers of at least 1, separated by commas")
+        raise UsageError(f"{option} {text}: give whole numbers of at least 1, separated by commas")
     return values
 
 
 def _fresh(paths: list[Path], force: bool, option: str) -> None:
     existing = [p for p in paths if p.exists()]
     if existing and not force:
-        raise _usage(f"{option} {existing[0]}: the file exists; pass --force to overwrite it")
+        raise UsageError(f"{option} {existing[0]}: the file exists; pass --force to overwrite it")
 
 
 # --------------------------------------------------------------------------
@@ -83,7 +78,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     areas_path, areas_name = _areas_for(args, history)
     out = Path(args.out)
     if out.suffix != ".toml":
-        raise _usage(f"--out {out}: the universe is written as TOML; use a .toml path")
+        raise UsageError(f"--out {out}: the universe is written as TOML; use a .toml path")
     outcome = args.outcome or history.stem.removesuffix("_history") or "outcome"
     _fresh([out, out.parent / f"{outcome}_state.csv", out.parent / f"{outcome}_volatility.csv"],
            args.force, "--out")
@@ -132,7 +127,7 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     weights = [w.strip() for w in args.weights.split(",") if w.strip()]
     for w in weights:
         if w not in bt.WEIGHTS:
-            raise _usage(f"--weights {args.weights}: use equal, synthetic or both")
+            raise UsageError(f"--weights {args.weights}: use equal, synthetic or both")
     starts = [s.strip() for s in args.starts.split(",") if s.strip()] if args.starts else None
     match_on = [c.strip() for c in args.match_on.split(",")] if args.match_on else None
     out = Path(args.out) if args.out else None
@@ -169,7 +164,7 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     if args.model:
         universe = read_universe(args.model)
         if universe.areas.ids != panel.areas.ids:
-            raise _usage(f"--model {args.model}: its areas are not those of {args.history}")
+            raise UsageError(f"--model {args.model}: its areas are not those of {args.history}")
         for name, scaled in (("pooled", False), ("size-scaled", True)):
             models[name] = bt.simulate_placebos(universe, replicates=args.replicates,
                                                 seed=args.seed, size_scaled=scaled,

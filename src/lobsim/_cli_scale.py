@@ -19,12 +19,7 @@ import xarray as xr
 
 from lobsim._argtypes import non_negative_float, positive_int
 from lobsim.config import Config
-
-
-def _usage(message: str) -> Exception:
-    from lobsim.cli import UsageError
-
-    return UsageError(message)
+from lobsim.errors import UsageError
 
 
 def add_scale_options(run: argparse.ArgumentParser) -> None:
@@ -54,12 +49,12 @@ def wants_scale(args: argparse.Namespace, out: Path | None) -> bool:
 def check_scale_args(args: argparse.Namespace, out: Path | None) -> None:
     """Usage errors of the scale options, before anything runs."""
     if args.resume and (out is None or out.suffix != ".zarr"):
-        raise _usage("--resume needs --out PATH.zarr")
+        raise UsageError("--resume needs --out PATH.zarr")
     if args.resume and args.force:
-        raise _usage("--resume and --force contradict each other")
+        raise UsageError("--resume and --force contradict each other")
     if args.stream and (getattr(args, "importance_sampling", False)
                         or getattr(args, "contributions", False)):
-        raise _usage("--importance-sampling and --contributions need the per-scenario "
+        raise UsageError("--importance-sampling and --contributions need the per-scenario "
                      "results: not with --stream")
 
 
@@ -103,7 +98,7 @@ def run_scaled(args: argparse.Namespace, cfg: Config, out: Path | None) -> tuple
                  progress=progress_factory(args.quiet),
                  checkpoint_interval=args.checkpoint_interval)
     except (StoreError, ConnectionError) as exc:
-        raise _usage(str(exc)) from None
+        raise UsageError(str(exc)) from None
     return ds, is_summary(ds)
 
 
@@ -119,4 +114,4 @@ def read_store(path: Path) -> xr.Dataset:
     try:
         return read_results(path)
     except StoreError as exc:
-        raise _usage(str(exc)) from None
+        raise UsageError(str(exc)) from None

@@ -26,12 +26,8 @@ from lobsim._cli_scale import (
     wants_scale,
 )
 from lobsim.config import load_config
-from lobsim.errors import ConfigError
+from lobsim.errors import ConfigError, UsageError
 from lobsim.terms import format_term_sheet, term_sheet
-
-
-class UsageError(Exception):
-    """A command-line mistake that is not about the config (exit status 2)."""
 
 
 def _cmd_terms(args: argparse.Namespace) -> int:

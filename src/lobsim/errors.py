@@ -30,3 +30,7 @@ class ConfigError(ValueError):
         self.reason = message
         where = ": ".join(part for part in (source, path) if part)
         super().__init__(f"{where}: {message}" if where else message)
+
+
+class UsageError(Exception):
+    """A command-line mistake that is not about the config (exit status 2)."""
