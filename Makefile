@@ -8,7 +8,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint pytest clean
+.PHONY: demo test lint pytest bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "lobsim needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -29,6 +29,23 @@ pytest: $(STAMP)
 	$(BIN)/python -m pytest
 
 test: lint pytest
+
+# The benchmark suite (benchmarks/README.md): pytest-benchmark, then the report
+# benchmarks/results/REPORT.md with its plots. bench-quick: under two minutes.
+BENCH_STAMP := $(VENV)/.bench-stamp
+BENCH_JSON  := benchmarks/results/benchmarks.json
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	@touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m pytest benchmarks -p no:cacheprovider -q --benchmark-json=$(BENCH_JSON)
+	$(BIN)/python benchmarks/report.py $(BENCH_JSON) --command 'make bench'
+
+bench-quick: $(BENCH_STAMP)
+	$(BIN)/python -m pytest benchmarks -p no:cacheprovider -q --quick --benchmark-json=$(BENCH_JSON)
+	$(BIN)/python benchmarks/report.py $(BENCH_JSON) --command 'make bench-quick'
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

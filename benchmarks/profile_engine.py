@@ -35,7 +35,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 import lobsim._engine as engine  # noqa: E402
-from bench_engine import machine, rng_floor  # noqa: E402
+from harness import machine, rng_floor  # noqa: E402
 from lobsim import load_config  # noqa: E402
 from lobsim.simulate import block_generator  # noqa: E402
 from lobsim.world import build_world  # noqa: E402
