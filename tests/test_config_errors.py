@@ -144,6 +144,15 @@ class Case(NamedTuple):
     source: str | None = None  # file named in the message, if not the config
 
 
+# An investor class, its holdings formatted in.
+INVESTOR = """
+[[investor_classes]]
+id = "sitr"
+relief = 0.3
+tax_rate = 0.4
+{}
+"""
+
 BAD_SYNTAX = edit(("maturity = 4.0", "maturity = = 4.0"))
 NHS_SHARE = 'agency = "NHS"\nshare = 0.5'
 
@@ -441,6 +450,53 @@ CASES: dict[str, Case] = {
         edit(add='\n[[baskets]]\nid = "bk"\nbonds = ["b0", "b0"]\n'),
         "baskets[0].bonds", ("lists 'b0' twice",),
     ),
+    # -- investor classes (after-tax returns) ------------------------------------
+    "investor-class-unknown-bond": Case(
+        edit(add=INVESTOR.format('bonds = ["b9"]')),
+        "investor_classes[0].bonds[0]", ("refers to bond 'b9', which is not defined",),
+    ),
+    "investor-class-relief-of-one": Case(
+        edit(add=INVESTOR.format('bonds = ["b0"]').replace("relief = 0.3", "relief = 1.0")),
+        "investor_classes[0].relief", ("must be less than 1, got 1",),
+    ),
+    "investor-class-tax-rate-above-one": Case(
+        edit(add=INVESTOR.format('bonds = ["b0"]').replace("tax_rate = 0.4", "tax_rate = 1.5")),
+        "investor_classes[0].tax_rate", ("must be at most 1, got 1.5",),
+    ),
+    "investor-class-holds-nothing": Case(
+        edit(add=INVESTOR.format("")),
+        "investor_classes[0]", ("an investor class must hold something",),
+    ),
+    "investor-class-key-typo": Case(
+        edit(add=INVESTOR.format('bonds = ["b0"]').replace("relief =", "relif =")),
+        "investor_classes[0].relif", ("is not a known field", "did you mean 'relief'?"),
+    ),
+    "investor-class-tranche-without-basket": Case(
+        edit(add=INVESTOR.format('tranches = ["senior"]')),
+        "investor_classes[0].tranches[0]", ('must name a tranche as "basket/tranche"',
+                                            "got 'senior'"),
+    ),
+    "investor-class-unknown-tranche": Case(
+        edit(add='\n[[baskets]]\nid = "bk"\nbonds = ["b0"]\n'
+             + INVESTOR.format('tranches = ["bk/senior"]')),
+        "investor_classes[0].tranches[0]", ("refers to tranche 'senior' of basket 'bk'",
+                                            "none: the basket has no tranches"),
+    ),
+    "investor-class-unknown-basket": Case(
+        edit(add=INVESTOR.format('baskets = ["north"]')),
+        "investor_classes[0].baskets[0]", ("refers to basket 'north', which is not defined",),
+    ),
+    "investor-class-bond-paying-at-two-dates": Case(
+        edit(add="\n[[bonds.payment.measurements]]\nat = 2.0\n"
+                 "\n[[bonds.payment.measurements]]\nat = 4.0\n"
+             + INVESTOR.format('bonds = ["b0"]')),
+        "investor_classes[0].bonds[0]", ("bond 'b0' pays at 2 dates",
+                                         "hold it through a basket of that bond alone"),
+    ),
+    "investor-class-duplicate-id": Case(
+        edit(add=INVESTOR.format('bonds = ["b0"]') * 2),
+        "investor_classes[1].id", ("duplicate id 'sitr'",),
+    ),
 }
 
 
@@ -491,6 +547,10 @@ VALID_VARIANTS: dict[str, tuple[str, dict[str, str] | None]] = {
                     'where = { providers = ["cso"] }\n'), None),
     "baseline": (edit(add='\n[bonds.baseline]\ndepartment = "DWP"\nagency = "JCP"\n'
                       "units = 50000\ncost_per_unit_year = 3224.0\n"), None),
+    "investor-class": (edit(add='\n[[baskets]]\nid = "bk"\nbonds = ["b0"]\n'
+                            '\n[[baskets.tranches]]\nid = "senior"\nshare = 1.0\nseniority = 1\n'
+                            + INVESTOR.format('bonds = ["b0"]\ntranches = ["bk/senior"]\n'
+                                              'baskets = ["bk"]')), None),
 }
 
 

@@ -245,6 +245,31 @@ providers = ["cso_a", "cso_b"]
 outcomes = ["jsa"]
 interventions = ["employment"]
 maturity_min = 1.0
+
+[[baskets.tranches]]
+id = "senior"
+share = 0.6
+seniority = 1
+premium = 0.03
+
+[[baskets.tranches]]
+id = "junior"
+share = 0.4
+seniority = 2
+premium = 0.1
+
+[[investor_classes]]
+id = "sitr"
+relief = 0.3
+tax_rate = 0.4
+bonds = ["b-jsa-A3"]
+tranches = ["explicit/junior"]
+
+[[investor_classes]]
+id = "bank"
+tax_rate = 0.25
+tranches = ["explicit/senior"]
+baskets = ["north"]
 """
 
 AREAS_CSV = """\
@@ -293,6 +318,7 @@ def test_starting_documents_are_valid(name: str, bases) -> None:
         assert len(cfg.bonds[0].payment.measurements) == 2
         assert cfg.universe is not None and cfg.universe.period == "quarter"
         assert [k.id for k in cfg.baskets] == ["north", "explicit"]
+        assert [ic.id for ic in cfg.investor_classes] == ["sitr", "bank"]
 
 
 @pytest.mark.parametrize("name", BASE_NAMES)

@@ -15,6 +15,7 @@ from pathlib import Path
 import lobsim
 from lobsim._argtypes import non_negative_int, positive_int
 from lobsim._cli_baskets import add_price_parser, add_run_options, run_extras
+from lobsim._cli_decisions import add_decision_parsers
 from lobsim._cli_realdata import add_realdata_parsers
 from lobsim._cli_scale import (
     add_scale_options,
@@ -147,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_price_parser(sub)  # lobsim price (lobsim._cli_baskets)
     add_realdata_parsers(sub)  # lobsim calibrate, lobsim backtest (lobsim._cli_realdata)
+    add_decision_parsers(sub)  # lobsim maturity, lobsim setaside (lobsim._cli_decisions)
     return parser
 
 

@@ -315,6 +315,27 @@ class CapGroup:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class InvestorClass:
+    """A class of investors with its own tax treatment, and what it holds.
+
+    ``relief`` is the share of the amount invested returned as tax relief
+    when it is invested (the UK's Social Investment Tax Relief: 30% of the
+    amount, as income tax relief); ``tax_rate`` is the tax on the return,
+    what is received beyond the capital paid in, when it is received.
+    Holdings are bonds held directly, tranches (``"basket/tranche"``) and
+    whole baskets (docs/decisions.md, section After-tax returns).
+    """
+
+    id: str
+    name: str
+    relief: float
+    tax_rate: float
+    bonds: tuple[str, ...]
+    tranches: tuple[str, ...]
+    baskets: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Simulation:
     """Monte Carlo settings."""
 
@@ -341,6 +362,7 @@ class Config:
     baskets: tuple[Basket, ...]
     cap_groups: tuple[CapGroup, ...]
     hash: str = field(repr=False)
+    investor_classes: tuple[InvestorClass, ...] = ()
 
     def department(self, id: str) -> Department:
         return next(d for d in self.departments if d.id == id)
@@ -445,6 +467,7 @@ def parse_config(
     bonds = top.read_all("bonds", _read_bond, required=True)
     baskets = top.read_all("baskets", _read_basket)
     cap_groups = top.read_all("cap_groups", _read_cap_group)
+    investor_classes = top.read_all("investor_classes", _read_investor_class)
     top.finish()
 
     config = Config(
@@ -462,6 +485,7 @@ def parse_config(
         baskets=baskets,
         cap_groups=cap_groups,
         hash=_config_hash(data, outcomes, universe),
+        investor_classes=investor_classes,
     )
     _check_references(config, top)
     return config
@@ -904,6 +928,26 @@ def _read_basket(t: Table) -> Basket:
                   guarantee=guarantee)
 
 
+def _read_investor_class(t: Table) -> InvestorClass:
+    id_ = _read_id(t)
+    holdings = {key: t.strings(key, ()) for key in ("bonds", "tranches", "baskets")}
+    if not any(holdings.values()):
+        raise t.error(None, "an investor class must hold something: give 'bonds', 'tranches' "
+                            "(as \"basket/tranche\") or 'baskets'")
+    for i, label in enumerate(holdings["tranches"]):
+        if label.count("/") != 1 or not all(label.split("/")):
+            raise t.error(f"tranches[{i}]", f"must name a tranche as \"basket/tranche\", "
+                                            f"got {label!r}")
+    return InvestorClass(
+        id=id_,
+        name=t.string("name", id_),
+        # relief of 1 would make the investment free and its return infinite
+        relief=t.number("relief", 0.0, low=0.0, high=1.0, high_open=True),
+        tax_rate=t.number("tax_rate", 0.0, low=0.0, high=1.0),
+        **holdings,
+    )
+
+
 def _finish(t: Table, value: Any) -> Any:
     t.finish()
     return value
@@ -997,6 +1041,7 @@ def _check_references(cfg: Config, top: Table) -> None:
             grouped[bond_id] = g.id
     if cfg.universe is not None:
         _check_areas(cfg)
+    _check_investor_classes(cfg, top)
     for i, basket in enumerate(cfg.baskets):
         for j, bond_id in enumerate(basket.bonds or ()):
             _must_exist(src, f"baskets[{i}].bonds[{j}]", bond_id, bonds, "bond")
@@ -1009,6 +1054,42 @@ def _check_references(cfg: Config, top: Table) -> None:
             ):
                 for j, v in enumerate(values or ()):
                     _must_exist(src, f"baskets[{i}].where.{key}[{j}]", v, known, what)
+
+
+def payment_years(bond: Bond) -> tuple[int, ...]:
+    """Years (year k covers (k-1, k]) in which ``bond`` can pay: measurements and coupons."""
+    dates = [m.at for m in bond.payment.measurements] + [c.at for c in bond.payment.coupons]
+    return tuple(sorted({math.ceil(t) for t in dates}))
+
+
+def _check_investor_classes(cfg: Config, top: Table) -> None:
+    src = cfg.source
+    _unique(top, "investor_classes", cfg.investor_classes)
+    bonds = {b.id for b in cfg.bonds}
+    baskets = {k.id: k for k in cfg.baskets}
+    for i, ic in enumerate(cfg.investor_classes):
+        p = f"investor_classes[{i}]"
+        for j, bond_id in enumerate(ic.bonds):
+            _must_exist(src, f"{p}.bonds[{j}]", bond_id, bonds, "bond")
+            b = cfg.bond(bond_id)
+            dates = {m.at for m in b.payment.measurements} | {c.at for c in b.payment.coupons}
+            if len(dates) > 1:
+                # the results hold a bond's total payment, not its split by date
+                raise ConfigError(
+                    f"bond {bond_id!r} pays at {len(dates)} dates; the after-tax return of a "
+                    "bond held directly needs a single payment date: hold it through a basket "
+                    "of that bond alone (baskets = [...])", source=src, path=f"{p}.bonds[{j}]")
+        for j, label in enumerate(ic.tranches):
+            basket_id, tranche_id = label.split("/")
+            _must_exist(src, f"{p}.tranches[{j}]", basket_id, set(baskets), "basket")
+            known = {t.id for t in baskets[basket_id].tranches}
+            if tranche_id not in known:
+                listed = ", ".join(sorted(known)) or "none: the basket has no tranches"
+                raise ConfigError(f"refers to tranche {tranche_id!r} of basket {basket_id!r}, "
+                                  f"which is not defined (defined: {listed})", source=src,
+                                  path=f"{p}.tranches[{j}]")
+        for j, basket_id in enumerate(ic.baskets):
+            _must_exist(src, f"{p}.baskets[{j}]", basket_id, set(baskets), "basket")
 
 
 def _check_areas(cfg: Config) -> None:

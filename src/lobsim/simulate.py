@@ -19,7 +19,9 @@ import xarray as xr
 
 from lobsim._engine import simulate_block
 from lobsim.basket import resolve_risk_bands
-from lobsim.config import Config
+from lobsim.config import Config, payment_years
+from lobsim.shortfall import provider_shortfall
+from lobsim.tax import add_after_tax
 from lobsim.waterfall import add_tranches
 from lobsim.world import World, build_world
 
@@ -127,7 +129,8 @@ def simulate(cfg: Config, *, scenarios: int | None = None, seed: int | None = No
         their members from the config's screening run
         (:func:`lobsim.basket.resolve_risk_bands`); baskets with tranches add
         a ``tranche`` dimension (:func:`lobsim.waterfall.add_tranches`,
-        docs/baskets.md).
+        docs/baskets.md); investor classes a ``holding`` dimension with
+        after-tax IRRs (:func:`lobsim.tax.add_after_tax`, docs/decisions.md).
 
     Examples
     --------
@@ -174,7 +177,7 @@ def finish_run(world: World, cfg: Config, out: dict[str, np.ndarray], *, seed: i
         ds["screening_default_probability"] = ("bond", bands.default_probability, {
             "units": "1", "long_name": "stand-alone default probability of the risk-band "
                                        f"screening run ({bands.scenarios} scenarios)"})
-    return add_tranches(ds, cfg)
+    return add_after_tax(add_tranches(ds, cfg), cfg)  # after-tax returns: lobsim.tax
 
 
 def label(world: World, cfg: Config, out: dict[str, np.ndarray], *, seed: int,
@@ -201,6 +204,9 @@ def label(world: World, cfg: Config, out: dict[str, np.ndarray], *, seed: int,
         "total_loss": (sb, out["total_loss"], {"long_name": "nothing paid"}),
         "overpayment": (sb, out["overpayment"],
                         {**money, "long_name": "payments for units the programme did not cause"}),
+        "provider_shortfall": (sb, provider_shortfall(out["true_units"], out["paid_units"], bonds),
+                               {**units, "long_name": "units truly achieved (up to the cap) "
+                                                      "but not paid for"}),
         "department_payment": (("scenario", "department", "year"), out["department_payment"],
                                {**money, "long_name": "department payments to agencies"}),
         "department_saving": (("scenario", "department", "year"), out["department_saving"],
@@ -240,6 +246,13 @@ def label(world: World, cfg: Config, out: dict[str, np.ndarray], *, seed: int,
                              {"long_name": "bond belongs to basket"})
     data["department_share"] = (("bond", "department"), _department_shares(cfg, world), {
         "units": "1", "long_name": "share of the bond's price paid by the department's agencies"})
+    data["department_premium"] = (("bond", "department"), _department_premiums(cfg, world), {
+        **money, "long_name": "agency premiums per paid unit paid by the department"})
+    # the years a bond can pay in (year k covers (k-1, k]): lobsim.setaside splits
+    # the payments of a bond paying in one year only
+    data["pays_in_year"] = (("bond", "year"), np.array(
+        [np.isin(world.years, payment_years(b)) for b in bonds], np.bool_).reshape(
+            len(bonds), world.years.size), {"long_name": "the bond can pay in the year"})
     coords["region"] = ("bond", [world.areas.regions[world.areas.index(b.area)] for b in bonds])
     ds = xr.Dataset(data, coords=coords)
     ds["year"].attrs["long_name"] = "year after the base year (year k covers (k-1, k])"
@@ -256,6 +269,16 @@ def label(world: World, cfg: Config, out: dict[str, np.ndarray], *, seed: int,
         normals_per_scenario=world.n_normals,
     )
     return ds
+
+
+def _department_premiums(cfg: Config, world: World) -> np.ndarray:
+    """(bond, department): agency premiums per paid unit the department pays on top of shares."""
+    out = np.zeros((len(world.bonds), len(world.departments)))
+    index = {d: i for i, d in enumerate(world.departments)}
+    for i, b in enumerate(world.bonds):
+        for p in b.payers:
+            out[i, index[cfg.agency(p.agency).department]] += p.agency_premium
+    return out
 
 
 def _department_shares(cfg: Config, world: World) -> np.ndarray:

@@ -53,6 +53,7 @@ import xarray as xr
 from numba import njit
 
 from lobsim import summary as _summary
+from lobsim import tax as _tax
 
 N_DIGITS = 70  # 32-bit digits of the superaccumulator: 2240 bits
 EXP_OFFSET = 1126  # bit 0 of the superaccumulator is 2**-1126 (frexp of the least subnormal)
@@ -532,12 +533,18 @@ class Plan:
             tails.append((f"{g.dim}.loss", size))
         n_b = (tpl.sizes["bond"],)
         moments += [("bond.overpayment", n_b), ("bond.prediction_error", n_b)]
+        moments += [(f"bond.{k}", n_b) for k in _summary.shortfall_series(tpl)]
         dy = (tpl.sizes["department"], tpl.sizes["year"])
         moments += [(f"department.{k}", dy) for k in ("pay", "save", "net", "pays_more")]
         hists.append(("department.pay", dy))
         if "tranche_payment" in tpl:
             n_t = (tpl.sizes["tranche"],)
             moments += [("tranche.guarantee", n_t), ("tranche.protection", n_t)]
+        if "holding" in tpl.dims:
+            n_h = tpl.sizes["holding"]
+            moments += [(f"holding.{k}", (n_h,)) for k in _summary.HOLDING_MEANS]
+            moments += [(f"holding.{k}", (n_h, tpl.sizes["time"]))
+                        for k in ("flow", "after_tax_flow")]
         keep = min(scenarios, tail_size(scenarios, _summary.TAIL_LEVELS) + 2)
         return cls(scenarios=scenarios, block_size=block_size, template=tpl.load(),
                    groups=tuple(groups), moments=Columns(tuple(moments)),
@@ -561,6 +568,9 @@ class Plan:
             arrays[f"{g.dim}.loss"] = loss
         arrays["bond.overpayment"] = ds.overpayment.values
         arrays["bond.prediction_error"] = ds.prediction_error.values
+        arrays.update({f"bond.{k}": x for k, x in _summary.shortfall_series(ds).items()})
+        if "holding" in ds.dims:
+            arrays.update({f"holding.{k}": x for k, x in _tax.holding_series(ds).items()})
         pay = ds.department_payment.values
         save = ds.department_saving.values
         arrays["department.pay"] = pay
@@ -1035,6 +1045,10 @@ class _Finalizer:
         over, over_se, _ = self.moments("bond.overpayment")
         data["expected_overpayment"] = (("bond",), over)
         data["expected_overpayment_se"] = (("bond",), over_se)
+        for name in _summary.shortfall_series(tpl):
+            m, se, _ = self.moments(f"bond.{name}")
+            data[name] = (("bond",), m)
+            data[name + "_se"] = (("bond",), se)
         data["rmspe"] = (("bond",), tpl.rmspe.values)
         _, _, noise = self.moments("bond.prediction_error")
         with np.errstate(divide="ignore"):
@@ -1059,6 +1073,10 @@ class _Finalizer:
         }
         out = xr.Dataset(data, coords=coords)
         out = self._structure(out, groups)
+        if "holding" in tpl.dims:  # mirrors the holdings part of summarize
+            means = {k: self.moments(f"holding.{k}")[:2]
+                     for k in (*_summary.HOLDING_MEANS, "flow", "after_tax_flow")}
+            out = _summary.add_holding_stats(out, tpl, means)
         out.attrs.update(tpl.attrs)
         out.attrs.update(
             scenarios=self.n, summary_method="streaming",

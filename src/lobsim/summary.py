@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from lobsim import tax
+
 QUANTILES = (0.01, 0.05, 0.5, 0.95, 0.99)
 TAIL_LEVELS = (0.95, 0.99, 0.995)
 DEPARTMENT_QUANTILES = (0.5, 0.95, 0.99)
@@ -96,7 +98,11 @@ def summarize(ds: xr.Dataset) -> xr.Dataset:
         Per bond and per basket (prefix ``basket_``): default and total-loss
         probabilities, expected loss, mean multiple and IRR, their quantiles at
         ``quantile``, VaR and expected shortfall of loss (principal minus
-        payment) at ``level``; per bond the expected overpayment; per
+        payment) at ``level``; per bond the expected overpayment and the
+        provider's shortfall (probability, units, value; lobsim.shortfall);
+        per holding of an investor class (dimension ``holding``, if the run
+        has investor classes) pre- and after-tax E[IRR], default-adjusted
+        returns and loss probabilities (:func:`add_holding_stats`); per
         department and year the mean and quantiles of payments and savings,
         the mean net fiscal position (saving minus payment) and the
         probability of paying more than is saved. ``*_se`` variables are the
@@ -111,6 +117,11 @@ def summarize(ds: xr.Dataset) -> xr.Dataset:
     over, over_se = _mean_se(ds.overpayment.values)
     data["expected_overpayment"] = (("bond",), over)
     data["expected_overpayment_se"] = (("bond",), over_se)
+    # the provider's mirror risk: units truly achieved but not paid (lobsim.shortfall)
+    for name, x in shortfall_series(ds).items():
+        m, se = _mean_se(x)
+        data[name] = (("bond",), m)
+        data[name + "_se"] = (("bond",), se)
     data["rmspe"] = (("bond",), ds.rmspe.values)
     # DESIGN 6: target over the sd of measured units under no effect
     noise = ds.prediction_error.std("scenario").values
@@ -140,8 +151,60 @@ def summarize(ds: xr.Dataset) -> xr.Dataset:
     }
     out = xr.Dataset(data, coords=coords)
     out = _add_structure_stats(out, ds)
+    if "holding" in ds.dims:
+        means = {k: _mean_se(x.astype(float)) for k, x in tax.holding_series(ds).items()}
+        out = add_holding_stats(out, ds, means)
     out.attrs.update(ds.attrs)
     return out
+
+
+def shortfall_series(ds: xr.Dataset) -> dict[str, np.ndarray]:
+    """Per-scenario series of the provider shortfall whose means the summary reports.
+
+    Empty for results written before lobsim reported the shortfall.
+    """
+    if "provider_shortfall" not in ds:
+        return {}
+    units = ds.provider_shortfall.values
+    return {"provider_shortfall_probability": (units > 0.0).astype(float),
+            "expected_provider_shortfall": units,
+            "expected_provider_shortfall_value": units * ds.price_per_unit.values}
+
+
+#: Summary variable of each per-holding mean (lobsim.tax.holding_series).
+HOLDING_MEANS = {"irr": "holding_mean_irr", "after_tax_irr": "holding_after_tax_mean_irr",
+                 "loss": "holding_loss_probability",
+                 "after_tax_loss": "holding_after_tax_loss_probability"}
+
+
+def add_holding_stats(out: xr.Dataset, ds: xr.Dataset,
+                      means: dict[str, tuple[np.ndarray, np.ndarray]]) -> xr.Dataset:
+    """Pre- and after-tax returns per holding, from the means of ``tax.holding_series``.
+
+    ``means`` maps each series to its (mean, standard error) over scenarios
+    (:func:`summarize` and the streaming summary compute them their own way).
+    Variables: E[IRR] (``holding_mean_irr``, ``holding_after_tax_mean_irr``),
+    the probability of getting back less than was put in
+    (``holding_loss_probability``, ``holding_after_tax_loss_probability``),
+    each with ``_se``; the default-adjusted returns, IRRs of the expected
+    cash flows (``holding_default_adjusted_return``,
+    ``holding_after_tax_default_adjusted_return``); relief and tax rate.
+    """
+    h = ("holding",)
+    data: dict[str, Any] = {}
+    for key, name in HOLDING_MEANS.items():
+        data[name] = (h, means[key][0])
+        data[name + "_se"] = (h, means[key][1])
+    times = ds.time.values
+    data["holding_default_adjusted_return"] = (h, tax.default_adjusted_returns(
+        times, means["flow"][0]))
+    data["holding_after_tax_default_adjusted_return"] = (h, tax.default_adjusted_returns(
+        times, means["after_tax_flow"][0]))
+    data["holding_relief"] = (h, ds.holding_relief.values.astype(float))
+    data["holding_tax_rate"] = (h, ds.holding_tax_rate.values.astype(float))
+    coords = {"holding": ds.holding.values, "holding_class": ("holding", ds.holding_class.values),
+              "holding_instrument": ("holding", ds.holding_instrument.values)}
+    return out.assign_coords(coords).assign(data)
 
 
 def summary_dict(s: xr.Dataset) -> dict[str, Any]:
@@ -191,6 +254,7 @@ def summary_dict(s: xr.Dataset) -> dict[str, Any]:
         "bonds": per("bond"),
         "baskets": per("basket", "basket_"),
         **({"tranches": per("tranche", "tranche_")} if "tranche" in s.dims else {}),
+        **({"holdings": per("holding", "holding_")} if "holding" in s.dims else {}),
         "departments": departments,
     }
 
@@ -224,15 +288,25 @@ def format_summary(s: xr.Dataset) -> str:
     lines.append("Bonds")
     investor_table("bond", "")
     lines.append("")
-    lines.append(f"{'':<24}{'E[overpayment]':>16}{'signal/noise':>14}{'RMSPE':>9}")
+    shortfall = "provider_shortfall_probability" in s
+    lines.append(f"{'':<24}{'E[overpayment]':>16}{'signal/noise':>14}{'RMSPE':>9}"
+                 + (f"{'P(shortfall)':>14}{'E[shortfall]':>14}{'value':>14}" if shortfall else ""))
     for i, key in enumerate(s.bond.values.tolist()):
         v = s.isel(bond=i)
         rm = float(v.rmspe) if "rmspe" in v else float("nan")
-        lines.append(f"{str(key)[:24]:<24}{float(v.expected_overpayment):>16,.0f}"
-                     f"{float(v.signal_to_noise):>14.2f}{rm:>9.4f}")
+        line = (f"{str(key)[:24]:<24}{float(v.expected_overpayment):>16,.0f}"
+                f"{float(v.signal_to_noise):>14.2f}{rm:>9.4f}")
+        if shortfall:  # the provider's risk, beside the state's (lobsim.shortfall)
+            line += (f"{float(v.provider_shortfall_probability):>14.4f}"
+                     f"{float(v.expected_provider_shortfall):>14,.1f}"
+                     f"{float(v.expected_provider_shortfall_value):>14,.0f}")
+        lines.append(line)
     lines += ["", "Baskets"]
     investor_table("basket", "basket_")
     lines += _structure_lines(s)
+    if "holding" in s.dims:
+        lines += ["", "Investor classes (E[IRR]; DA: default-adjusted return, the IRR of the "
+                      "expected cash flows)", *_holding_table(s)]
     lines += ["", "Departments (per year: mean payment, 99% quantile, mean saving, "
               "P(pays more than saves))"]
     for d in s.department.values.tolist():
@@ -315,4 +389,23 @@ def _tranche_table(s: xr.Dataset) -> list[str]:
             f"{100 * float(v.tranche_premium):>8.2f}%"
             f"{float(v.tranche_expected_guarantee):>14,.0f}"
             f"{float(v.tranche_expected_protection):>15,.0f}")
+    return lines
+
+
+def _holding_table(s: xr.Dataset) -> list[str]:
+    lines = [f"{'':<32}{'relief':>7}{'tax':>6}{'E[IRR]':>9}{'after tax':>10}{'DA':>9}"
+             f"{'DA after tax':>13}{'P(loss)':>9}{'after tax':>10}"]
+    for i, key in enumerate(s.holding.values.tolist()):
+        v = s.isel(holding=i)
+
+        def pct(name: str, _v: xr.Dataset = v) -> float:
+            return 100 * float(_v[name])
+
+        lines.append(
+            f"{str(key)[:32]:<32}{pct('holding_relief'):>6.0f}%{pct('holding_tax_rate'):>5.0f}%"
+            f"{pct('holding_mean_irr'):>8.2f}%{pct('holding_after_tax_mean_irr'):>9.2f}%"
+            f"{pct('holding_default_adjusted_return'):>8.2f}%"
+            f"{pct('holding_after_tax_default_adjusted_return'):>12.2f}%"
+            f"{float(v.holding_loss_probability):>9.4f}"
+            f"{float(v.holding_after_tax_loss_probability):>10.4f}")
     return lines

@@ -1,0 +1,157 @@
+"""Command-line pieces for the decisions: ``lobsim maturity`` and ``lobsim setaside``.
+
+Like the rest of the command line, these functions only parse arguments and
+call the model layer (:mod:`lobsim.maturity`, :mod:`lobsim.setaside`);
+docs/decisions.md describes what they compute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import xarray as xr
+
+from lobsim._argtypes import finite_float, non_negative_int, positive_int
+from lobsim.config import load_config
+from lobsim.errors import UsageError
+
+#: Candidate maturities unless --years is given: this many whole years after the start.
+DEFAULT_YEARS = 8
+
+
+def maturity_years(text: str) -> list[float]:
+    """``A..B`` (whole years A to B) or a comma-separated list of years (argparse type)."""
+    try:
+        if ".." in text:
+            lo, hi = (int(part) for part in text.split("..", 1))
+            years = [float(y) for y in range(lo, hi + 1)]
+        else:
+            years = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a range of whole years A..B (2..10) or a list (2,3,5), got {text!r}"
+        ) from None
+    if not years or not all(math.isfinite(y) and y > 0.0 for y in years):
+        raise argparse.ArgumentTypeError(f"must list positive years, got {text!r}")
+    return years
+
+
+def level(text: str) -> float:
+    """A probability strictly between 0 and 1 (argparse type)."""
+    value = finite_float(text)
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must lie strictly between 0 and 1, got {text}")
+    return value
+
+
+def _cmd_maturity(args: argparse.Namespace) -> int:
+    from lobsim.maturity import choose_maturity, format_maturity, plot_maturity
+
+    cfg = load_config(args.config)
+    ids = [b.id for b in cfg.bonds]
+    if args.bond is None:
+        if len(ids) > 1:
+            raise UsageError(f"the config has {len(ids)} bonds; choose one with --bond "
+                             f"({', '.join(ids[:5])}{', ...' if len(ids) > 5 else ''})")
+        args.bond = ids[0]
+    if args.bond not in ids:
+        raise UsageError(f"--bond {args.bond}: no such bond in {args.config}")
+    if cfg.universe is None:
+        raise UsageError(f"{args.config}: choosing a maturity simulates the bond, which needs "
+                         "a [universe]")
+    start = cfg.bond(args.bond).start
+    years = args.years or [math.floor(start) + k for k in range(1, DEFAULT_YEARS + 1)]
+    early = [y for y in years if y <= start]
+    if early:
+        raise UsageError(f"--years: maturity {early[0]:g} is not after the bond's start "
+                         f"({start:g})")
+    try:
+        choice = choose_maturity(cfg, args.bond, years, scenarios=args.scenarios, seed=args.seed,
+                                 threads=args.threads)
+    except ValueError as exc:
+        raise UsageError(f"--bond {args.bond}: {exc}") from None
+    if args.plot:
+        plot_maturity(choice, args.plot)
+    if args.json:
+        json.dump(choice.to_dict(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(format_maturity(choice))
+        if args.plot:
+            print(f"\ntrade-off plotted to {args.plot}")
+    return 0
+
+
+def load_results(path: Path) -> xr.Dataset:
+    """Per-scenario results written by ``lobsim run --out`` (.nc or .zarr)."""
+    from lobsim._cli_scale import is_summary, read_store
+
+    if path.suffix == ".zarr" and path.is_dir():
+        ds = read_store(path)
+    elif not path.is_file():
+        raise UsageError(f"{path}: no such results file")
+    else:
+        try:
+            ds = xr.load_dataset(path)
+        except (OSError, ValueError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise UsageError(f"{path}: not a lobsim results file ({reason})") from None
+    if is_summary(ds):
+        raise UsageError(f"{path}: holds the statistics of a --stream run, not the scenarios "
+                         "set-asides are computed from; run again without --stream")
+    missing = {"department_payment", "department_share", "department_premium",
+               "pays_in_year", "investor_payment", "paid_units"} - set(ds.variables)
+    if missing:
+        raise UsageError(f"{path}: not lobsim results with department payments by bond "
+                         f"(no {', '.join(sorted(missing))}); run it again with this lobsim")
+    return ds
+
+
+def _cmd_setaside(args: argparse.Namespace) -> int:
+    from lobsim.setaside import compute_set_asides, format_set_asides
+
+    s = compute_set_asides(load_results(Path(args.results)), args.level)
+    if args.json:
+        json.dump(s.to_dict(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(format_set_asides(s, by_bond=args.by_bond))
+    return 0
+
+
+def add_decision_parsers(sub: Any) -> None:
+    """Register ``lobsim maturity`` and ``lobsim setaside``."""
+    mat = sub.add_parser(
+        "maturity", help="compare candidate maturities of a bond and recommend one",
+        description="Re-price one bond at each candidate maturity on common random numbers: "
+                    "signal-to-noise, P(default), E[IRR], the state's overpayment and the "
+                    "provider's shortfall; recommends the lowest P(default), ties within Monte "
+                    "Carlo error broken by the higher E[IRR] (docs/decisions.md).")
+    mat.add_argument("config", help="TOML configuration file")
+    mat.add_argument("--bond", metavar="ID", help="the bond (needed when the config has several)")
+    mat.add_argument("--years", type=maturity_years, metavar="A..B|Y1,Y2,...",
+                     help="candidate maturities, years after the base year (default: the "
+                          f"{DEFAULT_YEARS} whole years after the bond's start)")
+    mat.add_argument("--scenarios", type=positive_int, help="scenarios (default: config)")
+    mat.add_argument("--seed", type=non_negative_int, help="random seed (default: config)")
+    mat.add_argument("--threads", type=positive_int, help="worker threads (default: all CPUs)")
+    mat.add_argument("--plot", metavar="FILE.png", help="plot the trade-off to this PNG file")
+    mat.add_argument("--json", action="store_true", help="print the stable JSON layout")
+    mat.set_defaults(func=_cmd_maturity)
+
+    sa = sub.add_parser(
+        "setaside", help="departmental set-asides per year from a results file",
+        description="Per department and year, the amount payments exceed with probability at "
+                    "most 1 - LEVEL, for the whole book and bond by bond, and the "
+                    "diversification benefit (docs/decisions.md).")
+    sa.add_argument("results", help="results file (.nc) or store (.zarr) of 'lobsim run --out'")
+    sa.add_argument("--level", type=level, default=0.99,
+                    help="confidence level in (0, 1) (default: 0.99)")
+    sa.add_argument("--by-bond", action="store_true", help="also list each bond's set-aside")
+    sa.add_argument("--json", action="store_true", help="print the stable JSON layout")
+    sa.set_defaults(func=_cmd_setaside)
