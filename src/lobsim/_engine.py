@@ -270,6 +270,16 @@ def simulate_block(
     gpaid = np.zeros(g_cap.shape[0])
     kflow = np.empty(n_t)
     bcash = np.zeros((n_b, m_time.shape[1]))
+    # department savings of a bond delivering in full are its true units times
+    # fixed rates: a dense (bond, department x year) table makes them one
+    # contiguous multiply-add per bond instead of a scatter
+    n_dep = out_dsav.shape[1]
+    sv_dense = np.zeros((n_b, n_dep * n_years))
+    for b in range(n_b):
+        for q in range(sv_n[b]):
+            sv_dense[b, sv_dep[b, q] * n_years + sv_year[b, q]] += sv_rate[b, q]
+    dsav = np.empty(n_dep * n_years)
+    dpay = np.empty(n_dep * n_years)
 
     for r in range(n):
         for k in range(n_norm):
@@ -316,10 +326,8 @@ def simulate_block(
             c += 1
         out_logw[r] = logw
 
-        for dep in range(out_dpay.shape[1]):
-            for y in range(n_years):
-                out_dpay[r, dep, y] = 0.0
-                out_dsav[r, dep, y] = 0.0
+        dsav[:] = 0.0
+        dpay[:] = 0.0
         for g in range(g_cap.shape[0]):
             gpaid[g] = 0.0
 
@@ -343,8 +351,8 @@ def simulate_block(
 
             # true effect at each year end, for savings
             if full:
-                for q in range(sv_n[b]):
-                    out_dsav[r, sv_dep[b, q], sv_year[b, q]] += scale * sv_rate[b, q]
+                for q in range(n_dep * n_years):
+                    dsav[q] += scale * sv_dense[b, q]
 
             else:
                 for y in range(n_years):
@@ -354,7 +362,7 @@ def simulate_block(
                     e_y = scale * effect_fraction(stop, hz, b_kt[b], b_kv[b], y_relpow[b, y])
                     for q in range(b_nsav[b]):
                         if not sav_once[b, q]:
-                            out_dsav[r, sav_dept[b, q], y] += sav_amount[b, q] * e_y
+                            dsav[sav_dept[b, q] * n_years + y] += sav_amount[b, q] * e_y
 
             # measurements and payments
             sb = b_series[b]
@@ -442,10 +450,10 @@ def simulate_block(
                     yr = m_year[b, i]
                     for q in range(b_npay[b]):
                         if mech == MECH_UNITS:
-                            dpay = pay_unit[b, q] * units
+                            dp = pay_unit[b, q] * units
                         else:
-                            dpay = pay_share[b, q] * amount + pay_prem[b, q] * units
-                        out_dpay[r, pay_dept[b, q], yr] += dpay
+                            dp = pay_share[b, q] * amount + pay_prem[b, q] * units
+                        dpay[pay_dept[b, q] * n_years + yr] += dp
                 bflow[i + 1] = amount
                 btime[i + 1] = m_time[b, i] - b_start[b]
             # fixed coupons, whatever the outcome, split by payer share
@@ -454,7 +462,7 @@ def simulate_block(
                 amount = c_amount[b, k]
                 cash += amount
                 for q in range(b_npay[b]):
-                    out_dpay[r, pay_dept[b, q], c_year[b, k]] += pay_share[b, q] * amount
+                    dpay[pay_dept[b, q] * n_years + c_year[b, k]] += pay_share[b, q] * amount
                 bflow[nf] = amount
                 btime[nf] = c_time[b, k] - b_start[b]
                 nf += 1
@@ -462,7 +470,7 @@ def simulate_block(
             if not full:
                 for q in range(b_nsav[b]):
                     if sav_once[b, q]:
-                        out_dsav[r, sav_dept[b, q], b_matyear[b]] += sav_amount[b, q] * e_t
+                        dsav[sav_dept[b, q] * n_years + b_matyear[b]] += sav_amount[b, q] * e_t
 
             principal = b_principal[b]
             out_true[r, b] = e_t
@@ -488,6 +496,11 @@ def simulate_block(
                 bflow[0] = -principal
                 btime[0] = 0.0
                 out_irr[r, b] = solve_irr(btime, bflow, nf, irr_guess(btime, bflow, nf))
+
+        for dep in range(n_dep):
+            for y in range(n_years):
+                out_dpay[r, dep, y] = dpay[dep * n_years + y]
+                out_dsav[r, dep, y] = dsav[dep * n_years + y]
 
         # 4. baskets: aggregate member cash flows on the shared time grid (a
         # basket with mixed starts and maturities needs a real root-finder)
