@@ -123,7 +123,9 @@ def solve_irr_years(steps, times, flows, n, guess):
     the number of years from flow ``k - 1`` to flow ``k`` (``steps[0] = 0``).
 
     With v = 1 / (1 + r) the discounted value is the polynomial
-    sum_k flows[k] v^t_k: Newton's method on v needs no exp at all.
+    sum_k flows[k] v^t_k: Newton's method on v needs no exp at all. ``guess``
+    is log(1 + r), as for :func:`solve_irr` (:func:`irr_guess` is exact for one
+    outflow and one inflow, so such baskets converge at the first step).
     """
     positive = 0.0
     first = 0.0
@@ -136,7 +138,7 @@ def solve_irr_years(steps, times, flows, n, guess):
         return -1.0
     if first >= 0.0:  # a payment before any principal: the general solver copes
         return solve_irr(times, flows, n, guess)
-    v = 1.0 / (1.0 + max(guess, -0.99))
+    v = math.exp(-min(max(guess, -20.0), 20.0))
     lo = 0.0
     hi = np.inf
     for _ in range(200):
