@@ -696,49 +696,16 @@ def write_comparison(rows: Sequence[ComparisonRow], path: str | Path) -> None:
 
 def qq_plot(real: Placebos, models: dict[str, Placebos], path: str | Path, *,
             donors: int | None = None) -> Path:
-    """QQ plots of the measured change, real against each model.
+    """QQ plots of the measured change, real against each model, saved as PNG.
 
-    One row per weight scheme at donor-pool size ``donors`` (default: the
-    middle size run); columns: all areas, the smallest and the largest third
-    by base value. Saved as PNG with matplotlib's Agg backend.
+    The figure is :func:`lobsim.plot.placebo_qq` (one row per weight scheme
+    at donor-pool size ``donors``, default the middle size run; columns: all
+    areas, the smallest and the largest third by base value).
     """
-    import matplotlib
+    from lobsim.plot import placebo_qq
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ks = sorted(set(real.donors.tolist()))
-    k = donors if donors is not None else ks[len(ks) // 2]
-    schemes = list(dict.fromkeys(real.weights.tolist()))
-    groups = ("all", "small", "large")
-    titles = {"all": "all areas", "small": "smallest third", "large": "largest third"}
-    fig, axes = plt.subplots(len(schemes), len(groups),
-                             figsize=(4.6 * len(groups), 4.3 * len(schemes)), squeeze=False)
-    levels = np.linspace(0.005, 0.995, 199)
-    for row, w in zip(axes, schemes, strict=True):
-        sel = real.select(w, k)
-        cuts = tuple(float(c) for c in np.quantile(np.log(real.base[sel]), [1 / 3, 2 / 3]))
-        real_groups = size_groups(real, cuts)
-        for ax, g in zip(row, groups, strict=True):
-            qa = np.quantile(real.change[sel & real_groups[g]], levels)
-            lo, hi = float(qa.min()), float(qa.max())
-            for (name, sim), marker in zip(models.items(), "o^sv", strict=False):
-                mask = sim.select(w, k) & size_groups(sim, cuts)[g]
-                qb = np.quantile(sim.change[mask], levels)
-                ax.plot(qb, qa, marker, ms=2.5, label=f"model: {name}")
-                lo, hi = min(lo, float(qb.min())), max(hi, float(qb.max()))
-            ax.plot([lo, hi], [lo, hi], "k-", lw=0.8, label="45 degrees")
-            ax.set_xlabel("simulated placebo change (%)")
-            ax.set_ylabel("real placebo change (%)")
-            ax.set_title(f"{w}, k = {k}, {titles[g]}", fontsize=10)
-            ax.grid(alpha=0.3)
-            ax.legend(loc="upper left", fontsize=7)
-    fig.suptitle(f"Placebo measured change at a horizon of {real.horizon} periods: "
-                 "real against simulated", fontsize=11)
-    fig.tight_layout()
     out = Path(path)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    placebo_qq(real, models, donors=donors).savefig(out, dpi=100)
     return out
 
 

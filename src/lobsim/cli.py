@@ -17,6 +17,7 @@ from lobsim._argtypes import non_negative_int, positive_int
 from lobsim._cli_baskets import add_price_parser, add_run_options, run_extras
 from lobsim._cli_decisions import add_decision_parsers
 from lobsim._cli_realdata import add_realdata_parsers
+from lobsim._cli_report import add_report_parser
 from lobsim._cli_scale import (
     add_scale_options,
     check_scale_args,
@@ -149,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_price_parser(sub)  # lobsim price (lobsim._cli_baskets)
     add_realdata_parsers(sub)  # lobsim calibrate, lobsim backtest (lobsim._cli_realdata)
     add_decision_parsers(sub)  # lobsim maturity, lobsim setaside (lobsim._cli_decisions)
+    add_report_parser(sub)  # lobsim report (lobsim._cli_report)
     return parser
 
 

@@ -1,0 +1,50 @@
+"""Make the README's figures, one of each type of lobsim.plot, in docs/figures/.
+
+Run from the repository root: ``.venv/bin/python docs/make_figures.py``
+(about a minute). Seeds are the configs', so the figures are reproducible.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lobsim import backtest, load_config, plot, simulate
+from lobsim.calibrate import read_universe
+from lobsim.realdata import resolve_data_path
+from lobsim.risk import risk_contributions
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "docs" / "figures"
+DPI = 80
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    bham_cfg = load_config(ROOT / "configs" / "birmingham_jsa.toml")
+    bham = simulate(bham_cfg, scenarios=20_000)
+    demo = simulate(load_config(ROOT / "configs" / "basket_demo.toml"), scenarios=10_000)
+
+    figures = {
+        "return_distribution": plot.return_distribution(bham, bond="bham-jsa"),
+        "default_probability": plot.default_probability(demo, top=15),
+        "department_fan": plot.department_fan(bham, "DWP"),
+        "control_fit": plot.control_fit(bham, bham_cfg, "bham-jsa"),
+        "tranche_losses": plot.tranche_losses(demo, "north"),
+        "risk_contributions": plot.risk_contributions(risk_contributions(demo, "all", 0.99),
+                                                      by="bond", top=12),
+    }
+    history = resolve_data_path("lobsim:gm/claimants_history.csv")
+    panel = backtest.read_panel(history, resolve_data_path("lobsim:gm/areas.csv"))
+    design = dict(pre=12, horizon=12, donors=(10,), weights=("synthetic",))
+    real = backtest.placebo_backtest(panel, **design)
+    universe = read_universe(resolve_data_path("lobsim:gm/universe.toml"))
+    model = backtest.simulate_placebos(universe, replicates=5, seed=1, **design)
+    figures["placebo_qq"] = plot.placebo_qq(real, {"pooled": model})
+
+    for name, fig in figures.items():
+        plot.save(fig, OUT / f"{name}.png", dpi=DPI)
+        print(f"wrote {OUT / name}.png")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""Command-line piece for ``lobsim report``: figures and an HTML page of a saved run.
+
+Kept apart from :mod:`lobsim.cli` so that the main parser only gains one
+call; it only parses arguments, finds the config and calls
+:func:`lobsim.report.write_report`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import xarray as xr
+
+from lobsim.config import Config, load_config
+from lobsim.errors import UsageError
+
+
+def add_report_parser(sub: Any) -> None:
+    """The ``report`` subcommand."""
+    report = sub.add_parser(
+        "report",
+        help="write PNG figures and a self-contained HTML risk report of a saved run",
+        description="Figures (return distributions, default probabilities, department fan "
+                    "charts, control-group fits, tranche losses, risk contributions), key "
+                    "tables, the config and the run's provenance, as PNGs and one HTML page "
+                    "with everything embedded.",
+    )
+    report.add_argument("results", help="results file (.nc) or store (.zarr) of 'lobsim run'")
+    report.add_argument("--out", required=True, metavar="DIR",
+                        help="directory for report.html and the PNGs (created if missing)")
+    report.add_argument("--config", help="the run's config (default: the file recorded in the "
+                                         "results, if it is still there and unchanged)")
+    report.add_argument("--force", action="store_true", help="overwrite an existing report in DIR")
+    report.set_defaults(func=cmd_report)
+
+
+def _load_results(path: Path) -> xr.Dataset:
+    from lobsim._cli_scale import is_summary, read_store
+    from lobsim.report import REQUIRED
+
+    if path.suffix == ".zarr" and path.is_dir():
+        ds = read_store(path)
+    elif not path.is_file():
+        raise UsageError(f"{path}: no such results file")
+    else:
+        try:
+            ds = xr.load_dataset(path)
+        except (OSError, ValueError) as exc:
+            reason = str(exc).splitlines()[0].split(". ")[0]  # xarray's advice runs on
+            raise UsageError(f"{path}: not a lobsim results file ({reason})") from None
+    if is_summary(ds):
+        raise UsageError(f"{path}: holds a --stream run's summary; a report needs the "
+                         "per-scenario results ('lobsim run' without --stream)")
+    missing = [v for v in REQUIRED if v not in ds.variables]
+    if missing or "config_hash" not in ds.attrs:
+        raise UsageError(f"{path}: not a lobsim results file (no "
+                         f"{', '.join(missing) or 'config_hash attribute'})")
+    return ds
+
+
+def _find_config(args: argparse.Namespace, ds: xr.Dataset, path: Path) -> Config:
+    recorded = str(ds.attrs.get("config_source", ""))
+    if args.config is None and not Path(recorded).is_file():
+        raise UsageError(f"{path}: its config {recorded or '(unrecorded)'} is not there; "
+                         "pass --config CONFIG")
+    cfg = load_config(args.config or recorded)
+    if cfg.hash != str(ds.attrs["config_hash"]):
+        hint = "pass the config the run was made with" if args.config else (
+            "it changed since the run; pass the original with --config")
+        raise UsageError(f"{cfg.source} is not the config of {path} (config hash differs): "
+                         f"{hint}")
+    return cfg
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """``lobsim report``."""
+    from lobsim.report import FIGURE_NAMES, HTML_NAME, write_report
+
+    path = Path(args.results)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a directory")
+    existing = [out / n for n in (HTML_NAME, *(f"{f}.png" for f in FIGURE_NAMES))
+                if (out / n).exists()]
+    if existing and not args.force:
+        raise UsageError(f"--out {existing[0]}: the file exists; pass --force to overwrite it")
+    ds = _load_results(path)
+    cfg = _find_config(args, ds, path)
+    if args.force:  # a figure the new run does not make must not linger from the old one
+        for old in existing:
+            old.unlink()
+    files = write_report(ds, cfg, out, results_name=str(path))
+    for f in files:
+        print(f"wrote {f}")
+    return 0
