@@ -42,35 +42,35 @@ from lobsim.world import build_world  # noqa: E402
 
 # piece -> (what it is, [(text in the kernel, replacement)])
 EDITS: dict[str, tuple[str, list[tuple[str, str]]]] = {
-    "basket IRR": ("solve_irr on each basket's aggregated cash flows", [
-        ("out_kirr[r, k] = solve_irr(t_grid, kflow, n_t)", "out_kirr[r, k] = kflow[0]")]),
+    "basket IRR": ("root-finding on each basket's aggregated cash flows", [
+        ("out_kirr[r, k] = solve_irr_years(t_steps, t_grid, kflow, n_t, guess)",
+         "out_kirr[r, k] = kflow[0]"),
+        ("out_kirr[r, k] = solve_irr(t_grid, kflow, n_t, guess)", "out_kirr[r, k] = kflow[0]")]),
     "baskets": ("basket aggregation and IRR", [
         ("for k in range(n_k):\n            for t in range(n_t):",
          "for k in range(0):\n            for t in range(n_t):")]),
-    "bond IRR": ("per-bond IRR: pow for one measurement, solve_irr for several", [
+    "bond IRR": ("per-bond IRR: pow for one payment date, solve_irr for several", [
         ("out_irr[r, b] = (cash / principal) ** (1.0 / btime[1]) - 1.0", "out_irr[r, b] = cash"),
-        ("out_irr[r, b] = solve_irr(btime, bflow, nm + 1)", "out_irr[r, b] = bflow[0]")]),
+        ("out_irr[r, b] = solve_irr(btime, bflow, nf, irr_guess(btime, bflow, nf))",
+         "out_irr[r, b] = bflow[0]")]),
     "savings": ("true effect at each year end and department savings", [
-        ("for y in range(n_years):\n                hz = y_horizon[b, y]",
-         "for y in range(0):\n                hz = y_horizon[b, y]")]),
+        ("for q in range(n_dep * n_years):\n                    dsav[q] += scale * sv_dense[b, q]",
+         "for q in range(0):\n                    dsav[q] += scale * sv_dense[b, q]"),
+        ("for y in range(n_years):\n                    hz = y_horizon[b, y]",
+         "for y in range(0):\n                    hz = y_horizon[b, y]")]),
     "payers": ("department payments per payer", [
         ("for q in range(b_npay[b]):", "for q in range(0):")]),
     "measurements": ("measurement loop: counterfactual, measured units, payments", [
         ("for i in range(nm):\n                bcash[b, i] = 0.0",
          "for i in range(0):\n                bcash[b, i] = 0.0")]),
     "area states": ("series states: factor terms and Cholesky rows (draws kept; a stand-in "
-                    "x0 + L[j,j] z[j] keeps the values and branches realistic)", [
-        ("""                acc = s_umean[s, j]
+                    "const + L[j,j] z[j] keeps the values and branches realistic)", [
+        ("""                acc = s_const[s, j]
                 for i in range(j + 1):
-                    acc += s_chol[s, j, i] * z[i]
+                    acc += s_chol[s, j, i] * zbuf[c + i]
                 d = s_dates[s, j]
-                t = d_time[d]
-                xs[s, j] = (
-                    s_x0[s] + s_mu[s] * t
-                    + s_beta[s] * (fac[fn, d] - f_state0[fn])
-                    + s_gamma[s] * (fac[fg, d] - f_state0[fg])
-                    + acc - s_u0[s]
-                )""", "                xs[s, j] = s_x0[s] + s_chol[s, j, j] * z[j]")]),
+                xs[s * dmax + j] = acc + s_beta[s] * fac[fn, d] + s_gamma[s] * fac[fg, d]""",
+         "                xs[s * dmax + j] = s_const[s, j] + s_chol[s, j, j] * zbuf[c + j]")]),
 }
 ALL_BUT_DRAWS = ["baskets", "bond IRR", "savings", "measurements", "area states"]
 

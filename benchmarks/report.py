@@ -171,7 +171,7 @@ def _engine_plot(cols: dict[str, dict[str, float]], path: Path) -> None:
                                            strict=True)):
             ax.axhline(v * us[0], ls="--", lw=1, color=f"C{3 + x}", label=label)
         ax.set_ylabel("microseconds per scenario (wall)")
-        ax.set_title(f"{name}: {r['bonds']:.0f} bonds, {r['normals']:.0f} normals/scenario")
+        ax.set_title(f"{name}: {r['bonds']:.0f} bond(s), {r['normals']:.0f} normals a scenario")
         ax.legend(frameon=False, fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
