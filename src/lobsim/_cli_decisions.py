@@ -26,6 +26,8 @@ DEFAULT_YEARS = 8
 
 def maturity_years(text: str) -> list[float]:
     """``A..B`` (whole years A to B) or a comma-separated list of years (argparse type)."""
+    from lobsim.maturity import LAST_YEAR
+
     try:
         if ".." in text:
             lo, hi = (int(part) for part in text.split("..", 1))
@@ -36,8 +38,13 @@ def maturity_years(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(
             f"must be a range of whole years A..B (2..10) or a list (2,3,5), got {text!r}"
         ) from None
-    if not years or not all(math.isfinite(y) and y > 0.0 for y in years):
-        raise argparse.ArgumentTypeError(f"must list positive years, got {text!r}")
+    if not years:  # only a range can be empty
+        raise argparse.ArgumentTypeError(f"the range A..B runs backwards, got {text!r}")
+    bad = [y for y in years if not (math.isfinite(y) and 0.0 < y <= LAST_YEAR)]
+    if bad:
+        raise argparse.ArgumentTypeError(
+            f"years after the base year must lie in (0, {LAST_YEAR:g}], got {bad[0]:g} "
+            f"in {text!r}")
     return years
 
 
@@ -60,7 +67,8 @@ def _cmd_maturity(args: argparse.Namespace) -> int:
                              f"({', '.join(ids[:5])}{', ...' if len(ids) > 5 else ''})")
         args.bond = ids[0]
     if args.bond not in ids:
-        raise UsageError(f"--bond {args.bond}: no such bond in {args.config}")
+        raise UsageError(f"--bond {args.bond}: no such bond in {args.config} (bonds: "
+                         f"{', '.join(ids[:5])}{', ...' if len(ids) > 5 else ''})")
     if cfg.universe is None:
         raise UsageError(f"{args.config}: choosing a maturity simulates the bond, which needs "
                          "a [universe]")
@@ -89,33 +97,20 @@ def _cmd_maturity(args: argparse.Namespace) -> int:
 
 def load_results(path: Path) -> xr.Dataset:
     """Per-scenario results written by ``lobsim run --out`` (.nc or .zarr)."""
-    from lobsim._cli_scale import is_summary, read_store
+    from lobsim._cli_scale import load_results as load
 
-    if path.suffix == ".zarr" and path.is_dir():
-        ds = read_store(path)
-    elif not path.is_file():
-        raise UsageError(f"{path}: no such results file")
-    else:
-        try:
-            ds = xr.load_dataset(path)
-        except (OSError, ValueError) as exc:
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise UsageError(f"{path}: not a lobsim results file ({reason})") from None
-    if is_summary(ds):
-        raise UsageError(f"{path}: holds the statistics of a --stream run, not the scenarios "
-                         "set-asides are computed from; run again without --stream")
-    missing = {"department_payment", "department_share", "department_premium",
-               "pays_in_year", "investor_payment", "paid_units"} - set(ds.variables)
-    if missing:
-        raise UsageError(f"{path}: not lobsim results with department payments by bond "
-                         f"(no {', '.join(sorted(missing))}); run it again with this lobsim")
-    return ds
+    return load(path, need=("department_payment", "department_share", "department_premium",
+                            "pays_in_year", "investor_payment", "paid_units"),
+                purpose="set-asides are computed from")
 
 
 def _cmd_setaside(args: argparse.Namespace) -> int:
     from lobsim.setaside import compute_set_asides, format_set_asides
 
-    s = compute_set_asides(load_results(Path(args.results)), args.level)
+    try:
+        s = compute_set_asides(load_results(Path(args.results)), args.level)
+    except ValueError as exc:  # importance-sampling weights
+        raise UsageError(f"{args.results}: {exc}") from None
     if args.json:
         json.dump(s.to_dict(), sys.stdout, indent=2)
         sys.stdout.write("\n")

@@ -37,26 +37,12 @@ def add_report_parser(sub: Any) -> None:
 
 
 def _load_results(path: Path) -> xr.Dataset:
-    from lobsim._cli_scale import is_summary, read_store
+    from lobsim._cli_scale import load_results
     from lobsim.report import REQUIRED
 
-    if path.suffix == ".zarr" and path.is_dir():
-        ds = read_store(path)
-    elif not path.is_file():
-        raise UsageError(f"{path}: no such results file")
-    else:
-        try:
-            ds = xr.load_dataset(path)
-        except (OSError, ValueError) as exc:
-            reason = str(exc).splitlines()[0].split(". ")[0]  # xarray's advice runs on
-            raise UsageError(f"{path}: not a lobsim results file ({reason})") from None
-    if is_summary(ds):
-        raise UsageError(f"{path}: holds a --stream run's summary; a report needs the "
-                         "per-scenario results ('lobsim run' without --stream)")
-    missing = [v for v in REQUIRED if v not in ds.variables]
-    if missing or "config_hash" not in ds.attrs:
-        raise UsageError(f"{path}: not a lobsim results file (no "
-                         f"{', '.join(missing) or 'config_hash attribute'})")
+    ds = load_results(path, need=REQUIRED, purpose="a report is drawn from")
+    if "config_hash" not in ds.attrs:
+        raise UsageError(f"{path}: not a lobsim results file (no config_hash attribute)")
     return ds
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -105,6 +105,33 @@ def run_scaled(args: argparse.Namespace, cfg: Config, out: Path | None) -> tuple
 def is_summary(ds: xr.Dataset) -> bool:
     """Whether ``ds`` is a summary (a streaming run's result) rather than per-scenario results."""
     return "scenario" not in ds.dims and "default_probability" in ds
+
+
+def load_results(path: Path, *, need: Iterable[str], purpose: str | None = None) -> xr.Dataset:
+    """Results written by ``lobsim run --out`` (.nc or .zarr), or a one-line error.
+
+    ``need``: variables the caller reads. ``purpose``: what the caller needs
+    per-scenario results for; None accepts a ``--stream`` run's summary too.
+    """
+    if path.suffix == ".zarr" and path.is_dir():
+        ds = read_store(path)
+    elif not path.is_file():
+        raise UsageError(f"{path}: no such results file")
+    else:
+        try:
+            ds = xr.load_dataset(path)
+        except (OSError, ValueError) as exc:
+            reason = str(exc).splitlines()[0].split(". ")[0] if str(exc) else type(exc).__name__
+            raise UsageError(f"{path}: not a lobsim results file ({reason})") from None
+    if is_summary(ds):
+        if purpose is None:
+            return ds
+        raise UsageError(f"{path}: holds the statistics of a --stream run, not the scenarios "
+                         f"{purpose}; run 'lobsim run' again without --stream")
+    missing = [v for v in need if v not in ds.variables]
+    if missing:
+        raise UsageError(f"{path}: not a lobsim results file (no {', '.join(missing)})")
+    return ds
 
 
 def read_store(path: Path) -> xr.Dataset:

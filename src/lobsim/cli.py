@@ -22,8 +22,8 @@ from lobsim._cli_scale import (
     add_scale_options,
     check_scale_args,
     is_summary,
+    load_results,
     progress_bar,
-    read_store,
     run_scaled,
     wants_scale,
 )
@@ -75,28 +75,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_summary(args: argparse.Namespace) -> int:
-    import xarray as xr
-
     from lobsim.summary import format_summary, summarize, summary_dict
 
-    path = Path(args.results)
-    if path.suffix == ".zarr" and path.is_dir():
-        ds = read_store(path)
-    elif not path.is_file():
-        raise UsageError(f"{path}: no such results file")
-    else:
-        try:
-            ds = xr.load_dataset(path)
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"{path}: not a lobsim results file ({exc})") from None
-    if is_summary(ds):  # written by a --stream run
-        s = ds
-    else:
-        missing = {"investor_payment", "principal", "irr", "basket_payment"} - set(ds.variables)
-        if missing:
-            raise UsageError(f"{path}: not a lobsim results file "
-                             f"(no {', '.join(sorted(missing))})")
-        s = summarize(ds)
+    ds = load_results(Path(args.results),
+                      need=("investor_payment", "principal", "irr", "basket_payment"))
+    s = ds if is_summary(ds) else summarize(ds)  # a --stream run wrote its summary
     if args.json:
         json.dump(summary_dict(s), sys.stdout, indent=2)
         sys.stdout.write("\n")
