@@ -129,7 +129,7 @@ def test_report_bad_inputs_are_one_line_errors(bham_results, tmp_path, capsys):
     assert main(["run", str(ROOT / "configs" / "birmingham_jsa.toml"), "--scenarios", "1000",
                  "--stream", "--quiet", "--out", str(summary_only)]) == 0
     assert main(["report", str(summary_only), "--out", str(tmp_path / "o")]) == 2
-    _one_error(capsys, "holds a --stream run's summary")
+    _one_error(capsys, "holds the statistics of a --stream run")
 
     afile = tmp_path / "afile"
     afile.write_text("")
