@@ -497,6 +497,11 @@ CASES: dict[str, Case] = {
         edit(add=INVESTOR.format('bonds = ["b0"]') * 2),
         "investor_classes[1].id", ("duplicate id 'sitr'",),
     ),
+    "investor-class-bond-and-basket-sharing-an-id": Case(
+        edit(add='\n[[baskets]]\nid = "b0"\nbonds = ["b0"]\n'
+             + INVESTOR.format('bonds = ["b0"]\nbaskets = ["b0"]')),
+        "investor_classes[0].baskets[0]", ("holds bond 'b0' and basket 'b0', which share an id",),
+    ),
 }
 
 

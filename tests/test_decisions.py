@@ -82,6 +82,77 @@ def test_shortfall_is_between_zero_and_what_could_be_paid(template_bond, true, p
     assert (s <= np.maximum(np.minimum(true, cap), 0.0)).all()
 
 
+@settings(max_examples=200)
+@given(hnp.arrays(float, (5, 1), elements=st.floats(0, 1e4)),
+       hnp.arrays(float, (5, 1), elements=st.floats(0, 1e4)),
+       st.floats(0, 1e3), st.floats(1.0, 1e4))
+def test_shortfall_falls_as_more_is_paid_and_closes_the_gap(template_bond, true, paid, more,
+                                                            cap):
+    # paying more never raises the shortfall, by at most what is added; paid plus
+    # shortfall covers min(true, cap); no shortfall exactly when that much is paid
+    pay = template_bond.payment
+    bond = dataclasses.replace(template_bond, payment=dataclasses.replace(
+        pay, measurements=(dataclasses.replace(pay.measurements[0], cap=cap),)))
+    s = provider_shortfall(true, paid, [bond])
+    s_more = provider_shortfall(true, paid + more, [bond])
+    assert (s_more <= s).all() and (s - s_more <= more + 1e-9).all()
+    assert (paid + s >= np.minimum(true, cap) - 1e-9).all()
+    np.testing.assert_array_equal(s == 0.0, paid >= np.minimum(true, cap))
+
+
+# No noise, theta = 1, bonds of 100 units at 2,340 for 200,000 (bond_dict):
+# each truly achieves and measures its 100 units at year 4. Hand-computed
+# shortfalls (units), the cap in units being the target:
+CASH_CAP_CASES = {
+    # Peterborough-style maximum return of 2% a year: at most 200,000 x 1.02^4 =
+    # 216,486.43 is paid, 92.515 units; 7.485 units (17,513.57) go unpaid
+    "max-return": ({"max_return": 0.02}, None, [100.0 - 200_000 * 1.02 ** 4 / 2340]),
+    # a cap group of 300,000 over both bonds, taken in bond order: b0 is paid
+    # its 234,000, b1 the 66,000 left, 28.205 units of its 100
+    "cap-group": (None, 300_000.0, [0.0, 100.0 - 66_000 / 2340]),
+    # binary, trigger at 120% of the target: never reached, nothing paid, the
+    # whole target unpaid; at 50% it is reached and the target is paid
+    "binary-missed": ({"mechanism": "binary", "trigger": 1.2}, None, [100.0]),
+    "binary-reached": ({"mechanism": "binary", "trigger": 0.5}, None, [0.0]),
+}
+
+
+@pytest.mark.parametrize("case", CASH_CAP_CASES, ids=list(CASH_CAP_CASES))
+def test_shortfall_by_hand_through_the_engine(tmp_path, case):
+    payment, group_cap, want = CASH_CAP_CASES[case]
+    u = make_universe(tmp_path, 6, base=1000.0)
+    bonds = [bond_dict(f"b{i}", u.ids[2 * i], payment=payment) for i in range(len(want))]
+    doc = config_dict(u, bonds)
+    if group_cap is not None:
+        doc["cap_groups"] = [{"id": "g", "bonds": ["b0", "b1"], "cap": group_cap}]
+    ds = simulate(parse(doc), scenarios=16, seed=1)
+    np.testing.assert_allclose(ds.true_units.values, 100.0, rtol=1e-12)
+    np.testing.assert_allclose(ds.provider_shortfall.values, np.tile(want, (16, 1)),
+                               rtol=1e-9, atol=1e-9)
+    s = summarize(ds)
+    np.testing.assert_allclose(s.expected_provider_shortfall_value.values,
+                               np.array(want) * 2340.0, rtol=1e-9, atol=1e-6)
+    np.testing.assert_array_equal(s.provider_shortfall_probability.values,
+                                  np.array(want) > 0.0)
+
+
+def test_verified_outcomes_leave_no_shortfall_in_a_noisy_world(tmp_path):
+    # a rate card (weights = "verified"): the true units are measured, so a
+    # per-unit bond pays min(true, cap) and the provider is never short, however
+    # noisy the areas; the same bond measured by a control group is
+    u = make_universe(tmp_path, 6, base=20_000.0)
+    verified = bond_dict("v", u.ids[0], target=1000.0, donors=None)
+    verified["control"] = {"weights": "verified"}
+    doc = config_dict(u, [verified, bond_dict("c", u.ids[1], target=1000.0, donors=3)],
+                      process=NOISY, interventions=[intervention_dict(mean=0.8, sd=0.2)])
+    ds = simulate(parse(doc), scenarios=2000, seed=6)
+    v, c = ds.isel(bond=0), ds.isel(bond=1)
+    np.testing.assert_allclose(v.paid_units.values, np.minimum(v.true_units.values, 1000.0),
+                               rtol=1e-12)
+    assert (v.provider_shortfall.values == 0.0).all()
+    assert (c.provider_shortfall.values > 0.0).mean() > 0.1
+
+
 def test_threshold_not_reached_leaves_the_whole_effect_unpaid(tmp_path):
     # No noise, theta = 1, a two-year ramp, maturity 1: half the target (50
     # units, 5% of the 1,000 counterfactual) is truly achieved and measured; a
@@ -137,6 +208,33 @@ def test_set_aside_is_exceeded_at_most_one_minus_level_and_monotone(x, a, b):
     assert (x > q_hi).mean() <= 1.0 - hi + 1e-12
     low, high = order_stat_interval(np.sort(x), hi)
     assert low <= q_hi <= high
+
+
+# Ten payments with ties, sorted 0 0 1 2 3 3 3 4 5 10: the set-aside is the
+# ceil(10 p)-th smallest, and at most 1 - p of the payments exceed it
+TIED = np.array([5.0, 1.0, 3.0, 3.0, 3.0, 2.0, 4.0, 10.0, 0.0, 0.0])
+TIED_BY_HAND = {0.05: 0.0, 0.2: 0.0, 0.21: 1.0, 0.3: 1.0, 0.5: 3.0, 0.7: 3.0, 0.71: 4.0,
+                0.9: 5.0, 0.91: 10.0, 0.99: 10.0}
+
+
+@pytest.mark.parametrize("level", TIED_BY_HAND)
+def test_set_aside_by_hand_on_tied_payments(level):
+    pay = TIED.copy()
+    q = float(set_aside(pay, level))
+    assert q == TIED_BY_HAND[level]
+    assert (pay > q).mean() <= 1.0 - level + 1e-12
+    # and nothing smaller would do: the next payment down is exceeded too often
+    below = pay[pay < q]
+    if below.size:
+        assert (pay > below.max()).mean() > 1.0 - level
+
+
+def test_set_aside_rank_is_not_moved_by_floating_point():
+    # 0.07 x 100 is 7.000000000000001 in floating point: still the 7th smallest
+    assert float(set_aside(np.arange(1.0, 101.0), 0.07)) == 7.0
+    assert float(set_aside(np.arange(1.0, 101.0), 0.071)) == 8.0
+    # per column, along the scenario axis
+    np.testing.assert_array_equal(set_aside(np.arange(12.0).reshape(6, 2), 0.5), [4.0, 5.0])
 
 
 def test_order_statistic_interval_covers_the_true_quantile():
@@ -197,8 +295,10 @@ def test_book_is_the_sum_of_the_bonds_and_benefit_as_defined(tmp_path):
     s = compute_set_asides(ds, 0.95)
     i, y = s.departments.index("DEPT"), s.years.index(3)
     pay = bond_department_payments(ds, i)[:, :2]
-    alone = [float(np.quantile(pay[:, k], 0.95, method="inverted_cdf")) for k in range(2)]
-    book = float(np.quantile(pay.sum(axis=1), 0.95, method="inverted_cdf"))
+    # the 2,850th smallest of 3,000 (0.95 x 3,000), by sorting
+    alone = [float(np.sort(pay[:, k])[2849]) for k in range(2)]
+    book = float(np.sort(pay.sum(axis=1))[2849])
+    assert (pay.sum(axis=1) > book).sum() <= 150
     assert s.book[i, y] == pytest.approx(book)
     assert s.standalone_sum[i, y] == pytest.approx(sum(alone))
     assert s.benefit[i, y] == pytest.approx(sum(alone) - book)
@@ -219,6 +319,14 @@ def test_bonds_paying_in_several_years_are_flagged_not_split(tmp_path):
     i = s.departments.index("DEPT")
     assert s.standalone_sum[i, s.years.index(4)] == 0.0  # b2 alone paid in year 4
     assert s.book[i, s.years.index(4)] > 0.0
+
+
+def test_set_asides_refuse_weighted_scenarios(tmp_path):
+    ds = simulate(parse(_premium_world(tmp_path, noise=False)), scenarios=50, seed=1)
+    with pytest.raises(ValueError, match="importance-sampling weights"):
+        compute_set_asides(ds.assign(log_weight=ds.log_weight + 0.1), 0.9)
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        compute_set_asides(ds, 1.0)
 
 
 def test_cli_setaside(tmp_path, capsys):
@@ -294,6 +402,9 @@ def test_no_noise_no_relapse_recommends_the_end_of_the_ramp(tmp_path, prior):
     assert by_year[1.0].default_probability > by_year[3.0].default_probability
     assert len({by_year[t].default_probability for t in (3.0, 4.0, 5.0, 6.0)}) == 1
     assert math.isinf(by_year[3.0].signal_to_noise)  # no noise at all
+    # strict JSON: an infinite signal-to-noise ratio is null
+    doc = json.loads(json.dumps(choice.to_dict(), allow_nan=False))
+    assert doc["candidates"][2]["signal_to_noise"] is None
     assert by_year[3.0].mean_irr > by_year[4.0].mean_irr > by_year[6.0].mean_irr
     assert choice.tied == (3.0, 4.0, 5.0, 6.0)
 
@@ -337,14 +448,22 @@ def test_cli_maturity_on_birmingham(tmp_path, capsys):
     assert doc["schema"] == "lobsim.maturity/1"
     assert [c["maturity"] for c in doc["candidates"]] == [2.0, 4.0]
     assert doc["recommended"] in (2.0, 4.0)
-    for argv, needle in ((["maturity", config, "--bond", "nope"], "--bond nope"),
+    for argv, needle in ((["maturity", config, "--bond", "nope"], "(bonds: bham-jsa)"),
+                         (["maturity", config, "--scenarios", "1"], "at least 2 scenarios"),
+                         (["maturity", config, "--plot", str(tmp_path / "t.txt")],
+                          "plotted as PNG; use a .png path"),
                          (["maturity", str(CONFIGS / "basket_demo.toml")], "choose one")):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and needle in err[0], err
-    with pytest.raises(SystemExit):  # argparse: usage and the error, exit 2
-        main(["maturity", config, "--years", "0..3"])
-    assert "must list positive years" in capsys.readouterr().err
+    for years, needle in (("0..3", "must lie in (0, 100], got 0"),
+                          ("8..2", "the range A..B runs backwards"),
+                          ("2,200", "got 200"), ("2,x", "must be a range of whole years")):
+        with pytest.raises(SystemExit) as exit_:  # argparse: usage and the error, exit 2
+            main(["maturity", config, "--years", years])
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and "argument --years: " in err and needle in err, err
 
 
 def test_birmingham_maturity_numbers_match_a_plain_run():

@@ -58,6 +58,32 @@ def test_tax_is_on_the_return_beyond_capital_first():
     np.testing.assert_allclose(flows, [[-90.0, 150.0 - 10.0 - 90.0, 100.0]])
 
 
+def test_a_loss_is_not_relieved():
+    # 100 in, 80 back at year 2: a 20 loss. No tax is due, and none is refunded:
+    # the after-tax IRR is sqrt(0.8) - 1 = -10.56% at every tax rate
+    for rate in (0.0, 0.2, 0.45, 1.0):
+        flows = after_tax_flows(np.array([100.0, 0.0]), np.array([[0.0, 80.0]]), 0.0, rate)
+        np.testing.assert_array_equal(flows, [[-100.0, 80.0]])
+        assert _irr(100.0, 80.0, 0.0, rate) == pytest.approx(math.sqrt(0.8) - 1, abs=1e-12)
+    # with 30% relief the holder is ahead (70 in, 80 back), yet nothing is taxed:
+    # tax is on what comes back beyond the capital, before relief
+    assert _irr(100.0, 80.0, 0.3, 0.4) == pytest.approx(math.sqrt(80 / 70) - 1, abs=1e-12)
+
+
+def test_after_tax_irr_of_staggered_flows_by_hand():
+    # the basket of test_tax_is_on_the_return_beyond_capital_first: net flows
+    # -90, 50, 100 at years 0, 1, 2. With x = 1 / (1 + r):
+    # 100 x^2 + 50 x - 90 = 0, x = (-50 + sqrt(50^2 + 4 x 100 x 90)) / 200
+    flows = after_tax_flows(np.array([100.0, 100.0, 0.0]), np.array([[0.0, 150.0, 100.0]]),
+                            0.1, 0.2)
+    x = (-50.0 + math.sqrt(50.0 ** 2 + 4 * 100.0 * 90.0)) / 200.0
+    assert float(irr(np.array([0.0, 1.0, 2.0]), flows)[0]) == pytest.approx(1 / x - 1,
+                                                                           abs=1e-10)
+    # on a run's grid, an instrument starting later is timed from its own start
+    later = np.array([[0.0, -100.0, 0.0, 121.0]])
+    assert float(irr(np.array([0.0, 1.5, 2.5, 3.5]), later)[0]) == pytest.approx(0.1, abs=1e-12)
+
+
 def test_default_adjusted_return_is_the_irr_of_expected_flows():
     # two equally likely scenarios, 121 or nothing at year 2 for 100 at 0:
     # E[flows] = (-100, 60.5), IRR sqrt(0.605) - 1 = -22.2%; E[IRR] is
@@ -89,6 +115,36 @@ def test_after_tax_irr_rises_with_relief_and_falls_with_tax(principal, multiple,
     # no relief and no tax: the pre-tax IRR in closed form
     assert _irr(principal, received, 0.0, 0.0, term) == pytest.approx(
         multiple ** (1 / term) - 1, rel=1e-9, abs=1e-12)
+
+
+@settings(max_examples=200)
+@given(st.floats(1.0, 1e6), st.lists(st.floats(0.0, 1e6), min_size=1, max_size=5),
+       st.floats(0.0, 0.95), st.floats(0.0, 1.0))
+def test_tax_is_the_rate_on_the_gain_and_never_negative(principal, receipts, relief, rate):
+    # one pay-in at the first date, receipts after it: the tax over all dates is
+    # rate x max(0, total received - principal), none of it negative
+    received = np.array([[0.0, *receipts]])
+    paid = np.zeros(received.shape[1])
+    paid[0] = principal
+    flows = after_tax_flows(paid, received, relief, rate)
+    tax = received - (1.0 - relief) * paid - flows
+    assert (tax >= -1e-9 * principal).all()
+    assert tax.sum() == pytest.approx(rate * max(0.0, sum(receipts) - principal),
+                                      rel=1e-9, abs=1e-9 * principal)
+
+
+@settings(max_examples=200)
+@given(st.floats(1.0, 1e7), st.floats(1e-3, 3.0), st.floats(0.5, 10.0), st.floats(0.0, 0.95),
+       st.floats(0.0, 1.0))
+def test_relief_alone_raises_and_tax_alone_lowers_the_pre_tax_irr(principal, multiple, term,
+                                                                  relief, rate):
+    received = principal * multiple
+    pre = _irr(principal, received, 0.0, 0.0, term)
+    assert _irr(principal, received, relief, 0.0, term) >= pre - 1e-9
+    assert _irr(principal, received, 0.0, rate, term) <= pre + 1e-9
+    if multiple <= 1.0:  # no gain, no tax: the rate does not matter
+        assert _irr(principal, received, relief, rate, term) == pytest.approx(
+            _irr(principal, received, relief, 0.0, term), abs=1e-12)
 
 
 # ---------------------------------------------------------------------------

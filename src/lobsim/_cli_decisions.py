@@ -59,6 +59,12 @@ def level(text: str) -> float:
 def _cmd_maturity(args: argparse.Namespace) -> int:
     from lobsim.maturity import choose_maturity, format_maturity, plot_maturity
 
+    plot = Path(args.plot) if args.plot else None
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise UsageError(f"--plot {plot}: the trade-off is plotted as PNG; use a .png path")
+    if args.scenarios == 1:
+        raise UsageError("--scenarios: comparing maturities needs at least 2 scenarios (their "
+                         "Monte Carlo errors), got 1")
     cfg = load_config(args.config)
     ids = [b.id for b in cfg.bonds]
     if args.bond is None:
@@ -82,9 +88,13 @@ def _cmd_maturity(args: argparse.Namespace) -> int:
         choice = choose_maturity(cfg, args.bond, years, scenarios=args.scenarios, seed=args.seed,
                                  threads=args.threads)
     except ValueError as exc:
-        raise UsageError(f"--bond {args.bond}: {exc}") from None
-    if args.plot:
-        plot_maturity(choice, args.plot)
+        raise UsageError(f"{args.config}: {exc}") from None
+    if plot is not None:
+        try:
+            plot.parent.mkdir(parents=True, exist_ok=True)
+            plot_maturity(choice, plot)
+        except OSError as exc:
+            raise UsageError(f"--plot {plot}: cannot write it ({exc.strerror or exc})") from None
     if args.json:
         json.dump(choice.to_dict(), sys.stdout, indent=2)
         sys.stdout.write("\n")

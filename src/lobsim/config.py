@@ -1090,6 +1090,11 @@ def _check_investor_classes(cfg: Config, top: Table) -> None:
                                   path=f"{p}.tranches[{j}]")
         for j, basket_id in enumerate(ic.baskets):
             _must_exist(src, f"{p}.baskets[{j}]", basket_id, set(baskets), "basket")
+            if basket_id in ic.bonds:
+                # both holdings would be labelled "class:id" (lobsim.tax.Holding.label)
+                raise ConfigError(f"holds bond {basket_id!r} and basket {basket_id!r}, which "
+                                  "share an id: rename the basket", source=src,
+                                  path=f"{p}.baskets[{j}]")
 
 
 def _check_areas(cfg: Config) -> None:

@@ -40,6 +40,9 @@ from lobsim.areas import read_areas
 from lobsim.config import Bond, Config
 from lobsim.control import nearest_donors
 
+#: Latest candidate maturity, in years after the base year (as for the config's dates).
+LAST_YEAR = 100.0
+
 #: Ties: a candidate whose default probability exceeds the lowest by at most
 #: this many standard errors of the paired difference counts as tied (about
 #: 95% two-sided).
@@ -90,7 +93,7 @@ class MaturityChoice:
         return {"schema": "lobsim.maturity/1", "bond": self.bond, "scenarios": self.scenarios,
                 "seed": self.seed, "tie_sigmas": TIE_SIGMAS, "recommended": self.recommended,
                 "tied": list(self.tied),
-                "candidates": [{k: (None if isinstance(v, float) and math.isinf(v) else v)
+                "candidates": [{k: (None if isinstance(v, float) and not math.isfinite(v) else v)
                                 for k, v in dataclasses.asdict(c).items()}
                                for c in self.candidates]}
 
@@ -113,9 +116,9 @@ def bond_alone_at(cfg: Config, bond_id: str, maturity: float) -> Config:
     if len(pay.measurements) > 1 or pay.coupons:
         raise ValueError(f"bond {bond_id!r} pays at several dates (cohort measurements or "
                          "coupons); choosing the maturity needs a single measurement at maturity")
-    if not maturity > bond.start:
+    if not bond.start < maturity <= LAST_YEAR:
         raise ValueError(f"maturity {maturity:g} must be after the bond's start "
-                         f"({bond.start:g})")
+                         f"({bond.start:g}) and at most {LAST_YEAR:g}")
     moved = dataclasses.replace(pay, measurements=(dataclasses.replace(
         pay.measurements[0], at=maturity),))
     new = dataclasses.replace(bond, maturity=maturity, payment=moved,
@@ -135,11 +138,6 @@ def _pinned_control(cfg: Config, bond: Bond, index: int) -> Any:
     donors = nearest_donors(bond, areas, treated, cfg.source, f"bonds[{index}]")
     ids = tuple(areas.ids[int(i)] for i in donors)
     return dataclasses.replace(control, donor_areas=ids, donors=len(ids))
-
-
-def _mean_se(x: np.ndarray) -> tuple[float, float]:
-    n = x.size
-    return float(x.mean()), float(x.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
 
 
 def recommend(default: np.ndarray, mean_irr: np.ndarray,
@@ -197,6 +195,7 @@ def choose_maturity(cfg: Config, bond_id: str, maturities: Sequence[float], *,
     >>> choose_maturity(cfg, "bham-jsa", range(1, 9), scenarios=20_000).recommended  # doctest: +SKIP
     """
     from lobsim.simulate import simulate
+    from lobsim.summary import summarize
 
     if bond_id not in [b.id for b in cfg.bonds]:
         raise ValueError(f"no bond {bond_id!r} in the config (bonds: "
@@ -205,6 +204,9 @@ def choose_maturity(cfg: Config, bond_id: str, maturities: Sequence[float], *,
     if not dates:
         raise ValueError("give at least one candidate maturity")
     n = cfg.simulation.scenarios if scenarios is None else scenarios
+    if n < 2:
+        raise ValueError(f"comparing maturities needs at least 2 scenarios (their Monte Carlo "
+                         f"errors), got {n}")
     s = cfg.simulation.seed if seed is None else seed
     bond = cfg.bond(bond_id)
     candidates = []
@@ -213,20 +215,20 @@ def choose_maturity(cfg: Config, bond_id: str, maturities: Sequence[float], *,
         ds = simulate(bond_alone_at(cfg, bond_id, t), scenarios=n, seed=s, threads=threads)
         v = ds.isel(bond=0)
         defaults[:, k] = v.default.values
-        noise = float(v.prediction_error.std())
-        shortfall = v.provider_shortfall.values
-        p, p_se = _mean_se(v.default.values.astype(float))
-        irr, irr_se = _mean_se(v.irr.values)
-        over, over_se = _mean_se(v.overpayment.values)
+        # the statistics are those of lobsim summary, computed the same way
+        st = summarize(ds).isel(bond=0)
         candidates.append(Candidate(
             maturity=t,
-            signal_to_noise=bond.target_units / noise if noise > 0.0 else math.inf,
+            signal_to_noise=float(st.signal_to_noise),
             mean_prediction_error=float(v.prediction_error.mean()),
-            default_probability=p, default_probability_se=p_se, mean_irr=irr,
-            mean_irr_se=irr_se, expected_overpayment=over, expected_overpayment_se=over_se,
-            shortfall_probability=float((shortfall > 0.0).mean()),
-            expected_shortfall=float(shortfall.mean()),
-            expected_shortfall_value=float(shortfall.mean()) * bond.price_per_unit,
+            default_probability=float(st.default_probability),
+            default_probability_se=float(st.default_probability_se),
+            mean_irr=float(st.mean_irr), mean_irr_se=float(st.mean_irr_se),
+            expected_overpayment=float(st.expected_overpayment),
+            expected_overpayment_se=float(st.expected_overpayment_se),
+            shortfall_probability=float(st.provider_shortfall_probability),
+            expected_shortfall=float(st.expected_provider_shortfall),
+            expected_shortfall_value=float(st.expected_provider_shortfall_value),
             mean_true_share=float(v.true_units.mean()) / bond.target_units))
     pick, tied = recommend(defaults, np.array([c.mean_irr for c in candidates]))
     return MaturityChoice(bond=bond_id, scenarios=n, seed=s, candidates=tuple(candidates),

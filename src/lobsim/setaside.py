@@ -7,11 +7,12 @@ set-aside is the amount that the department's LOB payments of that year
 exceed with probability at most ``1 - p``.
 
 **Quantile convention.** The set-aside is the empirical ``p``-quantile by
-inverting the empirical distribution function (numpy's
-``method="inverted_cdf"``): the ``ceil(p n)``-th smallest of the ``n``
-scenario payments. It is always a simulated payment, and the share of
-scenarios paying more than it is at most ``1 - p``; a bond that pays the same
-in every scenario has that payment as its set-aside.
+inverting the empirical distribution function: the ``ceil(p n)``-th smallest
+of the ``n`` scenario payments (numpy's ``method="inverted_cdf"``, with
+``p n`` rounded to 9 decimals first so that 0.07 x 100 is rank 7, not 8). It
+is always a simulated payment, and the share of scenarios paying more than it
+is at most ``1 - p``, ties included; a bond that pays the same in every
+scenario has that payment as its set-aside.
 
 **Monte Carlo error.** A distribution-free 95% interval for the true
 quantile from order statistics: with ``B ~ Binomial(n, p)``, the order
@@ -50,6 +51,21 @@ from scipy import stats
 COVERAGE = 0.95
 
 
+def set_aside_rank(n: int, level: float) -> int:
+    """The 1-based rank ``ceil(level n)`` of the set-aside among ``n`` sorted payments.
+
+    ``level x n`` is rounded to 9 decimals first, so that a product that is a
+    whole number on paper (0.07 x 100) is not pushed to the next rank by
+    floating point (7.000000000000001).
+
+    Examples
+    --------
+    >>> set_aside_rank(100, 0.07), set_aside_rank(100, 0.071), set_aside_rank(10, 0.001)
+    (7, 8, 1)
+    """
+    return min(max(math.ceil(round(level * n, 9)), 1), n)
+
+
 def set_aside(payments: np.ndarray, level: float) -> np.ndarray:
     """The ``ceil(level n)``-th smallest of ``n`` payments along axis 0.
 
@@ -62,13 +78,18 @@ def set_aside(payments: np.ndarray, level: float) -> np.ndarray:
     Returns
     -------
     ndarray, shape (...)
+        A simulated payment; at most ``1 - level`` of the scenarios pay more.
 
     Examples
     --------
     >>> float(set_aside(np.arange(1.0, 101.0), 0.99))
     99.0
+    >>> float(set_aside(np.array([0.0, 0.0, 0.0, 5.0]), 0.75))  # an atom at 0
+    0.0
     """
-    return np.asarray(np.quantile(payments, level, axis=0, method="inverted_cdf"))
+    x = np.asarray(payments, float)
+    k = set_aside_rank(x.shape[0], level) - 1
+    return np.asarray(np.partition(x, k, axis=0)[k])
 
 
 def order_stat_interval(sorted_payments: np.ndarray, level: float,
@@ -182,6 +203,9 @@ def compute_set_asides(ds: xr.Dataset, level: float) -> SetAsides:
     """
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must lie strictly between 0 and 1, got {level}")
+    if "log_weight" in ds and np.any(ds.log_weight.values != 0.0):
+        raise ValueError("the scenarios carry importance-sampling weights; set-asides need a "
+                         "plain run (lobsim run without a tilt)")
     pay = ds.department_payment.values
     n = pay.shape[0]
     years = [int(y) for y in ds.year.values]
@@ -247,15 +271,17 @@ def format_set_asides(s: SetAsides, *, by_bond: bool = False) -> str:
                 f"{d[:14]:<14}{y:>5}{s.expected_payment[i, j]:>14,.0f}"
                 f"{s.expected_saving[i, j]:>14,.0f}{s.book[i, j]:>14,.0f}"
                 f"{s.book_low[i, j]:>13,.0f}-{s.book_high[i, j]:<13,.0f}"
-                f"{s.standalone_sum[i, j]:>14,.0f}{s.benefit[i, j]:>13,.0f}{share_txt:>7}{mark}")
+                f"{s.standalone_sum[i, j]:>14,.0f}{s.benefit[i, j]:>13,.0f}{share_txt:>7}"
+                f"{mark}".rstrip())
     if flagged:
         lines += ["", "* pays bonds that pay in several years (not split by year, so left out "
                       "of 'sum alone' and the benefit):"]
         lines += [f"  {d} year {y}: {', '.join(ids)}" for (d, y), ids in s.unsplit.items()]
     if by_bond:
-        lines += ["", f"{'Bond':<28}{'department':<14}{'year':>5}{'E[payment]':>14}"
+        width = max([len(b) for rows in s.bonds.values() for b, *_ in rows] + [4]) + 2
+        lines += ["", f"{'Bond':<{width}}{'department':<14}{'year':>5}{'E[payment]':>14}"
                       f"{'set-aside':>14}"]
         for d, rows in s.bonds.items():
-            lines += [f"{b[:28]:<28}{d[:14]:<14}{y:>5}{m:>14,.0f}{q:>14,.0f}"
+            lines += [f"{b:<{width}}{d[:14]:<14}{y:>5}{m:>14,.0f}{q:>14,.0f}"
                       for b, y, m, q in rows]
     return "\n".join(lines)
