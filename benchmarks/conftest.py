@@ -50,7 +50,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture(scope="session")
 def sizes(request: pytest.FixtureRequest) -> Sizes:
     if request.config.getoption("--quick"):
-        return Sizes(True, 3, 5, 200_000, (800, 20_000), (2_000, 20_000), 400, 8, 2,
+        return Sizes(True, 3, 5, 200_000, (800, 20_000), (2_000, 20_000), 400, 8, 1,
                      (10_000, 30_000))
     return Sizes(False, 5, 25, 1_000_000, (4_000, 100_000), (10_000, 100_000), 2_000, 40, 8,
                  (25_000, 50_000, 100_000, 200_000))
