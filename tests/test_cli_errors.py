@@ -108,3 +108,14 @@ def test_error_with_newline_is_still_one_line(text: str, write_config, capsys) -
     assert main(["terms", str(path)]) == 2
     _, err = capsys.readouterr()
     _assert_one_error_line(err, str(path))
+
+
+@pytest.mark.parametrize("command", [["run"], ["price", "--target-irr", "0"]])
+def test_one_scenario_is_refused(write_config, capsys, command: list[str]) -> None:
+    # one scenario has no Monte Carlo error: the summary would print +-nan
+    path = write_config(BASE, name="ok.toml")
+    status = main([command[0], str(path), "--scenarios", "1", *command[1:]])
+    out, err = capsys.readouterr()
+    assert status == 2
+    assert out == ""
+    _assert_one_error_line(err, "--scenarios", "at least 2 scenarios", "got 1")

@@ -208,7 +208,7 @@ CASES: dict[str, Case] = {
     ),
     "zero-scenarios": Case(
         edit(("scenarios = 1000", "scenarios = 0")),
-        "simulation.scenarios", ("must be at least 1, got 0",),
+        "simulation.scenarios", ("must be at least 2, got 0",),
     ),
     "invalid-id": Case(
         edit(('id = "b0"', 'id = "b 0"')),

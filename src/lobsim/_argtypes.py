@@ -28,6 +28,15 @@ def positive_int(text: str) -> int:
     return whole(text, low=1)
 
 
+def check_scenarios(n: int | None, what: str) -> None:
+    """``--scenarios`` given as 1: no Monte Carlo error can be estimated from one."""
+    from lobsim.errors import UsageError
+
+    if n is not None and n < 2:
+        raise UsageError(f"--scenarios: {what} needs at least 2 scenarios (their Monte Carlo "
+                         f"errors), got {n}")
+
+
 def finite_float(text: str) -> float:
     """A finite number."""
     try:

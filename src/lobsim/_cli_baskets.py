@@ -14,7 +14,7 @@ from typing import Any
 
 import xarray as xr
 
-from lobsim._argtypes import finite_float, positive_int
+from lobsim._argtypes import check_scenarios, finite_float, positive_int
 from lobsim.config import Config, load_config
 from lobsim.errors import UsageError
 
@@ -141,6 +141,7 @@ def cmd_price(args: argparse.Namespace) -> int:
     from lobsim.pricing import format_solution, solve_loading, solve_tranche_premiums
 
     cfg = load_config(args.config)
+    check_scenarios(args.scenarios, "pricing")
     n = args.scenarios or PRICE_SCENARIOS
     if args.seed is not None and args.seed < 0:
         raise UsageError(f"--seed must not be negative, got {args.seed}")

@@ -16,7 +16,7 @@ from typing import Any
 
 import xarray as xr
 
-from lobsim._argtypes import finite_float, non_negative_int, positive_int
+from lobsim._argtypes import check_scenarios, finite_float, non_negative_int, positive_int
 from lobsim.config import load_config
 from lobsim.errors import UsageError
 
@@ -62,9 +62,7 @@ def _cmd_maturity(args: argparse.Namespace) -> int:
     plot = Path(args.plot) if args.plot else None
     if plot is not None and plot.suffix.lower() != ".png":
         raise UsageError(f"--plot {plot}: the trade-off is plotted as PNG; use a .png path")
-    if args.scenarios == 1:
-        raise UsageError("--scenarios: comparing maturities needs at least 2 scenarios (their "
-                         "Monte Carlo errors), got 1")
+    check_scenarios(args.scenarios, "comparing maturities")
     cfg = load_config(args.config)
     ids = [b.id for b in cfg.bonds]
     if args.bond is None:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import lobsim
-from lobsim._argtypes import non_negative_int, positive_int
+from lobsim._argtypes import check_scenarios, non_negative_int, positive_int
 from lobsim._cli_baskets import add_price_parser, add_run_options, run_extras
 from lobsim._cli_decisions import add_decision_parsers
 from lobsim._cli_realdata import add_realdata_parsers
@@ -47,6 +47,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from lobsim.simulate import simulate
     from lobsim.summary import format_summary, summarize
 
+    check_scenarios(args.scenarios, "a run's summary")
     cfg = load_config(args.config)
     out = Path(args.out) if args.out else None
     check_scale_args(args, out)

@@ -509,7 +509,7 @@ def _read_simulation(t: Table | None, top: Table) -> Simulation:
     if t is None:
         return Simulation(scenarios=10_000, seed=0, block_size=4096)
     sim = Simulation(
-        scenarios=t.integer("scenarios", 10_000, low=1, high=10**11),
+        scenarios=t.integer("scenarios", 10_000, low=2, high=10**11),  # 2 for an error bar
         seed=t.integer("seed", 0, low=0, high=2**63 - 1),
         block_size=t.integer("block_size", 4096, low=1, high=10**7),
     )
