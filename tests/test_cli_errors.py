@@ -119,3 +119,16 @@ def test_one_scenario_is_refused(write_config, capsys, command: list[str]) -> No
     assert status == 2
     assert out == ""
     _assert_one_error_line(err, "--scenarios", "at least 2 scenarios", "got 1")
+
+
+@pytest.mark.parametrize(("argv", "fragment"), [
+    (["run", "c.toml", "--scenarios", "x"], "argument --scenarios: must be a whole number"),
+    (["nope"], "invalid choice: 'nope'"),
+    ([], "the following arguments are required: COMMAND"),
+])
+def test_argument_errors_are_one_line(capsys, argv: list[str], fragment: str) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    line = capsys.readouterr().err
+    assert len(line.splitlines()) == 1 and fragment in line and "--help" in line, line

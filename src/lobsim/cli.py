@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 import lobsim
 from lobsim._argtypes import check_scenarios, non_negative_int, positive_int
@@ -89,9 +90,16 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the one-line errors of the rest of the CLI (exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``lobsim`` command."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="lobsim",
         description="Monte Carlo risk engine for Local Outcome Bonds.",
     )
