@@ -252,17 +252,6 @@ def machine() -> dict[str, str]:
     }
 
 
-def busy_seconds() -> float:
-    """CPU seconds all processes have spent busy since boot (from /proc/stat)."""
-    try:
-        with open("/proc/stat", encoding="ascii") as f:
-            fields = [int(x) for x in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return float("nan")
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
 def system_seconds() -> float:
     """System (kernel) CPU time of this process so far: page faults show up here."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_stime
