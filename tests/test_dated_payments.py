@@ -17,6 +17,7 @@ import pytest
 
 from lobsim import load_config, simulate
 from lobsim.setaside import bond_year_payments, compute_set_asides
+from lobsim.tax import instrument_flows
 from worlds import bond_dict, config_dict, intervention_dict, make_universe, parse
 
 NOISY = {"national_phi": 0.8, "national_sigma": 0.02, "regional_phi": 0.7,
@@ -199,3 +200,17 @@ def test_after_tax_irr_of_a_directly_held_two_date_bond_by_hand(tmp_path):
     np.testing.assert_allclose(ds.irr.sel(bond="dated").values, exempt, rtol=1e-9)
     paid = ds.holding_paid_in.sel(holding="sitr:dated").values
     assert paid.tolist() == [200_000.0 if t == 0.0 else 0.0 for t in ds.time.values]
+
+
+def test_results_without_dated_payments_still_give_one_date_flows(tmp_path):
+    # Results written before dated_payment existed hold only bonds paying at
+    # one date directly (the config refused the others): their flows are the
+    # total payment at maturity, 140,400 at year 3 for "once".
+    ds = simulate(parse(_world(tmp_path)), scenarios=10, seed=1)
+    old = ds.drop_vars(["dated_payment", "payment_bond", "payment_time", "payment_year",
+                        "payment_coupon"])
+    paid_in, received = instrument_flows(old, "bond", "once")
+    times = ds.time.values.tolist()
+    assert paid_in.tolist() == [160_000.0 if t == 0.0 else 0.0 for t in times]
+    np.testing.assert_allclose(received[:, times.index(3.0)], 140_400.0, rtol=1e-12)
+    assert received.sum() == pytest.approx(10 * 140_400.0, rel=1e-12)

@@ -92,7 +92,9 @@ def instrument_flows(ds: xr.Dataset, kind: str, instrument: str) -> tuple[np.nda
         b = list(ds.bond.values).index(instrument)
         paid_in = np.where(times == ds.start.values[b], ds.principal.values[b], 0.0)
         received = np.zeros((ds.sizes["scenario"], times.size))
-        slots = np.flatnonzero(ds.payment_bond.values == instrument)
+        # results written before dated_payment hold only bonds paying at one date
+        slots = (np.flatnonzero(ds.payment_bond.values == instrument)
+                 if "payment_bond" in ds.coords else np.zeros(0, np.int64))
         if slots.size == 0:
             received[:, int(np.searchsorted(times, ds.maturity.values[b]))] = \
                 ds.investor_payment.values[:, b]
