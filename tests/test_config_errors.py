@@ -486,13 +486,6 @@ CASES: dict[str, Case] = {
         edit(add=INVESTOR.format('baskets = ["north"]')),
         "investor_classes[0].baskets[0]", ("refers to basket 'north', which is not defined",),
     ),
-    "investor-class-bond-paying-at-two-dates": Case(
-        edit(add="\n[[bonds.payment.measurements]]\nat = 2.0\n"
-                 "\n[[bonds.payment.measurements]]\nat = 4.0\n"
-             + INVESTOR.format('bonds = ["b0"]')),
-        "investor_classes[0].bonds[0]", ("bond 'b0' pays at 2 dates",
-                                         "hold it through a basket of that bond alone"),
-    ),
     "investor-class-duplicate-id": Case(
         edit(add=INVESTOR.format('bonds = ["b0"]') * 2),
         "investor_classes[1].id", ("duplicate id 'sitr'",),
@@ -540,6 +533,11 @@ VALID_VARIANTS: dict[str, tuple[str, dict[str, str] | None]] = {
     "measurements": (
         edit(add="\n[[bonds.payment.measurements]]\nat = 2.0\n"
                  "\n[[bonds.payment.measurements]]\nat = 4.0\n"), None),
+    # a bond paying at two dates held directly (after-tax flows from dated_payment)
+    "investor-class-bond-paying-at-two-dates": (
+        edit(add="\n[[bonds.payment.measurements]]\nat = 2.0\n"
+                 "\n[[bonds.payment.measurements]]\nat = 4.0\n"
+             + INVESTOR.format('bonds = ["b0"]')), None),
     "percent-cap-100": (
         edit(('outcome = "jsa"', 'outcome = "wait"'), ("target_units = 1000", "target_units = 20"),
              add="\n[bonds.payment]\ncap = 100\n"), None),

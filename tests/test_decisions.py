@@ -29,6 +29,7 @@ from lobsim.maturity import bond_alone_at, choose_maturity, recommend
 from lobsim.setaside import (
     bond_department_payments,
     compute_set_asides,
+    format_set_asides,
     order_stat_interval,
     set_aside,
 )
@@ -303,22 +304,27 @@ def test_book_is_the_sum_of_the_bonds_and_benefit_as_defined(tmp_path):
     assert s.standalone_sum[i, y] == pytest.approx(sum(alone))
     assert s.benefit[i, y] == pytest.approx(sum(alone) - book)
     assert s.benefit_share[i, y] == pytest.approx((sum(alone) - book) / sum(alone))
-    assert not s.unsplit
     # monotone in the level, cell by cell
     levels = (0.5, 0.9, 0.99)
     books = [compute_set_asides(ds, p).book for p in levels]
     assert all((a <= b).all() for a, b in itertools.pairwise(books))
 
 
-def test_bonds_paying_in_several_years_are_flagged_not_split(tmp_path):
+def test_bonds_paying_in_several_years_are_split_by_year(tmp_path):
+    # b2 (paid by DEPT alone) has cohorts measured at years 2 and 4: it enters
+    # the stand-alone comparison of both years, with its payment of each year
+    # (tests/test_dated_payments.py checks the split by hand)
     doc = _premium_world(tmp_path, noise=True)
     doc["bonds"][2]["payment"] = {"measurements": [{"at": 2.0}, {"at": 4.0}]}
     ds = simulate(parse(doc), scenarios=500, seed=4)
     s = compute_set_asides(ds, 0.9)
-    assert s.unsplit == {("DEPT", 2): ["b2"], ("DEPT", 4): ["b2"]}
     i = s.departments.index("DEPT")
-    assert s.standalone_sum[i, s.years.index(4)] == 0.0  # b2 alone paid in year 4
-    assert s.book[i, s.years.index(4)] > 0.0
+    for y in (2, 4):
+        j = s.years.index(y)
+        assert [b for b, yy, *_ in s.bonds["DEPT"] if yy == y] == ["b2"]
+        assert s.standalone_sum[i, j] == pytest.approx(s.book[i, j], rel=1e-12)
+        assert s.book[i, j] > 0.0
+    assert "*" not in format_set_asides(s)
 
 
 def test_set_asides_refuse_weighted_scenarios(tmp_path):
@@ -336,7 +342,7 @@ def test_cli_setaside(tmp_path, capsys):
     assert main(["run", str(cfg), "--scenarios", "1000", "--out", str(out), "--quiet"]) == 0
     assert main(["setaside", str(out), "--level", "0.95", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["schema"] == "lobsim.setaside/1" and doc["level"] == 0.95
+    assert doc["schema"] == "lobsim.setaside/2" and doc["level"] == 0.95
     cell = doc["departments"]["DEPT"]["years"]["3"]
     low, high = cell["set_aside_interval"]
     assert low <= cell["set_aside"] <= high

@@ -28,6 +28,7 @@ from lobsim import load_config, simulate, summarize, term_sheet
 from lobsim._engine import simulate_block
 from lobsim.cli import main
 from lobsim.errors import ConfigError
+from lobsim.setaside import bond_year_payments
 from lobsim.world import ar_variance, build_world
 from worlds import (
     ZERO_PROCESS,
@@ -477,6 +478,16 @@ def test_payment_bounds_and_default_flags(property_universe, data):
         assert (r.default.values == (pay < b.principal)).all()
         assert (r.total_loss.values == (pay == 0.0)).all()
     assert (ds.department_payment.values >= 0.0).all()
+    # payments by date add up to each bond's total, and the set-asides' split of
+    # the bonds by year (lobsim.setaside) to the kernel's department payments
+    for bond_id in np.unique(ds.payment_bond.values):
+        dated = ds.dated_payment.values[:, ds.payment_bond.values == bond_id]
+        assert (dated >= 0.0).all()
+        np.testing.assert_allclose(dated.sum(axis=1), ds.investor_payment.sel(bond=bond_id),
+                                   rtol=1e-9, atol=1e-9)
+    for j in range(ds.sizes["year"]):
+        np.testing.assert_allclose(bond_year_payments(ds, 0, j).sum(axis=1),
+                                   ds.department_payment.values[:, 0, j], rtol=1e-9, atol=1e-6)
     check_conservation(cfg, ds, must_pay=False)
 
 

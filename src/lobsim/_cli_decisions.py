@@ -108,7 +108,7 @@ def load_results(path: Path) -> xr.Dataset:
     from lobsim._cli_scale import load_results as load
 
     return load(path, need=("department_payment", "department_share", "department_premium",
-                            "pays_in_year", "investor_payment", "paid_units"),
+                            "pays_in_year", "investor_payment", "paid_units", "dated_payment"),
                 purpose="set-asides are computed from")
 
 

@@ -227,9 +227,11 @@ def simulate_block(
     # baskets (members listed) and the cash-flow time grid; t_steps[0] < 0
     # unless every date is a whole number of years
     k_member, k_size, k_list, k_principal_at, t_grid, t_steps,
+    # payment slots: offset of each bond paying at several dates, -1 otherwise
+    b_doff,
     # outputs
     out_true, out_meas, out_err, out_paid, out_pay, out_over, out_irr, out_default, out_loss,
-    out_dpay, out_dsav, out_kpay, out_kirr, out_kcash, out_logw,
+    out_dpay, out_dsav, out_kpay, out_kirr, out_kcash, out_logw, out_dpaid,
 ):
     """Simulate ``n`` scenarios into rows ``0..n-1`` of the outputs.
 
@@ -245,7 +247,9 @@ def simulate_block(
     payments at each cash-flow time; ``out_logw`` ``(n,)``: the log likelihood
     ratio of each scenario when the global and type factors are drawn with
     shifted means ``is_glob``, ``is_type`` (importance sampling, Glasserman
-    and Li 2005; zero without shifts).
+    and Li 2005; zero without shifts); ``out_dpaid`` ``(n, P)``: the payment
+    of each slot of the bonds paying at several dates (bond ``b``'s
+    measurements at ``b_doff[b] + i``, then its coupons; P may be 0).
     """
     n_f, n_d = f_phik.shape
     n_s = s_nat.shape[0]
@@ -468,6 +472,14 @@ def simulate_block(
                 bflow[nf] = amount
                 btime[nf] = c_time[b, k] - b_start[b]
                 nf += 1
+
+            # payments by date of bonds paying at several dates (no draws here)
+            off = b_doff[b]
+            if off >= 0:
+                for i in range(nm):
+                    out_dpaid[r, off + i] = bcash[b, i]
+                for k in range(b_ncoup[b]):
+                    out_dpaid[r, off + nm + k] = c_amount[b, k]
 
             if not full:
                 for q in range(b_nsav[b]):

@@ -1071,14 +1071,6 @@ def _check_investor_classes(cfg: Config, top: Table) -> None:
         p = f"investor_classes[{i}]"
         for j, bond_id in enumerate(ic.bonds):
             _must_exist(src, f"{p}.bonds[{j}]", bond_id, bonds, "bond")
-            b = cfg.bond(bond_id)
-            dates = {m.at for m in b.payment.measurements} | {c.at for c in b.payment.coupons}
-            if len(dates) > 1:
-                # the results hold a bond's total payment, not its split by date
-                raise ConfigError(
-                    f"bond {bond_id!r} pays at {len(dates)} dates; the after-tax return of a "
-                    "bond held directly needs a single payment date: hold it through a basket "
-                    "of that bond alone (baskets = [...])", source=src, path=f"{p}.bonds[{j}]")
         for j, label in enumerate(ic.tranches):
             basket_id, tranche_id = label.split("/")
             _must_exist(src, f"{p}.tranches[{j}]", basket_id, set(baskets), "basket")

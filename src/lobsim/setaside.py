@@ -24,17 +24,17 @@ continuous payments; David and Nagaraja, *Order Statistics*, 2003, 7.1).
 total payment of the year over every bond (``department_payment``), so the
 bonds' joint behaviour (one programme prior, shared area factors, one
 provider failing) is as simulated. A bond's own payments to a department are
+the agencies' shares of what it pays plus the agencies' premiums per paid
+unit, as the kernel forms them: for a bond paying at one date,
 ``department_share x investor_payment + department_premium x paid_units``
-(the agencies' shares of the price and the agencies' premiums), all in the
-bond's payment year. The diversification benefit is the sum of the bonds'
-stand-alone set-asides less the set-aside of their sum. Quantiles are not
-subadditive: the benefit can be negative (for skewed, lumpy payments), and it
-is reported as it comes.
-
-Bonds that pay in several years (cohort measurements, coupons) cannot be
-split by year from a run's results (they hold each bond's total payment):
-they stay in the book set-aside but are left out of the stand-alone
-comparison, and the cells they pay into are flagged.
+in its payment year; for a bond paying at several dates (cohort
+measurements, coupons), date by date from ``dated_payment``: a measurement's
+payment ``a`` counts ``a / price_per_unit`` units (per-unit and threshold
+bonds, the only ones measured more than once; a bond measured once counts
+its ``paid_units``) and a coupon is split by share only, with no premium.
+The diversification benefit is the sum of the bonds' stand-alone set-asides
+less the set-aside of their sum. Quantiles are not subadditive: the benefit
+can be negative (for skewed, lumpy payments), and it is reported as it comes.
 """
 
 from __future__ import annotations
@@ -120,13 +120,10 @@ class SetAsides:
     standalone_sum : ndarray, shape (departments, years)
         Sum of the stand-alone set-asides of the bonds paying in the year.
     split_book : ndarray, shape (departments, years)
-        The set-aside of the sum of those bonds' payments (the book when no
-        bond paying in several years pays into the cell).
+        The set-aside of the sum of those bonds' payments (the book, up to
+        rounding: the sum is formed bond by bond here).
     benefit, benefit_share : ndarray, shape (departments, years)
         ``standalone_sum - split_book`` and that as a share of ``standalone_sum``.
-    unsplit : dict
-        (department, year) -> ids of the bonds paying in several years that
-        pay into the cell (left out of the stand-alone comparison).
     bonds : dict
         department -> list of (bond id, year, expected payment, set-aside).
     """
@@ -144,11 +141,10 @@ class SetAsides:
     split_book: np.ndarray
     benefit: np.ndarray
     benefit_share: np.ndarray
-    unsplit: dict[tuple[str, int], list[str]] = field(default_factory=dict)
     bonds: dict[str, list[tuple[str, int, float, float]]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready layout (``schema``: ``lobsim.setaside/1``); cells without payments left out."""
+        """JSON-ready layout (``schema``: ``lobsim.setaside/2``); cells without payments left out."""
         cells: dict[str, Any] = {}
         for i, d in enumerate(self.departments):
             rows = {}
@@ -164,14 +160,13 @@ class SetAsides:
                     "standalone_sum": float(self.standalone_sum[i, j]),
                     "diversification_benefit": float(self.benefit[i, j]),
                     "diversification_benefit_share": _float_or_none(self.benefit_share[i, j]),
-                    "not_split_by_year": self.unsplit.get((d, y), []),
                 }
             cells[d] = {
                 "years": rows,
                 "bonds": {b: {"year": y, "expected_payment": m, "set_aside": q}
                           for b, y, m, q in self.bonds.get(d, [])},
             }
-        return {"schema": "lobsim.setaside/1", "level": self.level,
+        return {"schema": "lobsim.setaside/2", "level": self.level,
                 "scenarios": self.scenarios, "interval_coverage": COVERAGE,
                 "departments": cells}
 
@@ -181,10 +176,49 @@ def _float_or_none(x: float) -> float | None:
 
 
 def bond_department_payments(ds: xr.Dataset, department: int) -> np.ndarray:
-    """What each bond pays one department, shape (scenarios, bonds), all in its payment year."""
+    """What each bond pays one department in total, shape (scenarios, bonds).
+
+    For a bond paying at one date that is its payment in its payment year
+    (the module docstring gives the rule; :func:`bond_year_payments` splits
+    bonds paying at several dates by year).
+    """
     share = ds.department_share.values[:, department]
     premium = ds.department_premium.values[:, department]
     return np.asarray(share * ds.investor_payment.values + premium * ds.paid_units.values)
+
+
+def bond_year_payments(ds: xr.Dataset, department: int, year: int) -> np.ndarray:
+    """What each bond pays one department in one year, shape (scenarios, bonds).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Per-scenario results with ``dated_payment``.
+    department, year : int
+        Positions along ``department`` and ``year``.
+    """
+    share = ds.department_share.values[:, department]
+    premium = ds.department_premium.values[:, department]
+    bond_ids = [str(b) for b in ds.bond.values]
+    slot_bond = np.array([bond_ids.index(str(b)) for b in ds.payment_bond.values], np.int64)
+    dated = np.zeros(len(bond_ids), np.bool_)
+    dated[slot_bond] = True
+    out = bond_department_payments(ds, department)
+    out[:, dated | ~ds.pays_in_year.values[:, year]] = 0.0
+    y = ds.year.values[year]
+    price = ds.price_per_unit.values
+    measured = np.bincount(slot_bond[~ds.payment_coupon.values], minlength=len(bond_ids))
+    for k in np.flatnonzero(ds.payment_year.values == y):
+        b = int(slot_bond[k])
+        amount = ds.dated_payment.values[:, k]
+        if ds.payment_coupon.values[k]:
+            units = 0.0  # a coupon carries no agency premium
+        elif measured[b] == 1:
+            units = ds.paid_units.values[:, b]  # the one measurement's units (any mechanism)
+        else:
+            units = amount / price[b]  # per-unit mechanisms: amount = units x price
+        out[:, b] += share[b] * amount + premium[b] * units
+    return out
 
 
 def compute_set_asides(ds: xr.Dataset, level: float) -> SetAsides:
@@ -218,25 +252,18 @@ def compute_set_asides(ds: xr.Dataset, level: float) -> SetAsides:
     bond_ids = [str(b) for b in ds.bond.values]
     standalone = np.zeros(shape)
     split_book = np.zeros(shape)
-    unsplit: dict[tuple[str, int], list[str]] = {}
     per_bond: dict[str, list[tuple[str, int, float, float]]] = {}
-    several = in_year.sum(axis=1) > 1
     for i, d in enumerate(deps):
         pays = (ds.department_share.values[:, i] > 0.0) | (ds.department_premium.values[:, i] > 0.0)
-        for b in np.flatnonzero(pays & several):
-            for k in np.flatnonzero(in_year[b]):
-                unsplit.setdefault((d, years[int(k)]), []).append(bond_ids[b])
-        if not (pays & ~several).any():
-            continue
-        bond_pay = bond_department_payments(ds, i)
         for j, y in enumerate(years):
-            cols = np.flatnonzero(pays & ~several & in_year[:, j])
+            cols = np.flatnonzero(pays & in_year[:, j])
             if cols.size == 0:
                 continue
-            alone = set_aside(bond_pay[:, cols], level)
+            bond_pay = bond_year_payments(ds, i, j)[:, cols]
+            alone = set_aside(bond_pay, level)
             standalone[i, j] = alone.sum()
-            split_book[i, j] = set_aside(bond_pay[:, cols].sum(axis=1), level)
-            means = bond_pay[:, cols].mean(axis=0)
+            split_book[i, j] = set_aside(bond_pay.sum(axis=1), level)
+            means = bond_pay.mean(axis=0)
             per_bond.setdefault(d, []).extend(
                 (bond_ids[b], y, float(m), float(q)) for b, m, q in zip(cols, means, alone,
                                                                        strict=True))
@@ -248,7 +275,7 @@ def compute_set_asides(ds: xr.Dataset, level: float) -> SetAsides:
                      expected_saving=ds.department_saving.values.mean(axis=0),
                      book=book, book_low=low, book_high=high, standalone_sum=standalone,
                      split_book=split_book, benefit=benefit, benefit_share=share,
-                     unsplit=unsplit, bonds=per_bond)
+                     bonds=per_bond)
 
 
 def format_set_asides(s: SetAsides, *, by_bond: bool = False) -> str:
@@ -258,25 +285,17 @@ def format_set_asides(s: SetAsides, *, by_bond: bool = False) -> str:
              f"{pct:g}% ({s.scenarios} scenarios; 95% order-statistic interval)", "",
              f"{'':<14}{'year':>5}{'E[payment]':>14}{'E[saving]':>14}{'set-aside':>14}"
              f"{'95% interval':>27}{'sum alone':>14}{'benefit':>13}{'%':>7}"]
-    flagged = False
     for i, d in enumerate(s.departments):
         for j, y in enumerate(s.years):
             if s.expected_payment[i, j] == 0.0 and s.book[i, j] == 0.0:
                 continue
-            mark = "*" if (d, y) in s.unsplit else " "
-            flagged |= mark == "*"
             share = s.benefit_share[i, j]
             share_txt = "" if math.isnan(share) else f"{100 * share:.1f}"
             lines.append(
                 f"{d[:14]:<14}{y:>5}{s.expected_payment[i, j]:>14,.0f}"
                 f"{s.expected_saving[i, j]:>14,.0f}{s.book[i, j]:>14,.0f}"
                 f"{s.book_low[i, j]:>13,.0f}-{s.book_high[i, j]:<13,.0f}"
-                f"{s.standalone_sum[i, j]:>14,.0f}{s.benefit[i, j]:>13,.0f}{share_txt:>7}"
-                f"{mark}".rstrip())
-    if flagged:
-        lines += ["", "* pays bonds that pay in several years (not split by year, so left out "
-                      "of 'sum alone' and the benefit):"]
-        lines += [f"  {d} year {y}: {', '.join(ids)}" for (d, y), ids in s.unsplit.items()]
+                f"{s.standalone_sum[i, j]:>14,.0f}{s.benefit[i, j]:>13,.0f}{share_txt:>7}".rstrip())
     if by_bond:
         width = max([len(b) for rows in s.bonds.values() for b, *_ in rows] + [4]) + 2
         lines += ["", f"{'Bond':<{width}}{'department':<14}{'year':>5}{'E[payment]':>14}"

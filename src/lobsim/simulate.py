@@ -47,12 +47,13 @@ def _outputs(world: World, n: int) -> dict[str, np.ndarray]:
     out["basket_irr"] = np.empty((n, len(world.baskets)))
     out["basket_cashflow"] = np.empty((n, len(world.baskets), world.times.size))
     out["log_weight"] = np.empty(n)
+    out["dated_payment"] = np.empty((n, world.slot_bond.size))
     return out
 
 
 _ORDER = ("true_units", "measured_units", "prediction_error", "paid_units", "investor_payment", "overpayment", "irr",
           "default", "total_loss", "department_payment", "department_saving", "basket_payment",
-          "basket_irr", "basket_cashflow", "log_weight")
+          "basket_irr", "basket_cashflow", "log_weight", "dated_payment")
 
 
 def run_blocks(world: World, scenarios: int, seed: int, block_size: int,
@@ -217,6 +218,8 @@ def label(world: World, cfg: Config, out: dict[str, np.ndarray], *, seed: int,
         "basket_irr": (("scenario", "basket"), out["basket_irr"], {"units": "1/year"}),
         "basket_cashflow": (("scenario", "basket", "time"), out["basket_cashflow"], {
             **money, "long_name": "basket outcome payments at each cash-flow time"}),
+        "dated_payment": (("scenario", "payment"), out["dated_payment"], {
+            **money, "long_name": "payments by date of the bonds paying at several dates"}),
         "log_weight": (("scenario",), out["log_weight"], {
             "units": "1", "long_name": "log likelihood ratio (0 without importance sampling)"}),
         "rmspe": (("bond",), np.array([c.rmspe for c in world.controls]),
@@ -238,6 +241,13 @@ def label(world: World, cfg: Config, out: dict[str, np.ndarray], *, seed: int,
         "start": ("bond", np.array([b.start for b in bonds]), {"units": "years after base"}),
         "maturity": ("bond", np.array([b.maturity for b in bonds]), {"units": "years after base"}),
         "basket_principal": ("basket", basket_principal, money),
+        # the slots of dated_payment: a bond's measurements, then its coupons
+        "payment_bond": ("payment", np.array([bonds[int(i)].id for i in world.slot_bond], str)),
+        "payment_time": ("payment", world.slot_time, {"units": "years after base"}),
+        "payment_year": ("payment", world.years[world.slot_year],
+                         {"long_name": "year of the payment (as the year coordinate)"}),
+        "payment_coupon": ("payment", world.slot_coupon,
+                           {"long_name": "a fixed coupon (otherwise a measurement's payment)"}),
         "time": ("time", world.times, {"units": "years after base",
                                        "long_name": "cash-flow dates (starts and measurements)"}),
     }

@@ -5,9 +5,9 @@ proposals to make payments on social impact bonds tax exempt and to give
 charitable investors a rebate (Bolton and Savell 2010, p. 25); the UK later
 introduced Social Investment Tax Relief (2014), income tax relief of 30% of
 the amount invested. The engine takes the rates from the config
-(``[[investor_classes]]``, docs/config.md); each class holds bonds directly,
-tranches of baskets, or whole baskets, and each (class, instrument) pair is
-a *holding*.
+(``[[investor_classes]]``, docs/config.md); each class holds bonds directly
+(those paying at several dates too, date by date), tranches of baskets, or
+whole baskets, and each (class, instrument) pair is a *holding*.
 
 The rules (docs/decisions.md), on the instrument's own cash-flow dates:
 
@@ -84,15 +84,23 @@ def instrument_flows(ds: xr.Dataset, kind: str, instrument: str) -> tuple[np.nda
     -------
     paid_in : ndarray, shape (times,)
     received : ndarray, shape (scenarios, times)
-        A bond held directly pays once, at maturity (the config checks it).
+        A bond held directly pays at maturity, or date by date
+        (``dated_payment``) if it pays at several dates.
     """
     times = ds.time.values
     if kind == "bond":
         b = list(ds.bond.values).index(instrument)
         paid_in = np.where(times == ds.start.values[b], ds.principal.values[b], 0.0)
         received = np.zeros((ds.sizes["scenario"], times.size))
-        received[:, int(np.searchsorted(times, ds.maturity.values[b]))] = \
-            ds.investor_payment.values[:, b]
+        # results written before dated_payment hold only bonds paying at one date
+        slots = (np.flatnonzero(ds.payment_bond.values == instrument)
+                 if "payment_bond" in ds.coords else np.zeros(0, np.int64))
+        if slots.size == 0:
+            received[:, int(np.searchsorted(times, ds.maturity.values[b]))] = \
+                ds.investor_payment.values[:, b]
+        for slot in slots.tolist():  # every payment date is on the time grid (lobsim.world)
+            received[:, int(np.searchsorted(times, ds.payment_time.values[slot]))] += \
+                ds.dated_payment.values[:, slot]
         return paid_in, received
     if kind == "tranche":
         k = list(ds.tranche.values).index(instrument)

@@ -50,6 +50,13 @@ class World:
     times: np.ndarray
     n_normals: int = field(default=0)
     n_exponentials: int = field(default=0)
+    #: payment slots of bonds paying at several dates (kernel output ``out_dpaid``):
+    #: bond index, time (years after base) and payment year index (year k - 1
+    #: covers (k-1, k], as ``years``) of each slot
+    slot_bond: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    slot_time: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    slot_year: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    slot_coupon: np.ndarray = field(default_factory=lambda: np.zeros(0, np.bool_))
 
 
 def ar_variance(phi: float, k: float) -> float:
@@ -445,6 +452,20 @@ def build_world(cfg: Config, *, tilt_global: float = 0.0,
                else np.full(t_grid.size, -1, np.int64))
     # m_tidx / b_tstart index t_grid; m_time stays absolute for bond IRRs
 
+    # payment slots of the bonds that pay at several dates: measurements, then
+    # coupons, bond by bond (the results otherwise hold only a bond's total)
+    b_doff = np.full(n_b, -1, np.int64)
+    slot_bond: list[int] = []
+    slot_time: list[float] = []
+    slot_coupon: list[bool] = []
+    for i, b in enumerate(bonds):
+        pay_dates = [m.at for m in b.payment.measurements] + [c.at for c in b.payment.coupons]
+        if len(pay_dates) > 1:
+            b_doff[i] = len(slot_bond)
+            slot_bond += [i] * len(pay_dates)
+            slot_time += pay_dates
+            slot_coupon += [False] * len(b.payment.measurements) + [True] * len(b.payment.coupons)
+
     kernel_args = (
         f_phik, f_sdk, f_state0,
         s_nat, s_reg, s_beta, s_gamma, s_sige, np.array(s_treated, np.bool_), s_ndates, s_didx,
@@ -462,6 +483,7 @@ def build_world(cfg: Config, *, tilt_global: float = 0.0,
         b_ng, g_perf, g_amount, m_cashcap, b_ncoup, c_amount, c_time, c_tidx, c_year,
         b_group, g_cap,
         k_member, k_size, k_list, k_principal_at, t_grid, t_steps,
+        b_doff,
     )
     n_normals = (f_phik.size + int(s_ndates.sum())
                  + int(s_ndates[np.array(s_treated, bool)].sum()) + 1 + len(types) + n_b)
@@ -477,4 +499,8 @@ def build_world(cfg: Config, *, tilt_global: float = 0.0,
         times=t_grid_abs,
         n_normals=n_normals,
         n_exponentials=int((p_hazard > 0).sum()),
+        slot_bond=np.array(slot_bond, np.int64),
+        slot_time=np.array(slot_time, float),
+        slot_year=np.array([math.ceil(t) - 1 for t in slot_time], np.int64),
+        slot_coupon=np.array(slot_coupon, np.bool_),
     )
