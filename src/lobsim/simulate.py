@@ -254,9 +254,10 @@ def label(world: World, cfg: Config, out: dict[str, np.ndarray], *, seed: int,
     # baskets, tranches and risk contributions (lobsim.basket, .waterfall, .risk)
     data["basket_member"] = (("basket", "bond"), world.basket_members.astype(np.bool_),
                              {"long_name": "bond belongs to basket"})
-    data["department_share"] = (("bond", "department"), _department_shares(cfg, world), {
+    bd = ("bond", "department")
+    data["department_share"] = (bd, _department_terms(cfg, world, "share"), {
         "units": "1", "long_name": "share of the bond's price paid by the department's agencies"})
-    data["department_premium"] = (("bond", "department"), _department_premiums(cfg, world), {
+    data["department_premium"] = (bd, _department_terms(cfg, world, "agency_premium"), {
         **money, "long_name": "agency premiums per paid unit paid by the department"})
     # the years a bond can pay in (year k covers (k-1, k]): lobsim.setaside splits
     # the payments of a bond paying in one year only
@@ -281,21 +282,12 @@ def label(world: World, cfg: Config, out: dict[str, np.ndarray], *, seed: int,
     return ds
 
 
-def _department_premiums(cfg: Config, world: World) -> np.ndarray:
-    """(bond, department): agency premiums per paid unit the department pays on top of shares."""
+def _department_terms(cfg: Config, world: World, term: str) -> np.ndarray:
+    """(bond, department): a payer term (``"share"`` of the price, or
+    ``"agency_premium"`` per paid unit) summed over each department's agencies."""
     out = np.zeros((len(world.bonds), len(world.departments)))
     index = {d: i for i, d in enumerate(world.departments)}
     for i, b in enumerate(world.bonds):
         for p in b.payers:
-            out[i, index[cfg.agency(p.agency).department]] += p.agency_premium
-    return out
-
-
-def _department_shares(cfg: Config, world: World) -> np.ndarray:
-    """(bond, department): the share of each bond's price its departments' agencies pay."""
-    out = np.zeros((len(world.bonds), len(world.departments)))
-    index = {d: i for i, d in enumerate(world.departments)}
-    for i, b in enumerate(world.bonds):
-        for p in b.payers:
-            out[i, index[cfg.agency(p.agency).department]] += p.share
+            out[i, index[cfg.agency(p.agency).department]] += getattr(p, term)
     return out
