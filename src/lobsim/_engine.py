@@ -5,7 +5,7 @@ Plain arrays in, preallocated outputs last (STYLE 2); jit-compiled with numba
 (:mod:`lobsim.simulate`) builds every array here from a config; this module
 imports nothing else from lobsim.
 
-What is drawn (DESIGN 10), per scenario and in this order:
+What is drawn (docs/model.md sections 9.4 and 10), per scenario and in this order:
 
 1. every factor (national per outcome, regional per touched outcome-region)
    at every measurement date, by its exact k-step AR(1) transition;
@@ -59,7 +59,7 @@ def effect_fraction(h, horizon, kt, kv, relpow):
 
     Delivery follows the ramp (:func:`ramp_value`) but stops ``h`` years
     after the start (provider failure); what was delivered in year s survives
-    with ``relpow[s - 1] = (1 - lambda)^max(0, horizon - s)`` (DESIGN 5).
+    with ``relpow[s - 1] = (1 - lambda)^max(0, horizon - s)`` (docs/model.md section 5.4).
     """
     total = 0.0
     prev = 0.0
