@@ -7,6 +7,7 @@ area; covariates are numbers (deprivation, population, claimant rate, ...).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import functools
 import io
 import itertools
@@ -143,6 +144,8 @@ class OutcomeData:
     regional_state: dict[str, float]
     national_state: float
     variance_scale: np.ndarray | None = None
+    #: The history file, for messages about it ("" when built in memory).
+    source: str = ""
 
     @property
     def log_base(self) -> np.ndarray:
@@ -361,10 +364,13 @@ def _parse_outcome(history: str, history_raw: bytes, state: str | None,
         slope *= periods_per_year  # per period -> per year
         data = OutcomeData(periods=labels, log_history=logs, trend=slope,
                            log_level=logs[:, -1].copy(), area_state=np.zeros(len(ids)),
-                           regional_state={r: 0.0 for r in set(regions)}, national_state=0.0)
+                           regional_state={r: 0.0 for r in set(regions)}, national_state=0.0,
+                           source=history)
     else:
         assert state_raw is not None
-        data = _with_state(state, _parse_csv(state_raw, state), areas, labels, logs)
+        data = dataclasses.replace(
+            _with_state(state, _parse_csv(state_raw, state), areas, labels, logs),
+            source=history)
     for array in (data.log_history, data.trend, data.log_level, data.area_state):
         array.setflags(write=False)  # shared by every caller of the cache
     return data

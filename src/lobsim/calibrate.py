@@ -376,7 +376,7 @@ def _calibrate(history: str | Path | OutcomeData, areas: str | Path | AreaTable,
         raise ValueError(f"periods_per_year must be >= 1, got {periods_per_year!r}")
     data, table = _as_inputs(history, areas, ppy)
     y = np.asarray(data.log_history, dtype=float)
-    src = str(history) if not isinstance(history, OutcomeData) else "<history>"
+    src = data.source or "<history>"
     n_a, t = y.shape
     if t < MIN_PERIODS:
         raise ConfigError(f"has {t} periods; calibration needs at least {MIN_PERIODS}",
