@@ -1,7 +1,13 @@
-"""The area universe: areas, their regions and covariates, read from CSV.
+"""The area universe and its outcome data, read from CSV: areas, histories,
+states and volatility factors.
 
 An areas file has a header ``area,region,<covariate>,...`` and one row per
 area; covariates are numbers (deprivation, population, claimant rate, ...).
+Every reader accepts UTF-8 with or without a byte-order mark, refuses a
+repeated key (area, or area and period), checks every declared column and
+every value against its range (:mod:`lobsim._limits`, docs/config.md, Data
+files), and fails with one :class:`~lobsim.errors.ConfigError` line naming
+the file and the row.
 """
 
 from __future__ import annotations

@@ -915,7 +915,8 @@ def _read_bond(t: Table) -> Bond:
 def _read_tranche(t: Table) -> Tranche:
     return Tranche(
         id=_read_id(t),
-        share=t.number("share", low=0.0, high=1.0, low_open=True),
+        # a tranche's principal is share x the basket's (>= 1e-12): never 0
+        share=t.number("share", low=POSITIVE_MIN, high=1.0),
         seniority=t.integer("seniority", low=1, high=1000),
         premium=t.number("premium", 0.0, low=0.0, high=10.0),
         early_coupon=t.number("early_coupon", 0.0, low=0.0, high=10.0),
