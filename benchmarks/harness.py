@@ -38,7 +38,7 @@ ROOT = HERE.parent
 SEED = 20100101
 
 # --------------------------------------------------------------------------
-# The RNG floor (DESIGN 10): the engine's own draws and nothing else
+# The RNG floor (docs/model.md section 10): the engine's own draws and nothing else
 # --------------------------------------------------------------------------
 
 

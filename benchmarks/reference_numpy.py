@@ -1,4 +1,4 @@
-"""A plain-numpy reference implementation of the lobsim model (DESIGN 3-7).
+"""A plain-numpy reference implementation of the lobsim model (model.md §3-7).
 
 This is what a careful analyst would write first: vectorised over scenarios
 with numpy, stepping every period (month by default, or year) in a Python

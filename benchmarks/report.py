@@ -6,7 +6,7 @@ Usage (``make bench`` and ``make bench-quick`` call it)::
 
 Every figure is a ratio of two timings from the same run, or a throughput
 printed next to the machine's description. Times are the best (minimum)
-round of each benchmark. Each target of DESIGN section 10 / issue 7 is shown
+round of each benchmark. Each target of docs/model.md section 10.6 / issue 7 is shown
 as measured, with whether it is met.
 """
 

@@ -1,4 +1,4 @@
-"""Engine throughput against its RNG floor and a plain-numpy reference (DESIGN 10).
+"""Engine throughput against its RNG floor and a plain-numpy reference (model.md §10).
 
 Per config (the 60-bond basket demo and the one-bond Birmingham bond), in
 one run: the engine as a user calls it (``run_blocks``, fresh outputs) on 1

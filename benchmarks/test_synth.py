@@ -1,4 +1,4 @@
-"""Synthetic-control weights: the numba solver against scipy (DESIGN 4 and 10).
+"""Synthetic-control weights: the numba solver against scipy (model.md §4.2, §10).
 
 For donor pools of 10, 40 and 100 areas and 20 pre-period points: fits per
 second of ``lobsim._synth.simplex_weights_batch`` (a batch of fits in one

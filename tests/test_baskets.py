@@ -44,7 +44,7 @@ def banded_world(tmp_path_factory):
 
     theta = 1 exactly ("sure"): the payment is target x price > principal, so
     the default probability is 0; theta = 0.5 ("weak"): 0.5 x 1.17 < 1, so it
-    is 1 (DESIGN.md section 2: default below 2000/2340 = 85.5% success).
+    is 1 (docs/model.md section 2.2: default below 2000/2340 = 85.5% success).
     """
     u = make_universe(tmp_path_factory.mktemp("banded"), 12,
                       regions=["north"] * 6 + ["south"] * 6)

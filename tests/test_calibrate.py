@@ -63,7 +63,7 @@ def test_gamma_has_the_ar1_variogram_and_is_positive_definite(phi):
 
 # -- recovery of known parameters ---------------------------------------------
 # The bundled demo universe was simulated by the engine's own process
-# (lobsim.demo, DESIGN section 3) with the parameters in lobsim.demo.OUTCOMES,
+# (lobsim.demo, docs/model.md section 3) with the parameters in lobsim.demo.OUTCOMES,
 # 200 areas in 10 regions over 60 months, and its true base-month state is
 # stored beside it. The tolerances come from the sampling distribution of each
 # estimate over 40 universes generated with seeds 1000-1039

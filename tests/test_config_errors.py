@@ -608,7 +608,7 @@ def test_bundled_config_loads() -> None:
     assert isinstance(cfg, Config)
     assert cfg.source == str(BUNDLED)
     (bond,) = cfg.bonds
-    assert bond.price_per_unit == 2340.0  # 2000 x (1 + 0.10 + 0.07), DESIGN section 2
+    assert bond.price_per_unit == 2340.0  # 2000 x (1 + 0.10 + 0.07), docs/model.md section 2
     assert bond.principal == 10_000_000.0
     assert {p.agency: p.share for p in bond.payers} == {"JCP": 0.5, "PARTNER": 0.5}
     assert cfg.agency("JCP").department == "DWP"

@@ -1,6 +1,6 @@
 """The decisions of issue 9: maturity, set-asides, the provider's shortfall.
 
-References: DESIGN.md sections 5 (ramp, relapse, provider failure), 6 (the cap
+References: docs/model.md sections 5 (ramp, relapse, provider failure), 6 (the cap
 turns noise into loss; signal-to-noise), 7 (who pays what; overpayment and
 its mirror, the provider's shortfall) and the report's section 5.2 ("working
 out the best maturity date", departments "set aside a proportion of their
@@ -394,7 +394,7 @@ def _ramp_world(tmp_path: Path, hazard: float = 0.0, **prior: float):
 @pytest.mark.parametrize("prior", [{}, {"mean": 0.95, "sd": 0.03}],
                          ids=["theta=1", "beta-prior"])
 def test_no_noise_no_relapse_recommends_the_end_of_the_ramp(tmp_path, prior):
-    # DESIGN 5: with no relapse the effect stays at target x theta once the
+    # docs/model.md section 5.4: with no relapse the effect stays at target x theta once the
     # three-year ramp is complete; with no area noise it is measured exactly.
     # Before year 3 only part of it is paid (more defaults); from year 3 on
     # every candidate defaults in the same scenarios (common random numbers:

@@ -2,7 +2,7 @@
 
 Speed itself lives in ``benchmarks/`` (a timed test on a shared CI machine
 would be flaky). What can regress silently and is checked here: the number
-of random draws a scenario costs (DESIGN 10: draw only what the payments
+of random draws a scenario costs (docs/model.md section 10.1: draw only what the payments
 depend on) and that every kernel is compiled in nopython mode, without the
 GIL, and cached on disk so that a second process starts fast.
 """
@@ -40,7 +40,7 @@ def _draw(gen, n, n_normals, n_exponentials):
 
 @pytest.mark.parametrize(("config", "normals", "exponentials"), [
     # the totals the benchmarks divide by (about 9.5 normals per bond-scenario
-    # on the demo, DESIGN 10); a change to either is a change to the model
+    # on the demo, docs/model.md section 10); a change to either is a change to the model
     ("configs/basket_demo.toml", 572, 18),
     ("configs/birmingham_jsa.toml", 14, 1),
 ])

@@ -45,7 +45,7 @@ def one_bond(tmp_path: Path, *, mean: float = 0.8, sd: float = 0.15, maturity: f
 def test_default_probability_target_matches_the_closed_form(tmp_path):
     # Reference: with no area noise, no ramp, no relapse and a cap at the
     # target, payment = target x theta x price, so the bond defaults iff
-    # theta < cost / price = 1 / (1 + r + premium) (DESIGN.md section 2).
+    # theta < cost / price = 1 / (1 + r + premium) (docs/model.md section 2.2).
     # P(default) = p gives r = 1 / F_Beta^-1(p) - 1 - premium.
     cfg = one_bond(tmp_path)
     p = 0.2

@@ -1,6 +1,6 @@
 """Runs at scale: streaming accumulators, Dask, checkpoint and resume, progress.
 
-References: DESIGN.md section 9 (the same config and seed give bit-identical
+References: docs/model.md section 9.4 (the same config and seed give bit-identical
 results whatever the threads, chunks or workers; scenarios are drawn in
 fixed-size blocks with streams spawned by block index) and the module
 docstrings of lobsim.streaming (exactness of sums and tail sets, the quantile

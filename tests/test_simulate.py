@@ -72,7 +72,7 @@ def degenerate_birmingham(tmp_path_factory):
 
 
 def test_degenerate_world_reproduces_the_appendix_exactly(degenerate_birmingham):
-    # Reference: report Appendix (Birmingham JSA) and DESIGN.md section 2. With
+    # Reference: report Appendix (Birmingham JSA) and docs/model.md section 2. With
     # no noise, theta = 1, no ramp, no relapse and no failure the simulator must
     # give the term-sheet figures in every scenario, bit for bit (==).
     cfg = degenerate_birmingham
@@ -100,7 +100,7 @@ def test_degenerate_world_reproduces_the_appendix_exactly(degenerate_birmingham)
     assert (pay.sel(year=[1, 2, 3]).values == 0.0).all()
     for dept, amount in sheet.department_pays_at_target.items():
         assert (year4.sel(department=dept).values == amount).all()
-    # together 5,000 x (2,340 + 500) = 14,200,000 (DESIGN.md section 2)
+    # together 5,000 x (2,340 + 500) = 14,200,000 (docs/model.md section 2.1)
     assert (pay.sum(["department", "year"]).values == 14_200_000).all()
     # DWP saves 62 x 52 = 3,224 per claimant-year on 5,000 claimants, every year
     assert (ds.department_saving.sel(department="DWP").values == 5000 * 3224.0).all()
@@ -135,9 +135,9 @@ def beta_dist(mean: float, sd: float):
 # ---------------------------------------------------------------------------
 def test_independent_bonds_default_count_is_binomial(tmp_path):
     # Reference: with rho_type = rho_global = 0 the copula normals are
-    # independent (DESIGN.md section 5), and with no area noise measured =
+    # independent (docs/model.md section 5.2), and with no area noise measured =
     # true = theta x target, so bond b defaults iff theta_b < cost/price
-    # (the break-even fraction, DESIGN.md section 2). The count of defaults per
+    # (the break-even fraction, docs/model.md section 2.2). The count of defaults per
     # scenario is Binomial(n, p) with p = F_Beta(cost/price).
     n, mean, sd, scenarios = 20, 0.85, 0.12, 6000
     cfg = identical_bonds_world(tmp_path, n, mean=mean, sd=sd, rho_global=0.0,
@@ -203,7 +203,7 @@ def test_vasicek_large_portfolio_limit(tmp_path):
     # 200 binary bonds whose amount covers the principal default iff measured
     # units < trigger x target, i.e. (no area noise) iff theta < trigger, i.e.
     # iff Z_b < Phi^-1(p) with p = F_Beta(trigger) and
-    # Z_b = sqrt(rho) Z_global + sqrt(1 - rho) eps_b (DESIGN.md section 5).
+    # Z_b = sqrt(rho) Z_global + sqrt(1 - rho) eps_b (docs/model.md section 5.2).
     # The default fraction L then has P(L <= x) -> Phi((sqrt(1-rho) Phi^-1(x)
     # - Phi^-1(p)) / sqrt(rho)) as n -> infinity.
     #
@@ -325,7 +325,7 @@ def rich_universe(tmp_path_factory) -> Universe:
 # 4. Conservation of money: departments pay investors' payments plus premiums
 # ---------------------------------------------------------------------------
 def check_conservation(cfg, ds: xr.Dataset, *, must_pay: bool = True) -> None:
-    # Reference: DESIGN.md section 7 (each department pays its agencies' shares
+    # Reference: docs/model.md section 7.2 (each department pays its agencies' shares
     # of every payment plus the agency premium per paid unit) and section 6
     # (a binary bond's paid units are its target when it pays). Exact up to
     # rounding and to the shares' own tolerance: shares may sum to 1 only
@@ -439,7 +439,7 @@ def with_mean(doc: dict[str, Any], mean: float) -> dict[str, Any]:
 @settings(max_examples=25)
 @given(data=st.data())
 def test_more_true_success_never_lowers_payment(property_universe, data):
-    # Reference: DESIGN.md sections 4-6: measured units are the control group's
+    # Reference: docs/model.md sections 4-6: measured units are the control group's
     # prediction error plus the observed effect, and every mechanism pays a
     # non-decreasing function of measured units. With common random numbers
     # (same world, same seed; only success_mean changes, sd 0 so theta = mean)
@@ -460,7 +460,7 @@ def test_more_true_success_never_lowers_payment(property_universe, data):
 @settings(max_examples=25)
 @given(data=st.data())
 def test_payment_bounds_and_default_flags(property_universe, data):
-    # Reference: DESIGN.md section 6 (paid units clipped to [0, cap]; a binary
+    # Reference: docs/model.md section 6 (paid units clipped to [0, cap]; a binary
     # bond pays its amount or nothing) and section 7 (default is payment <
     # principal, total loss is payment == 0), exactly.
     doc, raise_by = data.draw(small_worlds(property_universe))
@@ -532,7 +532,7 @@ def stepped_world(tmp_path_factory):
 
 
 def test_k_step_coefficients_match_monthly_stepping(stepped_world):
-    # Reference: DESIGN.md section 10, S[t+k] = phi^k S[t] + sigma
+    # Reference: docs/model.md section 10.1, S[t+k] = phi^k S[t] + sigma
     # sqrt((1 - phi^(2k)) / (1 - phi^2)) z, checked against the variance
     # recursion v <- phi_m^2 v + s_m^2 of the monthly process, stepped month by
     # month over each interval between measurement dates (exact arithmetic up
@@ -590,7 +590,7 @@ def test_k_step_coefficients_match_monthly_stepping(stepped_world):
 def stepped_measured_units(n: int, seed: int) -> np.ndarray:
     """Measured units of bA and bB under no effect, by monthly stepping (plain numpy).
 
-    DESIGN.md sections 3-4: x = x0 + mu t + beta (F_t - F_0) + gamma (G_t - G_0)
+    docs/model.md sections 3-4: x = x0 + mu t + beta (F_t - F_0) + gamma (G_t - G_0)
     + (U_t - U_0); y_obs = exp(x) exp(s_e e - s_e^2 / 2); counterfactual
     yhat = y_obs[a, 0] y_obs[D, T] / y_obs[D, 0] (one donor of weight 1);
     measured units = yhat - y_obs[a, T].
@@ -633,7 +633,7 @@ def moment_se(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 def test_measured_units_match_monthly_stepping(stepped_world):
     # Reference: a step-by-step monthly simulation of the same AR(1) process
-    # (DESIGN.md section 3, parameters converted exactly to months), against the
+    # (docs/model.md section 3.2, parameters converted exactly to months), against the
     # engine's one-draw-per-date exact transitions (section 10). Compared: the
     # means, variances and the covariance of the two bonds' measured units under
     # no effect (theta = 0); the covariance comes from the donor measured at both
@@ -662,7 +662,7 @@ def test_measured_units_match_monthly_stepping(stepped_world):
 # 7. Reproducibility: blocks, chunks and threads never change results
 # ---------------------------------------------------------------------------
 def test_results_do_not_depend_on_chunks_or_threads(rich_universe):
-    # Reference: DESIGN.md section 9 (bit-identical whatever the threads or
+    # Reference: docs/model.md section 9.4 (bit-identical whatever the threads or
     # chunks: one stream per fixed-size block, spawned by block index).
     block, scenarios = 64, 1000  # 15 full blocks and one of 40
     cfg = parse(rich_world_doc(rich_universe, block_size=block, scenarios=scenarios, seed=77))
@@ -686,7 +686,7 @@ def test_results_do_not_depend_on_chunks_or_threads(rich_universe):
 # 8. End to end through the command line
 # ---------------------------------------------------------------------------
 def test_cli_run_and_summary(tmp_path, capsys):
-    # Reference: DESIGN.md section 9 (netCDF results, summary statistics) and
+    # Reference: docs/model.md section 9 (netCDF results, summary statistics) and
     # the CLI contract in lobsim.cli (config errors and usage errors are one
     # line on stderr with exit status 2).
     config = str(CONFIGS / "birmingham_jsa.toml")
@@ -719,7 +719,7 @@ def test_cli_run_and_summary(tmp_path, capsys):
 # 9. Provider failure: one exponential time per LIOA, shared by its bonds
 # ---------------------------------------------------------------------------
 def test_provider_failure_is_exponential_and_shared(tmp_path):
-    # Reference: DESIGN.md section 5 (each provider fails at an exponential
+    # Reference: docs/model.md section 5.5 (each provider fails at an exponential
     # time with annual hazard h, one draw shared by all its bonds; nothing is
     # delivered after it). With theta = 1, a one-year linear ramp, no relapse
     # and no noise, true units / target = min(T_fail, 1), so
@@ -750,7 +750,7 @@ def test_provider_failure_is_exponential_and_shared(tmp_path):
 # 11. Ramp and relapse in a noiseless world
 # ---------------------------------------------------------------------------
 def test_ramp_and_relapse_follow_the_design_formula(tmp_path):
-    # Reference: DESIGN.md section 5, E(t) = sum_{s <= t} d(s) (1 - lambda)^(t - s)
+    # Reference: docs/model.md section 5.4, E(t) = sum_{s <= t} d(s) (1 - lambda)^(t - s)
     # with cumulative delivery target x theta x ramp(t). theta = 1, a 2-year
     # linear ramp (d(1) = d(2) = 50 of a 100 target), lambda = 0.2, no noise,
     # no failure: E(1) = 50, E(2) = 90, E(3) = 72, E(4) = 57.6; measured = true
@@ -774,8 +774,8 @@ def test_ramp_and_relapse_follow_the_design_formula(tmp_path):
 # 10. Signal to noise is measured under no effect
 # ---------------------------------------------------------------------------
 def test_signal_to_noise_is_measured_under_no_effect(tmp_path):
-    # Reference: DESIGN.md section 6 ("report the signal-to-noise ratio (target
-    # over the standard deviation of measured units under no effect) per bond").
+    # Reference: docs/model.md section 6.10 (every summary reports per bond the
+    # signal-to-noise ratio, target over the sd of the units measured with no effect).
     # With common random numbers (same world and seed, theta = 0 instead of a
     # Beta prior) the no-effect run measures exactly the first run's
     # prediction_error, so the summary's ratio must equal target / sd of it.

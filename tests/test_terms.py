@@ -48,13 +48,13 @@ def test_appendix_baseline_funding_and_saving(birmingham):
 
 
 def test_appendix_break_even(birmingham):
-    # DESIGN.md section 2: investors break even at 2000/2340 = 85.47% of target.
+    # docs/model.md section 2.2: investors break even at 2000/2340 = 85.47% of target.
     assert birmingham.break_even_fraction == pytest.approx(2000 / 2340, rel=1e-15)
     assert f"{100 * birmingham.break_even_fraction:.2f}" == "85.47"
 
 
 def test_both_departments_pay_price_plus_premium(birmingham):
-    # DESIGN.md section 2: the two departments together pay 5,000 x (2,340 + 500).
+    # docs/model.md section 2.1: the two departments together pay 5,000 x (2,340 + 500).
     assert sum(birmingham.department_pays_at_target.values()) == 14_200_000
 
 

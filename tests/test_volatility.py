@@ -1,4 +1,4 @@
-"""Per-area variance factors (DESIGN 3's sigma_U[a]) from a volatility file."""
+"""Per-area variance factors (sigma_U[a] of docs/model.md section 3.2) from a volatility file."""
 
 from __future__ import annotations
 

@@ -222,7 +222,7 @@ def add_realdata_parsers(sub: argparse._SubParsersAction) -> None:
     """``lobsim calibrate`` and ``lobsim backtest``."""
     cal = sub.add_parser(
         "calibrate", help="estimate the outcome process and base state from a history",
-        description="Estimate the per-year parameters of DESIGN section 3 and the state at "
+        description="Estimate the per-year parameters of docs/model.md section 3 and the state at "
                     "the last period from a history CSV (area,region,period,value); write a "
                     "universe TOML with the state CSV beside it.")
     cal.add_argument("history", help="history CSV (a lobsim: name for bundled data)")

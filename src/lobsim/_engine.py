@@ -5,7 +5,7 @@ Plain arrays in, preallocated outputs last (STYLE 2); jit-compiled with numba
 (:mod:`lobsim.simulate`) builds every array here from a config; this module
 imports nothing else from lobsim.
 
-What is drawn (DESIGN 10), per scenario and in this order:
+What is drawn (docs/model.md sections 9.4 and 10), per scenario and in this order:
 
 1. every factor (national per outcome, regional per touched outcome-region)
    at every measurement date, by its exact k-step AR(1) transition;
@@ -58,14 +58,16 @@ def effect_fraction(h, horizon, kt, kv, relpow):
     """Share of ``target x theta`` standing at ``horizon`` years after the start.
 
     Delivery follows the ramp (:func:`ramp_value`) but stops ``h`` years
-    after the start (provider failure); what was delivered in year s survives
-    with ``relpow[s - 1] = (1 - lambda)^max(0, horizon - s)`` (DESIGN 5).
+    after the start (provider failure) and is counted up to ``horizon`` at
+    most (a failure after the date cannot add to it); what was delivered in
+    year s survives with ``relpow[s - 1] = (1 - lambda)^max(0, horizon - s)``
+    (docs/model.md section 5.4).
     """
     total = 0.0
     prev = 0.0
     n_years = math.ceil(horizon)
     for s in range(1, n_years + 1):
-        x = min(float(s), h)
+        x = min(float(s), h, horizon)
         cum = ramp_value(x, kt, kv)
         total += (cum - prev) * relpow[s - 1]
         prev = cum

@@ -451,7 +451,7 @@ def read_volatility(path: str | Path, areas: AreaTable) -> np.ndarray:
     """Per-area variance factors (``area,region,volatility_scale``), in [0, 100].
 
     Each factor multiplies the variance of the area's own shocks and of its
-    measurement noise (DESIGN 3's ``sigma_U[a]``): a small ward is noisier
+    measurement noise (``sigma_U[a]``, docs/model.md section 3.2): a small ward is noisier
     than a large one. Areas missing from the file keep factor 1.
 
     Raises

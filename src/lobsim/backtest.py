@@ -4,7 +4,7 @@ A *placebo bond* is a bond on an area where nothing was done. Its control
 group is fitted on the pre-period exactly as a contract would fit it
 (:func:`lobsim.control.nearest_donors` and :func:`lobsim.control.fit_control`:
 the k nearest areas on standardised covariates, equal or synthetic-control
-weights on the indexed log path), and the measurement of DESIGN section 4 is
+weights on the indexed log path), and the measurement of docs/model.md section 4 is
 taken at the horizon:
 
     yhat = y_obs[a,s] exp(sum_j w_j (log y_obs[j,s+h] - log y_obs[j,s]))
@@ -463,7 +463,7 @@ def write_summary(rows: Sequence[SummaryRow], path: str | Path) -> None:
 # --------------------------------------------------------------------------
 def simulate_panel(universe: Universe, rng: np.random.Generator, *, size_scaled: bool = False
                    ) -> np.ndarray:
-    """One panel of values drawn from a calibrated process (DESIGN section 3).
+    """One panel of values drawn from a calibrated process (docs/model.md section 3).
 
     Same areas, regions and number of periods as the universe's history,
     stepped period by period with the per-year parameters converted exactly

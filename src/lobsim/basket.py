@@ -2,7 +2,7 @@
 
 A basket is an explicit list of bonds, grouping rules (region, intervention
 type, provider, outcome, maturity band), a risk band on the bonds' simulated
-stand-alone default probability, or a combination (DESIGN 8). The social
+stand-alone default probability, or a combination (docs/model.md section 8.1). The social
 investment bank packages "baskets of LOBs that share both geographical,
 maturity and risk similarities" (Total Neighbourhood, section 5.2).
 

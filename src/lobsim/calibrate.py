@@ -1,4 +1,4 @@
-r"""Calibrate the outcome process of DESIGN section 3 on an observed panel.
+r"""Calibrate the outcome process of docs/model.md section 3 on an observed panel.
 
 The model, per period, of the observed log outcome of area ``a`` in region
 ``r``::
@@ -555,7 +555,7 @@ def write_universe(cal: Calibration, out: str | Path, *, areas: str, history: st
     if period is None:
         raise ValueError(f"no config period has {cal.periods_per_year} periods a year")
     lines = [
-        f"# lobsim calibration of {history} (DESIGN.md section 3), written by",
+        f"# lobsim calibration of {history} (docs/model.md section 3), written by",
         "# `lobsim calibrate`: REML on within-region deviations and regional means,",
         "# BLUP of the base-period state (docs/real_data.md). Paths are relative to",
         "# this file. To use it, copy [universe] and [[outcomes]] (with its",

@@ -113,7 +113,7 @@ class Saving:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class OutcomeProcess:
-    """Per-year parameters of the log-outcome process (DESIGN section 3)."""
+    """Per-year parameters of the log-outcome process (docs/model.md section 3.2)."""
 
     national_phi: float
     national_sigma: float
@@ -182,7 +182,7 @@ class Coupon:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Payment:
-    """How a bond pays (DESIGN 6).
+    """How a bond pays (docs/model.md section 6).
 
     ``per_unit`` (the LOB) and ``threshold`` pay per measured unit; ``binary``
     a fixed sum on a trigger; ``schedule`` a return grid: measured performance
@@ -546,7 +546,7 @@ def _read_intervention(t: Table) -> InterventionType:
     # a Beta quantile table needs sd = 0 (fixed theta) or sd >= 1e-6 (DESIGN 10)
     sd = t.number("success_sd", low=0.0, floor=POSITIVE_MIN)
     mean = t.number("success_mean", low=0.0, high=1.0)
-    # A Beta with mean m and sd s exists only when s^2 < m (1 - m) (DESIGN 5).
+    # A Beta with mean m and sd s exists only when s^2 < m (1 - m) (docs/model.md section 5.1).
     if sd > 0.0 and not sd * sd < mean * (1.0 - mean):
         limit = math.sqrt(mean * (1.0 - mean))
         raise t.error(
@@ -606,7 +606,7 @@ def _read_saving(t: Table) -> Saving:
 
 
 def _read_process(t: Table) -> OutcomeProcess:
-    # Per-year parameters (DESIGN 3). phi = 1 is a random walk; phi < 0 has no
+    # Per-year parameters (docs/model.md section 3.2). phi = 1 is a random walk; phi < 0 has no
     # k-year transition for fractional k, so persistence is in [0, 1].
     def phi(key: str) -> float:
         value: float = t.number(key, low=0.0, high=1.0)
@@ -1067,7 +1067,7 @@ def _check_references(cfg: Config, top: Table) -> None:
                         f"cap {m.cap:g} exceeds 100 percentage points for a percent outcome",
                         source=src, path=f"{p}.payment.measurements[{j}].cap",
                     )
-        # DESIGN 4: the control-group measurement cannot tell such bonds apart.
+        # docs/model.md section 4.6: the control-group measurement cannot tell such bonds apart.
         pair = (b.area, b.outcome)
         if pair in seen_pairs:
             raise ConfigError(

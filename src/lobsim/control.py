@@ -1,4 +1,4 @@
-"""Control groups: donor pools and their weights, fixed at signing (DESIGN 4).
+"""Control groups: donor pools and their weights, fixed at signing (docs/model.md section 4).
 
 A bond's comparison areas are its ``k`` nearest neighbours on standardised
 covariates (CIPFA-style), excluding every area that any bond of the run

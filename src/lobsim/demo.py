@@ -4,7 +4,7 @@ The demo universe is a synthetic world of 200 areas in 10 English and Welsh
 regions with two outcomes, a JSA-style claimant count (``claimants``, a count)
 and an average referral waiting time in days (``referral_days``, a percent
 outcome). Its history is simulated once, month by month, by the outcome
-process of DESIGN.md section 3, and then stored in ``lobsim/data/demo/`` and
+process of docs/model.md section 3, and then stored in ``lobsim/data/demo/`` and
 treated as observed data::
 
     x[a,t] = alpha[a] + mu[a] t + beta F[t] + gamma G[r(a),t] + U[a,t]
@@ -327,7 +327,7 @@ def _write(path: Path, lines: list[str]) -> None:
 
 def _process_toml(seed: int) -> list[str]:
     lines = [
-        "# Process parameters of the bundled demo universe (DESIGN.md section 3),",
+        "# Process parameters of the bundled demo universe (docs/model.md section 3),",
         "# per year, exactly as they appear in a config's [outcomes.process] table.",
         "# Written by `python -m lobsim.demo`; the history is monthly, and the",
         "# per-year AR(1) parameters were converted exactly to the month:",
@@ -385,7 +385,7 @@ def _readme(seed: int) -> list[str]:
         "- `process.toml`: the per-year process parameters of each outcome, as written in",
         "  a config's `[outcomes.process]` table, and the seed.",
         "",
-        "Model (DESIGN.md section 3), simulated month by month:",
+        "Model (docs/model.md section 3), simulated month by month:",
         "",
         "    x[a,t] = alpha[a] + mu[a] t + beta F[t] + gamma G[r(a),t] + U[a,t]",
         "    y_obs  = exp(x) exp(sigma_e e - sigma_e^2 / 2)",
@@ -418,7 +418,7 @@ def generate_demo_universe(out_dir: str | Path, seed: int = SEED) -> dict[str, P
 
     Notes
     -----
-    Each outcome follows DESIGN.md section 3, stepped month by month: the
+    Each outcome follows docs/model.md section 3, stepped month by month: the
     national, regional and area AR(1) components start from their stationary
     distributions, run a burn-in of ``BURN_IN_MONTHS`` months, then the
     ``HISTORY_MONTHS``-month pre-period ending at the base month ``t = 0``.

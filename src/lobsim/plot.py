@@ -1,4 +1,4 @@
-"""Figures of simulation results (DESIGN 9): one function per figure.
+"""Figures of simulation results (docs/model.md section 9): one function per figure.
 
 Every function takes the results (a :func:`lobsim.simulate` Dataset, or the
 object the figure is about) and an optional matplotlib ``ax`` to draw on.

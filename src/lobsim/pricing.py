@@ -1,4 +1,4 @@
-"""Pricing: the risk loading or tranche premium that meets a target (DESIGN 8).
+"""Pricing: the risk loading or tranche premium that meets a target (docs/model.md section 8.4).
 
 The Appendix prices a unit as ``cost x (1 + basket_risk + return_premium)``;
 the social investment bank sets ``basket_risk`` so that investors expect a

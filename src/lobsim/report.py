@@ -282,7 +282,7 @@ def _tables(ds: xr.Dataset) -> str:
          for i, row in enumerate(_investor_rows(s, "bond", ""))])]
     parts = ["<p class='note'>Money in GBP. Default: payment below principal. ES99: mean "
              "loss in the worst 1% of scenarios. Signal/noise: target over the standard "
-             "deviation of the units measured with no true effect (DESIGN 6). RMSPE: the "
+             "deviation of the units measured with no true effect (docs/model.md section 6.10). RMSPE: the "
              "control group's pre-period fit, log points.</p>"]
     if s.sizes.get("basket", 0):
         parts += ["<h2>Baskets</h2>", _table(

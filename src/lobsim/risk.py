@@ -1,5 +1,5 @@
 """Tail risk of baskets: weighted VaR and expected shortfall, Euler risk
-contributions, and importance sampling of the copula factors (DESIGN 8).
+contributions, and importance sampling of the copula factors (docs/model.md sections 8.5, 9.3).
 
 Loss is ``principal - payment`` (undiscounted, as in :mod:`lobsim.summary`);
 a basket's loss is the sum of its bonds' losses.

@@ -1,4 +1,4 @@
-"""The provider's risk: units truly achieved but not paid for (DESIGN 7).
+"""The provider's risk: units truly achieved but not paid for (docs/model.md section 7.5).
 
 "Civil society organisations risk being undervalued for their outcomes"
 (Total Neighbourhood, section 5.2). The state's overpayment pays for units

@@ -3,7 +3,7 @@
 Scenarios are drawn in fixed-size blocks; block ``i`` has its own generator,
 ``SFC64(SeedSequence(seed, spawn_key=(i,)))`` (the ``i``-th child that
 ``SeedSequence(seed).spawn`` would give), so results are bit-identical
-whatever the number of threads or the chunk size (DESIGN 9).
+whatever the number of threads or the chunk size (docs/model.md section 9.4).
 """
 
 from __future__ import annotations

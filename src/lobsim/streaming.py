@@ -1,4 +1,4 @@
-"""Streaming summaries: mergeable accumulators of a run's statistics (DESIGN 9, 10).
+"""Streaming summaries: mergeable accumulators of a run's statistics (model.md §9, §10).
 
 A streaming run never holds the per-scenario arrays. Each block of scenarios
 is simulated into a reusable buffer, labelled like a full run

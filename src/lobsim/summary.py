@@ -1,4 +1,4 @@
-"""Reduce simulation results to the statistics a risk team reads (DESIGN 9).
+"""Reduce simulation results to the statistics a risk team reads (docs/model.md section 9).
 
 Every statistic comes with its Monte Carlo standard error where one exists:
 ``sd / sqrt(n)`` for means and probabilities; for a quantile ``q`` the
@@ -123,7 +123,7 @@ def summarize(ds: xr.Dataset) -> xr.Dataset:
         data[name] = (("bond",), m)
         data[name + "_se"] = (("bond",), se)
     data["rmspe"] = (("bond",), ds.rmspe.values)
-    # DESIGN 6: target over the sd of measured units under no effect
+    # docs/model.md section 6.10: target over the sd of measured units under no effect
     noise = ds.prediction_error.std("scenario").values
     with np.errstate(divide="ignore"):  # verified outcomes have no noise: infinite
         data["signal_to_noise"] = (("bond",), ds.target_units.values / noise)
@@ -324,7 +324,7 @@ def format_summary(s: xr.Dataset) -> str:
 
 
 # --------------------------------------------------------------------------
-# Tranches and diversification (DESIGN 8; lobsim.waterfall, docs/baskets.md)
+# Tranches and diversification (model.md §8; lobsim.waterfall, docs/baskets.md)
 # --------------------------------------------------------------------------
 def _add_structure_stats(out: xr.Dataset, ds: xr.Dataset) -> xr.Dataset:
     """Tranche statistics and each basket's diversification benefit, if the run has them.

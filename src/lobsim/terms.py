@@ -1,7 +1,7 @@
 """The term-sheet calculator: what every party pays and gets at full target.
 
-This is the deterministic arithmetic of the report's Appendix (DESIGN section
-2): price per unit, investor principal and payoff, break-even success, what
+This is the deterministic arithmetic of the report's Appendix (docs/model.md
+section 2): price per unit, investor principal and payoff, break-even success, what
 each agency pays, what each parent department pays its agencies (share plus
 agency premium), the agencies' discretionary money and, where the config gives
 a department's baseline spend in the area, its base-year and maturity-year

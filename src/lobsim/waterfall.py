@@ -1,4 +1,4 @@
-"""The payment waterfall of a basket's tranches (DESIGN 8).
+"""The payment waterfall of a basket's tranches (docs/model.md section 8.3).
 
 The social investment bank "distributes returns with a range of premiums"
 (Total Neighbourhood, section 5.2): a basket's outcome payments are shared

@@ -31,7 +31,7 @@ from lobsim.config import PERIODS_PER_YEAR, Bond, Config, InterventionType, Outc
 from lobsim.control import ControlFit, fit_control, nearest_donors
 from lobsim.errors import ConfigError
 
-# Beta quantile table on a grid in z (DESIGN 10): 4,097 points over [-8.3, 8.3].
+# Beta quantile table on a grid in z (docs/model.md section 10.3): 4,097 points over [-8.3, 8.3].
 Z_POINTS = 4097
 Z_LO, Z_HI = -8.3, 8.3
 
@@ -79,7 +79,7 @@ def beta_table(t: InterventionType) -> np.ndarray:
 def ramp_knots(t: InterventionType) -> tuple[np.ndarray, np.ndarray]:
     """Knot times (years after the start) and cumulative shares of the ramp.
 
-    Linear over ``ramp_years`` (DESIGN 5), through a ``ramp_profile`` given at
+    Linear over ``ramp_years`` (docs/model.md section 5.3), through a ``ramp_profile`` given at
     year ends, or everything at once (``ramp_years = 0``: one knot at 0).
     """
     if t.ramp_profile is not None:
@@ -257,7 +257,7 @@ def build_world(cfg: Config, *, tilt_global: float = 0.0,
             cov += np.eye(len(t)) * s_sige[s] ** 2  # noise folded into the donor's draw
         # x[t] = x0 + mu t + beta (F_t - F0) + gamma (G_t - G0) + (U_t - U0), with
         # E[U_t | U0] = phi^t U0; donors are kept relative to their observed
-        # base log level, with the noise's mean correction (DESIGN 3, 4)
+        # base log level, with the noise's mean correction (model.md §3.4, §4.4)
         const = (s_x0[s] + s_mu[s] * t + phi**t * s_u0[s] - s_u0[s]
                  - s_beta[s] * f_state0[s_nat[s]] - s_gamma[s] * f_state0[s_reg[s]])
         if not s_treated[s]:
