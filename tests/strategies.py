@@ -371,7 +371,7 @@ def ranged_documents(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, str]]:
     for i in range(draw(st.integers(1, 2))):
         start = draw(either(in_range(0.0, YEARS - DAY), in_range(0.0, 5.0)))
         maturity = draw(either(in_range(start + DAY, YEARS), in_range(1.0, 10.0).map(
-            lambda term: min(start + term, YEARS))))
+            lambda term, start=start: min(start + term, YEARS))))
         target = draw(in_range(SMALL, 100.0 if percent else UNITS))
         share = draw(in_range(0.0, 1.0).filter(lambda x: 0.0 < x < 1.0))
         control: dict[str, Any] = {

@@ -9,7 +9,7 @@ spread (no noise; null in JSON), and the results' ``guarantee_cap``, NaN for a
 basket without a guarantee (a config datum, lobsim.waterfall).
 
 Runs in the suite with the ``finite-ci`` profile (60 derandomised examples, about
-20 s); for a deeper local run (2,000 random examples, about 20 minutes):
+20 s); for a deeper local run (2,000 random examples, about 5 minutes):
 
     LOBSIM_FINITE_PROFILE=finite-deep .venv/bin/python -m pytest tests/test_config_finite.py
 """

@@ -121,7 +121,7 @@ def test_a_binary_bond_paying_far_more_than_its_principal_needs_years(tmp_path) 
 
 
 # --------------------------------------------------------------------------
-# A failure hazard that cannot bite (DESIGN 5, docs/model.md section 5)
+# A failure hazard that cannot bite (docs/model.md section 5.5)
 # --------------------------------------------------------------------------
 INSTANT = ("ramp_years = 2.0", "ramp_years = 0.0")
 

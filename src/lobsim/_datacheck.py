@@ -71,7 +71,7 @@ def log_change_bound(*, level_gap: np.ndarray, trend: np.ndarray, states: np.nda
     decays towards zero with its phi: together they move the level by at most
     their sum), ``sd`` the sd of the log level ``years`` after the base (the
     three AR(1) components and the noise) and ``noise_var`` the noise
-    variance, whose mean correction is ``-noise_var / 2`` (DESIGN 3). A draw
+    variance, whose mean correction is ``-noise_var / 2`` (docs/model.md section 3.4). A draw
     counts up to ENVELOPE_SDS sd.
     """
     return (level_gap + np.abs(trend) * years + states + 0.5 * noise_var

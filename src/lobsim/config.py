@@ -543,7 +543,8 @@ def _read_agency(t: Table) -> Agency:
 
 def _read_intervention(t: Table) -> InterventionType:
     id_ = _read_id(t)
-    # a Beta quantile table needs sd = 0 (fixed theta) or sd >= 1e-6 (DESIGN 10)
+    # a Beta quantile table needs sd = 0 (fixed theta) or sd >= 1e-6
+    # (docs/model.md section 10.3)
     sd = t.number("success_sd", low=0.0, floor=POSITIVE_MIN)
     mean = t.number("success_mean", low=0.0, high=1.0)
     # A Beta with mean m and sd s exists only when s^2 < m (1 - m) (docs/model.md section 5.1).
@@ -1106,7 +1107,7 @@ def _check_references(cfg: Config, top: Table) -> None:
 
 
 def _warn_idle_hazards(cfg: Config) -> None:
-    """DESIGN 5: with instantaneous delivery a provider failure after the start changes
+    """docs/model.md section 5.5: with instantaneous delivery a provider failure after the start changes
     nothing. Failures are drawn from the provider's first start, so the hazard still
     bites a bond that starts later (the provider may fail before it)."""
     first = {p: min(b.start for b in cfg.bonds if b.provider == p)
@@ -1120,7 +1121,7 @@ def _warn_idle_hazards(cfg: Config) -> None:
                 f"{cfg.source}: bonds[{i}] ({b.id!r}): provider {b.provider!r} has "
                 f"failure_hazard {hazard:g} a year, but intervention {itype.id!r} delivers "
                 "everything at once (ramp_years = 0), so a failure after the start cannot cut "
-                "delivery: the hazard has no effect on this bond (docs/model.md section 5); "
+                "delivery: the hazard has no effect on this bond (docs/model.md section 5.5); "
                 "give the intervention a ramp, or set failure_hazard = 0"), stacklevel=2)
 
 
