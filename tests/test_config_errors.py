@@ -229,11 +229,11 @@ CASES: dict[str, Case] = {
     ),
     "negative-cost": Case(
         edit(("cost_per_unit = 2000.0", "cost_per_unit = -2000.0")),
-        "bonds[0].cost_per_unit", ("must be greater than 0, got -2000",),
+        "bonds[0].cost_per_unit", ("must be at least 1e-06, got -2000",),
     ),
     "zero-target": Case(
         edit(("target_units = 1000", "target_units = 0")),
-        "bonds[0].target_units", ("must be greater than 0, got 0",),
+        "bonds[0].target_units", ("must be at least 1e-06, got 0",),
     ),
     "negative-hazard": Case(
         edit(("failure_hazard = 0.05", "failure_hazard = -0.05")),
@@ -245,11 +245,11 @@ CASES: dict[str, Case] = {
     ),
     "maturity-equals-start": Case(
         edit(("maturity = 4.0", "start = 4.0\nmaturity = 4.0")),
-        "bonds[0].maturity", ("4 must be after the start (4)",),
+        "bonds[0].maturity", ("4 must be at least a day (0.00273973 years) after the start (4)",),
     ),
     "maturity-before-start": Case(
         edit(("maturity = 4.0", "start = 5.0\nmaturity = 4.0")),
-        "bonds[0].maturity", ("4 must be after the start (5)",),
+        "bonds[0].maturity", ("4 must be at least a day (0.00273973 years) after the start (5)",),
     ),
     "success-sd-too-large": Case(
         edit(("success_sd = 0.1", "success_sd = 0.5")),
@@ -402,7 +402,7 @@ CASES: dict[str, Case] = {
         source="areas.csv",
     ),
     "areas-csv-non-numeric-covariate": Case(
-        edit(add=UNIVERSE), "row 3", ("covariate 'deprivation' must be a finite number, got 'high'",),
+        edit(add=UNIVERSE), "row 3", ("covariate 'deprivation' must be a number in [-1e+15, 1e+15], got 'high'",),
         files={"areas.csv": AREAS_CSV.replace("A2,north,0.5", "A2,north,high")},
         source="areas.csv",
     ),
@@ -619,7 +619,11 @@ def test_data_paths_resolve_relative_to_config_not_cwd(tmp_path: Path, monkeypat
     project = tmp_path / "project"
     (project / "data").mkdir(parents=True)
     (project / "data" / "areas.csv").write_text(AREAS_CSV, encoding="utf-8")
-    (project / "data" / "jsa_history.csv").write_text("area,t,value\nA1,0,1\n", encoding="utf-8")
+    history = "area,region,period,value\n" + "".join(
+        f"{a},{r},{t},{100 + t}\n" for a, r in (("A1", "north"), ("A2", "north"),
+                                                 ("A3", "south"), ("A4", "south"))
+        for t in range(3))
+    (project / "data" / "jsa_history.csv").write_text(history, encoding="utf-8")
     text = edit(('kind = "count"', 'kind = "count"\nhistory = "data/jsa_history.csv"'),
                 add=UNIVERSE.replace("areas.csv", "data/areas.csv"))
     config_path = project / "config.toml"

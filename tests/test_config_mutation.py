@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import tomllib
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
 from lobsim.config import Config, parse_config
-from lobsim.errors import ConfigError
+from lobsim.errors import ConfigError, LobsimWarning
 from strategies import get, locations, mutated_documents, typos
 
 REPO = Path(__file__).resolve().parents[1]
@@ -284,7 +285,11 @@ A7,north,0.61,40500,0.047
 A8,south,0.38,58000,0.035
 """
 
-HISTORY_CSV = "area,t,value\nA1,-1,51000\nA1,0,50000\n"
+# Ten quarters of every area (the first bond fits on the last 8), 2008-Q1 to 2010-Q2.
+HISTORY_CSV = "area,region,period,value\n" + "".join(
+    f"A{a},{'north' if a in (1, 2, 5, 7) else 'south'},{2008 + q // 4}-Q{q % 4 + 1},"
+    f"{1000 * a + 10 * q + (q * a) % 7}\n"
+    for a in range(1, 9) for q in range(10))
 
 
 @pytest.fixture(scope="module")
@@ -305,7 +310,16 @@ BASE_NAMES = ["birmingham", "rich"]
 
 
 def _load(doc: dict[str, Any], base_dir: Path) -> Config:
-    return parse_config(doc, source=SOURCE, base_dir=base_dir)
+    """Load a document; a LobsimWarning (a valid config with a setting that has no
+    effect) must be one line naming this document."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", LobsimWarning)
+        cfg = parse_config(doc, source=SOURCE, base_dir=base_dir)
+    for w in caught:
+        assert issubclass(w.category, LobsimWarning), w
+        text = str(w.message)
+        assert text.startswith(f"{SOURCE}: bonds[") and "\n" not in text, text
+    return cfg
 
 
 @pytest.mark.parametrize("name", BASE_NAMES)

@@ -232,4 +232,4 @@ def test_cli_bad_history_file_is_one_line(tmp_path, capsys):
                                     encoding="utf-8")
     assert main(["calibrate", str(tmp_path / "h.csv"), "--out", str(tmp_path / "u.toml")]) == 2
     line = _one_line(capsys.readouterr().err)
-    assert "h.csv: row 2: value must be a positive finite number" in line
+    assert "h.csv: row 2: value must be a number in [1e-06, 1e+12], got '-3'" in line

@@ -416,13 +416,15 @@ def small_worlds(draw, u: Universe) -> tuple[dict[str, Any], float]:
             payers=[{"agency": "AG", "share": 0.4, "agency_premium": premium},
                     {"agency": "AG2", "share": 0.6}]))
     mean = draw(st.floats(0.0, 0.9))
+    ramp = draw(st.sampled_from([0.0, 0.5, 1.0, 3.0]))
+    # a hazard on a bond delivering at once is warned about (it has no effect)
+    hazard = draw(st.floats(0.0, 0.5)) if ramp > 0.0 else 0.0
     doc = config_dict(
         u, bonds, process=process, outcomes={"out": kind},
         interventions=[intervention_dict(
             mean=mean, sd=0.0, rho_type=0.0, rho_global=0.0,
-            ramp_years=draw(st.sampled_from([0.0, 0.5, 1.0, 3.0])),
-            relapse=draw(st.floats(0.0, 0.5)))],
-        providers=[{"id": "prov", "failure_hazard": draw(st.floats(0.0, 0.5))}],
+            ramp_years=ramp, relapse=draw(st.floats(0.0, 0.5)))],
+        providers=[{"id": "prov", "failure_hazard": hazard}],
         agencies={"AG": "DEPT", "AG2": "DEPT"}, scenarios=512, seed=draw(st.integers(0, 99)),
         block_size=128)
     return doc, draw(st.floats(0.01, 1.0))

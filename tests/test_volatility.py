@@ -31,12 +31,12 @@ def test_variance_factor_scales_the_prediction_error(tmp_path):
     # the log-normal's curvature.
     plain = simulate(_world(tmp_path / "a", None), scenarios=4000, seed=9)
     (tmp_path / "b").mkdir()
-    scaled = simulate(_world(tmp_path / "b", "A,R,4\nB,R,4\nC,R,4\n"), scenarios=4000, seed=9)
+    scaled = simulate(_world(tmp_path / "b", "A,R0,4\nB,R0,4\nC,R0,4\n"), scenarios=4000, seed=9)
     ratio = float(scaled.prediction_error.std() / plain.prediction_error.std())
     assert ratio == pytest.approx(2.0, rel=0.02)
 
 
 def test_bad_volatility_file_is_a_config_error(tmp_path):
     (tmp_path / "c").mkdir()
-    with pytest.raises(ConfigError, match="volatility_scale must be a positive"):
-        simulate(_world(tmp_path / "c", "A,R,-1\n"), scenarios=10)
+    with pytest.raises(ConfigError, match=r"volatility_scale must be a number in \[0, 100\]"):
+        _world(tmp_path / "c", "A,R0,-1\n")

@@ -112,7 +112,7 @@ def make_universe(
     history = directory / f"{name}_history.csv"
     rows = ["area,region,period,value"]
     for a, r, y in zip(area_ids, region_ids, bases, strict=True):
-        rows += [f"{a},{r},p{t:04d},{y!r}" for t in range(periods)]
+        rows += [f"{a},{r},{t},{y!r}" for t in range(periods)]
     history.write_text("\n".join(rows) + "\n", encoding="utf-8")
 
     # log levels exactly as the loader takes the log of the observed base value

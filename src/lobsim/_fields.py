@@ -129,11 +129,12 @@ class Table:
         high: float | None = None,
         low_open: bool = False,
         high_open: bool = False,
+        floor: float | None = None,
     ) -> Any:
         value = self._raw(key, default)
         if value is default and key not in self.data:
             return value
-        return self.check_number(key, value, low, high, low_open, high_open)
+        return self.check_number(key, value, low, high, low_open, high_open, floor=floor)
 
     def check_number(
         self,
@@ -144,7 +145,10 @@ class Table:
         low_open: bool = False,
         high_open: bool = False,
         literal: bool = False,
+        floor: float | None = None,
     ) -> float:
+        """``value`` as a float in range; ``floor``: it is 0 or at least ``floor``."""
+
         def fail(message: str) -> ConfigError:
             return self.error(key, message, literal=literal)
 
@@ -162,6 +166,8 @@ class Table:
         if high is not None and (x > high or (high_open and x == high)):
             bound = "less than" if high_open else "at most"
             raise fail(f"must be {bound} {high:g}, got {x:g}")
+        if floor is not None and 0.0 < x < floor:
+            raise fail(f"must be 0 or at least {floor:g}, got {x:g}")
         return x
 
     def integer(
@@ -257,9 +263,3 @@ class Table:
             close = difflib.get_close_matches(key, known, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(known)}"
             raise self.error(key, f"is not a known field{hint}", literal=True)
-
-    def finite(self, key: str, value: float, what: str) -> float:
-        """Reject a derived amount that overflowed (e.g. target x price)."""
-        if not math.isfinite(value):
-            raise self.error(key, f"makes the {what} overflow; use smaller amounts")
-        return value

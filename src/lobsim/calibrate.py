@@ -57,7 +57,7 @@ import numpy as np
 from scipy import optimize
 
 from lobsim._blas import single_threaded_blas
-from lobsim.areas import AreaTable, OutcomeData, read_areas, read_outcome
+from lobsim.areas import AreaTable, OutcomeData, read_areas, read_outcome, read_volatility
 from lobsim.config import PACKAGE_DATA_PREFIX, OutcomeProcess
 from lobsim.errors import ConfigError
 
@@ -376,7 +376,7 @@ def _calibrate(history: str | Path | OutcomeData, areas: str | Path | AreaTable,
         raise ValueError(f"periods_per_year must be >= 1, got {periods_per_year!r}")
     data, table = _as_inputs(history, areas, ppy)
     y = np.asarray(data.log_history, dtype=float)
-    src = str(history) if not isinstance(history, OutcomeData) else "<history>"
+    src = data.source or "<history>"
     n_a, t = y.shape
     if t < MIN_PERIODS:
         raise ConfigError(f"has {t} periods; calibration needs at least {MIN_PERIODS}",
@@ -396,6 +396,13 @@ def _calibrate(history: str | Path | OutcomeData, areas: str | Path | AreaTable,
     means = np.array([y[rindex == r].mean(axis=0) for r in range(n_r)])
     dev = y - means[rindex]
     reps = n_a - n_r
+    # step 1 fits the areas' variation about their region beyond a straight line:
+    # a panel without any (constant, or areas moving in parallel lines) has none
+    detrended = dev @ _complement(np.column_stack([np.ones(t), tau]))
+    if not np.any(np.abs(detrended) > 1e-12 * (1.0 + float(np.abs(y).max()))):
+        raise ConfigError("has no variation of the areas about their regional means beyond "
+                          "straight lines, so the area-specific process cannot be estimated; "
+                          "is the history constant or generated?", source=src)
 
     # 1. within regions
     phi_u, var_u, var_e, ll_w = _fit_within(dev, reps, ppy)
@@ -412,7 +419,11 @@ def _calibrate(history: str | Path | OutcomeData, areas: str | Path | AreaTable,
     quad = np.einsum("at,ts,as->a", dev, proj, dev)
     vol = quad / ((1.0 - 1.0 / sizes[rindex]) * (t - 2))
     size = y.mean(axis=1)
-    vol_slope = float(np.polyfit(size, np.log(np.maximum(vol, 1e-300)), 1)[0])
+    # with every area at the same mean level there is no slope on size to fit: the
+    # data cannot contradict the pooled model's homogeneity (slope 0)
+    spread = float(np.ptp(size)) > 1e-9 * (1.0 + float(np.abs(size).max()))
+    vol_slope = (float(np.polyfit(size, np.log(np.maximum(vol, 1e-300)), 1)[0]) if spread
+                 else 0.0)
 
     # 2. between regions
     phi_f, var_f, phi_g, var_g, ll_b = _fit_between(means, sizes, k_w)
@@ -670,11 +681,7 @@ def read_universe(path: str | Path) -> Universe:
     areas_path, history_path, state_path, vol_path = (locate(str(r)) for r in refs)
     table = read_areas(areas_path)
     data = read_outcome(history_path, state_path, table, ppy)
-    scale = np.ones(len(table.ids))
-    from lobsim.areas import _read_rows
-
-    for row in _read_rows(vol_path, ["area", "region", "volatility_scale"]):
-        scale[table.index(row[0].strip())] = float(row[2])
+    scale = read_volatility(vol_path, table)
     return Universe(path=p, areas=table, data=data, process=process, periods_per_year=ppy,
                     trend_mean=trends[0], trend_sd_region=trends[1], trend_sd_area=trends[2],
                     volatility_scale=scale, outcome=dict(outcome))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -29,7 +30,7 @@ from lobsim._cli_scale import (
     wants_scale,
 )
 from lobsim.config import load_config
-from lobsim.errors import ConfigError, UsageError
+from lobsim.errors import ConfigError, UsageError, format_warning
 from lobsim.terms import format_term_sheet, term_sheet
 
 
@@ -149,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = build_parser().parse_args(argv)
+    warnings.formatwarning = format_warning  # one line each, as errors are
     try:
         status: int = args.func(args)
     except (ConfigError, UsageError) as exc:

@@ -17,14 +17,28 @@ import json
 import math
 import re
 import tomllib
+import warnings
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from lobsim._datacheck import check_outcome_data
 from lobsim._fields import Table, quote_key
+from lobsim._limits import (
+    AMOUNT_MAX,
+    COVARIATE_WEIGHT_MAX,
+    DAY,
+    LOADING_MAX,
+    POSITIVE_MIN,
+    RETURN_LOG_MAX,
+    SIGMA_MAX,
+    UNITS_MAX,
+    YEARS_MAX,
+    annual_log_return,
+)
 from lobsim.areas import read_areas
-from lobsim.errors import ConfigError
+from lobsim.errors import ConfigError, LobsimWarning
 
 OutcomeKind = Literal["count", "percent"]
 Mechanism = Literal["per_unit", "threshold", "binary", "schedule"]
@@ -529,7 +543,9 @@ def _read_agency(t: Table) -> Agency:
 
 def _read_intervention(t: Table) -> InterventionType:
     id_ = _read_id(t)
-    sd = t.number("success_sd", low=0.0)
+    # a Beta quantile table needs sd = 0 (fixed theta) or sd >= 1e-6
+    # (docs/model.md section 10.3)
+    sd = t.number("success_sd", low=0.0, floor=POSITIVE_MIN)
     mean = t.number("success_mean", low=0.0, high=1.0)
     # A Beta with mean m and sd s exists only when s^2 < m (1 - m) (docs/model.md section 5.1).
     if sd > 0.0 and not sd * sd < mean * (1.0 - mean):
@@ -549,7 +565,7 @@ def _read_intervention(t: Table) -> InterventionType:
         )
     if t.has("ramp_years") and t.has("ramp_profile"):
         raise t.error("ramp_profile", "give either ramp_years or ramp_profile, not both")
-    ramp_years = t.number("ramp_years", 0.0, low=0.0, high=50.0)
+    ramp_years = t.number("ramp_years", 0.0, low=0.0, high=50.0, floor=DAY)
     profile = t.numbers("ramp_profile", None, low=0.0, high=1.0)
     if profile is not None:
         if any(b < a for a, b in itertools.pairwise(profile)):
@@ -585,7 +601,7 @@ def _read_provider(t: Table) -> Provider:
 def _read_saving(t: Table) -> Saving:
     return Saving(
         department=t.string("department"),
-        amount=t.number("amount", low=0.0),
+        amount=t.number("amount", low=0.0, high=AMOUNT_MAX),
         basis=t.string("basis", "per_unit_year", choices=("per_unit_year", "per_unit")),
     )
 
@@ -598,7 +614,11 @@ def _read_process(t: Table) -> OutcomeProcess:
         return value
 
     def sigma(key: str) -> float:
-        value: float = t.number(key, low=0.0, high=5.0)
+        value: float = t.number(key, low=0.0, high=SIGMA_MAX)
+        return value
+
+    def loading(key: str) -> float:
+        value: float = t.number(key, 1.0, low=-LOADING_MAX, high=LOADING_MAX)
         return value
 
     return OutcomeProcess(
@@ -608,9 +628,9 @@ def _read_process(t: Table) -> OutcomeProcess:
         regional_sigma=sigma("regional_sigma"),
         area_phi=phi("area_phi"),
         area_sigma=sigma("area_sigma"),
-        measurement_sigma=t.number("measurement_sigma", 0.0, low=0.0, high=5.0),
-        national_loading=t.number("national_loading", 1.0, low=-10.0, high=10.0),
-        regional_loading=t.number("regional_loading", 1.0, low=-10.0, high=10.0),
+        measurement_sigma=t.number("measurement_sigma", 0.0, low=0.0, high=SIGMA_MAX),
+        national_loading=loading("national_loading"),
+        regional_loading=loading("regional_loading"),
     )
 
 
@@ -671,15 +691,15 @@ def _read_payer(t: Table) -> Payer:
     return Payer(
         agency=t.string("agency"),
         share=t.number("share", low=0.0, high=1.0, low_open=True),
-        agency_premium=t.number("agency_premium", 0.0, low=0.0),
+        agency_premium=t.number("agency_premium", 0.0, low=0.0, high=AMOUNT_MAX),
     )
 
 
 def _read_measurement(t: Table, threshold: float, cap: float) -> Measurement:
     return Measurement(
-        at=t.number("at", low=0.0, high=100.0),
+        at=t.number("at", low=0.0, high=YEARS_MAX),
         threshold=t.number("threshold", threshold, low=0.0, high=1.0, high_open=True),
-        cap=t.number("cap", cap, low=0.0, low_open=True),
+        cap=t.number("cap", cap, low=POSITIVE_MIN, high=UNITS_MAX),
     )
 
 
@@ -689,14 +709,14 @@ def _read_payment(t: Table | None, bond: Table, target: float, price: float, sta
         t = Table({}, bond.key_path("payment"), bond.source)
     mechanism = t.string("mechanism", "per_unit",
                          choices=("per_unit", "threshold", "binary", "schedule"))
-    cap = t.number("cap", target, low=0.0, low_open=True)
+    cap = t.number("cap", target, low=POSITIVE_MIN, high=UNITS_MAX)
     if mechanism == "threshold":
         threshold = t.number("threshold", low=0.0, high=1.0, high_open=True)
     else:
         threshold = t.number("threshold", 0.0, low=0.0, high=1.0, high_open=True)
     if mechanism == "binary":
-        trigger = t.number("trigger", low=0.0, low_open=True)
-        amount = t.number("amount", target * price, low=0.0, low_open=True)
+        trigger = t.number("trigger", low=0.0, low_open=True, high=100.0)
+        amount = t.number("amount", target * price, low=POSITIVE_MIN, high=AMOUNT_MAX)
     else:
         for key in ("trigger", "amount"):
             if t.has(key):
@@ -709,7 +729,7 @@ def _read_payment(t: Table | None, bond: Table, target: float, price: float, sta
         raise t.error("grid", f"applies only to mechanism 'schedule', not {mechanism!r}")
     max_return = t.number("max_return", None, low=0.0, high=10.0)
     coupons = tuple(
-        _finish(c, Coupon(at=c.number("at", low=0.0, high=100.0),
+        _finish(c, Coupon(at=c.number("at", low=0.0, high=YEARS_MAX),
                           rate=c.number("rate", low=0.0, high=10.0, low_open=True)))
         for c in t.tables("coupons")
     )
@@ -756,6 +776,34 @@ def _read_payment(t: Table | None, bond: Table, target: float, price: float, sta
     )
 
 
+def _best_multiple(pay: Payment, principal: float, price: float, term: float) -> float:
+    """The most a bond can pay over its principal: every cap reached, every coupon paid."""
+    if pay.mechanism == "binary":
+        best = pay.amount
+    elif pay.mechanism == "schedule":
+        best = principal * (1.0 + max(annual for _, annual in pay.grid)) ** term
+    else:
+        best = max(m.cap for m in pay.measurements) * price
+    if pay.max_return is not None:
+        best = min(best, principal * (1.0 + pay.max_return) ** term)
+    return best / principal + math.fsum(c.rate for c in pay.coupons)
+
+
+def _check_best_case(t: Table, pay: Payment, principal: float, price: float,
+                     term: float) -> None:
+    """The best case's IRR must be one the engine represents (lobsim._limits.RETURN_LOG_MAX)."""
+    best = _best_multiple(pay, principal, price, term)
+    rate = annual_log_return(best, term)
+    if rate > RETURN_LOG_MAX:
+        shortest = math.log(best) / RETURN_LOG_MAX
+        raise t.error(
+            "maturity",
+            f"at best the bond pays {best:.6g} times its principal over a term of {term:g} "
+            f"years, an annual return of e^{rate:.4g}; lobsim's IRRs stop at "
+            f"e^{RETURN_LOG_MAX:g} a year: lengthen the term to at least {shortest:.4g} years "
+            "or lower the caps, amounts or coupons")
+
+
 def _read_grid(t: Table) -> tuple[tuple[float, float], ...]:
     """``grid = [[performance, annual_return], ...]`` with rising performance."""
     raw = t.value("grid")
@@ -775,7 +823,7 @@ def _read_grid(t: Table) -> tuple[tuple[float, float], ...]:
 
 def _read_cap_group(t: Table) -> CapGroup:
     return CapGroup(id=_read_id(t), bonds=t.strings("bonds"),
-                    cap=t.number("cap", low=0.0, low_open=True))
+                    cap=t.number("cap", low=POSITIVE_MIN, high=AMOUNT_MAX))
 
 
 def _read_control(t: Table | None, bond: Table) -> ControlGroup:
@@ -788,7 +836,8 @@ def _read_control(t: Table | None, bond: Table) -> ControlGroup:
     covariate_weights: tuple[tuple[str, float], ...] = ()
     if cov_table is not None:
         covariate_weights = tuple(
-            (key, cov_table.check_number(key, value, low=0.0, literal=True))
+            (key, cov_table.check_number(key, value, low=0.0, high=COVARIATE_WEIGHT_MAX,
+                                         literal=True))
             for key, value in cov_table.items()
         )
     control = ControlGroup(
@@ -811,8 +860,8 @@ def _read_baseline(t: Table) -> Baseline:
     baseline = Baseline(
         department=t.string("department"),
         agency=t.string("agency"),
-        units=t.number("units", low=0.0),
-        cost_per_unit_year=t.number("cost_per_unit_year", low=0.0),
+        units=t.number("units", low=0.0, high=UNITS_MAX),
+        cost_per_unit_year=t.number("cost_per_unit_year", low=0.0, high=AMOUNT_MAX),
     )
     t.finish()
     return baseline
@@ -820,20 +869,16 @@ def _read_baseline(t: Table) -> Baseline:
 
 def _read_bond(t: Table) -> Bond:
     id_ = _read_id(t)
-    target = t.number("target_units", low=0.0, low_open=True)
-    cost = t.number("cost_per_unit", low=0.0, low_open=True)
+    target = t.number("target_units", low=POSITIVE_MIN, high=UNITS_MAX)
+    cost = t.number("cost_per_unit", low=POSITIVE_MIN, high=AMOUNT_MAX)
     basket_risk = t.number("basket_risk", 0.0, low=0.0, high=100.0)
     premium = t.number("return_premium", 0.0, low=0.0, high=100.0)
-    start = t.number("start", 0.0, low=0.0, high=100.0)
-    maturity = t.number("maturity", low=0.0, high=100.0)
-    if maturity <= start:
-        raise t.error("maturity", f"{maturity:g} must be after the start ({start:g})")
-    try:
-        price = math.fsum((cost, cost * basket_risk, cost * premium))
-    except OverflowError:
-        price = math.inf
-    t.finite("cost_per_unit", price, "price per unit")
-    t.finite("target_units", target * price, "payment at target")
+    start = t.number("start", 0.0, low=0.0, high=YEARS_MAX)
+    maturity = t.number("maturity", low=0.0, high=YEARS_MAX)
+    if maturity - start < DAY:
+        raise t.error("maturity", f"{maturity:g} must be at least a day ({DAY:.6g} years) after "
+                                  f"the start ({start:g})")
+    price = math.fsum((cost, cost * basket_risk, cost * premium))
     payers = t.read_all("payers", _read_payer, required=True)
     total = math.fsum(p.share for p in payers)
     if abs(total - 1.0) > SHARE_TOLERANCE:
@@ -847,6 +892,8 @@ def _read_bond(t: Table) -> Bond:
         dup = next(a for a in agencies if agencies.count(a) > 1)
         raise t.error("payers", f"names agency {dup!r} twice; merge its shares")
     baseline_table = t.table("baseline")
+    payment = _read_payment(t.table("payment"), t, target, price, start, maturity)
+    _check_best_case(t, payment, target * cost, price, maturity - start)
     return Bond(
         id=id_,
         provider=t.string("provider"),
@@ -859,7 +906,7 @@ def _read_bond(t: Table) -> Bond:
         return_premium=premium,
         start=start,
         maturity=maturity,
-        payment=_read_payment(t.table("payment"), t, target, price, start, maturity),
+        payment=payment,
         payers=payers,
         control=_read_control(t.table("control"), t),
         baseline=None if baseline_table is None else _read_baseline(baseline_table),
@@ -869,7 +916,8 @@ def _read_bond(t: Table) -> Bond:
 def _read_tranche(t: Table) -> Tranche:
     return Tranche(
         id=_read_id(t),
-        share=t.number("share", low=0.0, high=1.0, low_open=True),
+        # a tranche's principal is share x the basket's (>= 1e-12): never 0
+        share=t.number("share", low=POSITIVE_MIN, high=1.0),
         seniority=t.integer("seniority", low=1, high=1000),
         premium=t.number("premium", 0.0, low=0.0, high=10.0),
         early_coupon=t.number("early_coupon", 0.0, low=0.0, high=10.0),
@@ -901,7 +949,8 @@ def _read_basket(t: Table) -> Basket:
     guarantee_table = t.table("guarantee")
     guarantee = None
     if guarantee_table is not None:
-        guarantee = Guarantee(cap=guarantee_table.number("cap", low=0.0, low_open=True))
+        guarantee = Guarantee(cap=guarantee_table.number("cap", low=0.0, low_open=True,
+                                                          high=AMOUNT_MAX))
         guarantee_table.finish()
     where_table = t.table("where")
     where = None
@@ -912,8 +961,8 @@ def _read_basket(t: Table) -> Basket:
             interventions=w.strings("interventions", None),
             providers=w.strings("providers", None),
             outcomes=w.strings("outcomes", None),
-            maturity_min=w.number("maturity_min", None, low=0.0),
-            maturity_max=w.number("maturity_max", None, low=0.0),
+            maturity_min=w.number("maturity_min", None, low=0.0, high=YEARS_MAX),
+            maturity_max=w.number("maturity_max", None, low=0.0, high=YEARS_MAX),
         )
         w.finish()
     bonds = t.strings("bonds", None)
@@ -1042,6 +1091,7 @@ def _check_references(cfg: Config, top: Table) -> None:
     if cfg.universe is not None:
         _check_areas(cfg)
     _check_investor_classes(cfg, top)
+    _warn_idle_hazards(cfg)
     for i, basket in enumerate(cfg.baskets):
         for j, bond_id in enumerate(basket.bonds or ()):
             _must_exist(src, f"baskets[{i}].bonds[{j}]", bond_id, bonds, "bond")
@@ -1054,6 +1104,25 @@ def _check_references(cfg: Config, top: Table) -> None:
             ):
                 for j, v in enumerate(values or ()):
                     _must_exist(src, f"baskets[{i}].where.{key}[{j}]", v, known, what)
+
+
+def _warn_idle_hazards(cfg: Config) -> None:
+    """docs/model.md section 5.5: with instantaneous delivery a provider failure after the start changes
+    nothing. Failures are drawn from the provider's first start, so the hazard still
+    bites a bond that starts later (the provider may fail before it)."""
+    first = {p: min(b.start for b in cfg.bonds if b.provider == p)
+             for p in {b.provider for b in cfg.bonds}}
+    for i, b in enumerate(cfg.bonds):
+        hazard = cfg.provider(b.provider).failure_hazard
+        itype = cfg.intervention(b.intervention)
+        instant = itype.ramp_profile is None and itype.ramp_years == 0.0
+        if hazard > 0.0 and instant and b.start == first[b.provider]:
+            warnings.warn(LobsimWarning(
+                f"{cfg.source}: bonds[{i}] ({b.id!r}): provider {b.provider!r} has "
+                f"failure_hazard {hazard:g} a year, but intervention {itype.id!r} delivers "
+                "everything at once (ramp_years = 0), so a failure after the start cannot cut "
+                "delivery: the hazard has no effect on this bond (docs/model.md section 5.5); "
+                "give the intervention a ramp, or set failure_hazard = 0"), stacklevel=2)
 
 
 def payment_years(bond: Bond) -> tuple[int, ...]:
@@ -1109,6 +1178,7 @@ def _check_areas(cfg: Config) -> None:
         for j, region in enumerate(basket.where.regions or () if basket.where else ()):
             _must_exist(src, f"baskets[{i}].where.regions[{j}]", region, set(table.regions),
                         "region")
+    check_outcome_data(cfg, table, PERIODS_PER_YEAR[cfg.universe.period])
 
 
 def _config_hash(data: dict[str, Any], outcomes: tuple[Outcome, ...],

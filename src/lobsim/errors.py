@@ -7,6 +7,12 @@ class LobsimWarning(UserWarning):
     """A warning raised by lobsim (turned into an error in the test suite)."""
 
 
+def format_warning(message: Warning | str, category: type[Warning], filename: str,
+                   lineno: int, line: str | None = None) -> str:
+    """One line per warning on the command line (``warnings.formatwarning``)."""
+    return f"lobsim: warning: {message}\n"
+
+
 class ConfigError(ValueError):
     """A configuration file is malformed or inconsistent.
 

@@ -21,12 +21,12 @@ made (a test re-runs it on the shipped copy and compares bytes):
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from lobsim.areas import csv_rows
 from lobsim.config import PACKAGE_DATA_PREFIX
 from lobsim.errors import ConfigError
 
@@ -94,11 +94,7 @@ def read_gm_wards(path: str | Path) -> dict[str, Ward]:
         missing month.
     """
     src = str(path)
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.reader(fh))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise ConfigError(f"cannot read the file: {exc}", source=src) from None
+    rows = csv_rows(path)
     if not rows or tuple(c.strip() for c in rows[0]) != GM_COLUMNS:
         raise ConfigError(f"the header must be {','.join(GM_COLUMNS)!r}", source=src,
                           path="row 1")
@@ -208,8 +204,12 @@ def convert_gm(source: str | Path, out_dir: str | Path) -> Conversion:
 def ward_names(path: str | Path | None = None) -> dict[str, str]:
     """Ward code -> ward name, from ``wards.csv`` (default: the bundled one)."""
     path = package_data(f"{GM_DIR}/wards.csv") if path is None else Path(path)
-    with open(path, newline="", encoding="utf-8") as fh:
-        return {row["area"]: row["name"] for row in csv.DictReader(fh)}
+    rows = csv_rows(path)
+    header = [c.strip() for c in rows[0]] if rows else []
+    if header != ["area", "name", "region", "lad15cd"]:
+        raise ConfigError("the header must be 'area,name,region,lad15cd'", source=str(path),
+                          path="row 1")
+    return {row[0]: row[1] for row in rows[1:] if row}
 
 
 if __name__ == "__main__":

@@ -59,6 +59,7 @@ from scipy.optimize import linprog, minimize
 
 from lobsim._synth import simplex_weights
 from lobsim._typing import Float64Array
+from lobsim.errors import ConfigError
 
 __all__ = [
     "ClassicSyntheticControl",
@@ -115,16 +116,50 @@ class Panel:
         Returns
         -------
         Panel
+
+        Raises
+        ------
+        ConfigError
+            (a ValueError) naming the file and row: a missing column, a row
+            of the wrong length, a year that is not whole, a unit with two
+            rows for one year.
         """
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
-        if not rows:
-            raise ValueError(f"{path}: no data rows")
+        source = str(path)
+        try:  # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is not part of the header
+            with open(path, newline="", encoding="utf-8-sig") as fh:
+                reader = csv.DictReader(fh)
+                rows = list(reader)
+                header = reader.fieldnames or []
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise ConfigError(f"cannot read the file: {exc}", source=source) from None
         for col in (unit, time):
-            if col not in rows[0]:
-                raise ValueError(f"{path}: no column {col!r}")
+            if col not in header:
+                raise ConfigError(f"has no column {col!r} (columns: {', '.join(header)})",
+                                  source=source, path="row 1")
+        if not rows:
+            raise ConfigError("has no data rows", source=source)
+        seen: dict[tuple[str, int], str] = {}
+        row_years = []
+        for i, row in enumerate(rows):
+            where = f"row {i + 2}"
+            if None in row or None in row.values():  # csv.DictReader's rest key and value
+                raise ConfigError(f"has a different number of fields than the header's "
+                                  f"{len(header)}", source=source, path=where)
+            try:
+                year = float(row[time])
+            except ValueError:
+                year = math.nan
+            if not year.is_integer():
+                raise ConfigError(f"{time} must be a whole year, got {row[time]!r}",
+                                  source=source, path=where)
+            key = (row[unit], int(year))
+            if key in seen:
+                raise ConfigError(f"{unit} {key[0]!r} has a second row for {key[1]} (first at "
+                                  f"{seen[key]})", source=source, path=where)
+            seen[key] = where
+            row_years.append(int(year))
         units = tuple(dict.fromkeys(r[unit] for r in rows))
-        years = np.array(sorted({int(float(r[time])) for r in rows}), dtype=np.int64)
+        years = np.array(sorted(set(row_years)), dtype=np.int64)
         uidx = {u: i for i, u in enumerate(units)}
         yidx = {int(y): t for t, y in enumerate(years)}
         variables: dict[str, Float64Array] = {}
@@ -133,10 +168,10 @@ class Panel:
                 continue
             arr = np.full((len(units), len(years)), np.nan)
             try:
-                for r in rows:
+                for r, year in zip(rows, row_years, strict=True):
                     s = r[col].strip()
                     if s not in ("", "NA"):
-                        arr[uidx[r[unit]], yidx[int(float(r[time]))]] = float(s)
+                        arr[uidx[r[unit]], yidx[year]] = float(s)
             except ValueError:
                 continue  # a text column
             variables[col] = arr

@@ -24,6 +24,7 @@ from lobsim._engine import (
     MECH_UNITS,
     effect_fraction,
 )
+from lobsim._limits import ar_variance
 from lobsim.areas import AreaTable, OutcomeData, read_areas, read_outcome, read_volatility
 from lobsim.basket import basket_membership
 from lobsim.config import PERIODS_PER_YEAR, Bond, Config, InterventionType, OutcomeProcess
@@ -57,16 +58,6 @@ class World:
     slot_time: np.ndarray = field(default_factory=lambda: np.zeros(0))
     slot_year: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     slot_coupon: np.ndarray = field(default_factory=lambda: np.zeros(0, np.bool_))
-
-
-def ar_variance(phi: float, k: float) -> float:
-    """Variance of a k-year AR(1) change per unit annual innovation variance.
-
-    ``(1 - phi^(2k)) / (1 - phi^2)``; ``k`` for a random walk (phi = 1).
-    """
-    if phi == 1.0:
-        return k
-    return (1.0 - phi ** (2.0 * k)) / (1.0 - phi * phi)
 
 
 def beta_table(t: InterventionType) -> np.ndarray:
