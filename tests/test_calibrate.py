@@ -203,6 +203,14 @@ def test_calibrate_at_its_own_estimates_reproduces_the_calibration():
                      {k: v for k, v in cal.per_period.items() if k != "area_sigma"}, 0.01)
 
 
+def test_a_search_that_does_not_converge_is_one_clear_error(monkeypatch):
+    # never seen on a real or simulated panel; forced here to see the message
+    monkeypatch.setattr("lobsim.calibrate.newton_polish", lambda fun, x, lower, upper: (x, -1))
+    with pytest.raises(ConfigError, match="did not converge to a Newton step") as info:
+        calibrate(DEMO / "claimants_history.csv", DEMO / "areas.csv", 12)
+    assert "claimants_history.csv" in str(info.value) and "\n" not in str(info.value)
+
+
 # -- recovery of known parameters ---------------------------------------------
 # The bundled demo universe was simulated by the engine's own process
 # (lobsim.demo, DESIGN section 3) with the parameters in lobsim.demo.OUTCOMES,
@@ -214,12 +222,12 @@ def test_calibrate_at_its_own_estimates_reproduces_the_calibration():
 # A correct calibration passes; a per-period / per-year mix-up (a sigma off by
 # sqrt(12)), a biased noise or trend-spread estimate fails. Regional and
 # national persistence are not tested: with 10 regions and one national series
-# over five years their sampling sds are 0.26 and 0.40.
+# over five years their sampling sds are 0.25-0.26 and 0.39.
 TOLERANCE = {
     "area_phi": 0.42,  # sd 0.11 (claimants), 0.06; largest error 0.40 (an estimate of 1)
     "area_sigma": 0.010,  # sd 0.0021, 0.0023; largest error 0.0082
     "measurement_sigma": 0.0012,  # sd 0.0001, 0.0002; largest error 0.0006
-    "regional_sigma": 0.022,  # sd 0.0049, 0.0053; largest error 0.0107
+    "regional_sigma": 0.022,  # sd 0.0048, 0.0051; largest error 0.0108
 }
 TREND_SD_TOLERANCE = 0.008  # sd 0.0019, 0.0018; largest error 0.0063
 #: Per-year sd of the area trends the demo drew (lobsim.demo._TRENDS).

@@ -35,6 +35,19 @@ state at the base period.
    area's trend, evaluated at the base period (the last one). The true log
    level is the last observation less its predicted noise.
 
+*Convergence.* Both REML likelihoods are searched on their exact gradients
+(:mod:`lobsim._reml`), the variances as variances in units of ``var0``, the
+variance of about a one-period change, and persistences per period: step 1
+from a grid over ``phi_U``, step 2 from a grid over both ``phi_F`` and
+``phi_G`` (the national likelihood, from one series, is flat and has local
+optima). Each ends with Newton steps until the step, the estimated distance
+to the exact optimum, is at most ``1e-10`` in every coordinate (a bound
+holds a coordinate whose gradient points out of it). The estimates are
+thus the likelihood's optimum to about ten digits on any CPU, however flat
+the likelihood is along a parameter the data barely determine; a search
+that cannot get there raises :class:`~lobsim.errors.ConfigError`.
+:func:`calibrate_at` runs steps 3 and 4 at parameters given instead.
+
 Per-period AR(1) parameters are converted exactly to the year:
 ``phi_year = phi_p^n``, ``sigma_year^2 = sigma_p^2 (1 - phi_p^(2n)) / (1 - phi_p^2)``
 with ``n`` periods a year (:func:`ar1_year_parameters`); ``measurement_sigma``
@@ -249,14 +262,14 @@ def _fit_between(means: np.ndarray, sizes: np.ndarray, k_w: np.ndarray
     """REML (phi_F, var_F, phi_G, var_G) per period from regional means.
 
     The national factor is seen in a single series: its likelihood is flat
-    and has several local optima in the two persistences (on 80 Monte Carlo
-    panels, 9 L-BFGS-B starts missed the best in 2). So the likelihood is
-    profiled on a grid of both persistences (the variances fitted at each,
-    warm-started along the grid), L-BFGS-B on the exact gradient
+    and has several local optima in the two persistences (on 83 panels, the
+    80 of tests/mc_calibration.py, the demo's two and Greater Manchester, 9
+    L-BFGS-B starts missed the best in 2). So the likelihood is profiled on
+    a grid of both persistences (the variances fitted at each, warm-started
+    along the grid), L-BFGS-B on the exact gradient
     (:func:`lobsim._reml.between_objective`) frees all four from the best
     two grid points, and :func:`lobsim._reml.newton_polish` finishes the
-    better. On those 80 panels, Greater Manchester and the demo this found
-    the best of 100 starts every time.
+    better. On those panels this found the best of 100 starts every time.
     """
     nll = between_objective(means, sizes, k_w)
     t = means.shape[1]
@@ -301,15 +314,19 @@ _WITHIN_VARIANCES = np.array([False, True, True])
 _BETWEEN_VARIANCES = np.array([False, True, False, True])
 
 
+class _NoConvergence(Exception):
+    """A REML search did not reach its Newton step tolerance."""
+
+
 def _polish(nll: Objective, x: np.ndarray, is_var: np.ndarray, var0: float, step: str
             ) -> tuple[float, ...]:
     """:func:`lobsim._reml.newton_polish` within the search bounds; parameters back."""
     upper = np.where(is_var, _SIGMA_MAX**2 / var0, 1.0)
     x, steps = newton_polish(search_units(nll, is_var, var0), x, np.zeros(x.size), upper)
     if steps < 0:
-        raise ConfigError(f"the REML search between {step} did not converge to a Newton step "
-                          f"of {STEP_TOL:g}: the likelihood is too flat to calibrate this "
-                          "panel")
+        raise _NoConvergence(f"the REML search between {step} did not converge to a Newton "
+                             f"step of {STEP_TOL:g}: the likelihood is too flat to calibrate "
+                             "this panel")
     return tuple(float(v) for v in from_search_units(x, is_var, var0))
 
 
@@ -402,22 +419,21 @@ def calibrate(history: str | Path | OutcomeData, areas: str | Path | AreaTable,
 
     Notes
     -----
-    See the module docstring for the method. Both REML searches end with
-    Newton steps on the exact gradient until the step, the estimated distance
-    to the exact optimum, is at most ``1e-10`` in every searched coordinate
-    (``phi`` per period and ``sigma / sd0``, ``sd0`` the size of a one-period
-    change; a bound holds a coordinate whose gradient points out). So the
-    estimates are the optimum of the likelihood to about ten digits on any
-    CPU, however flat the likelihood is along a parameter the data barely
-    determine (the national factor's). Runs in about a second for 215 areas
-    over 34 months.
+    See the module docstring for the method and its convergence: the
+    estimates are the REML optimum to a Newton step of ``1e-10`` (in ``phi``
+    per period and ``var / var0``), the same to about ten digits on any CPU.
+    Runs in about half a second for 215 areas over 34 months.
     """
     with single_threaded_blas():
         panel = _panel(history, areas, periods_per_year)
-        phi_u, var_u, var_e = _fit_within(panel.dev, len(panel.y) - len(panel.region_ids),
-                                          panel.ppy)
-        k_w = var_u * ar1_gamma(phi_u, panel.y.shape[1]) + var_e * np.eye(panel.y.shape[1])
-        between = _fit_between(panel.means, panel.sizes, k_w)
+        t = panel.y.shape[1]
+        try:
+            phi_u, var_u, var_e = _fit_within(panel.dev, len(panel.y) - len(panel.region_ids),
+                                              panel.ppy)
+            k_w = var_u * ar1_gamma(phi_u, t) + var_e * np.eye(t)
+            between = _fit_between(panel.means, panel.sizes, k_w)
+        except _NoConvergence as exc:
+            raise ConfigError(str(exc), source=panel.source) from None
         return _at_parameters(panel, _Parameters(phi_u, var_u, var_e, *between))
 
 
