@@ -210,9 +210,9 @@ def test_the_calibration_does_not_depend_on_the_blas_kernels(fresh):
     # Haswell on the AMD EPYC the bundled file came from);
     # OPENBLAS_CORETYPE=Prescott forces its SSE3 ones, which add in another
     # order and do not fuse multiply-adds. The estimates are the likelihood's
-    # optimum to a Newton step of 1e-10 (in phi and in a variance over its
-    # unit, about its own size here), so they agree to 1e-9 relative, or 1e-12
-    # absolute for a parameter near 0 (measured: 1e-14 relative).
+    # optimum to a Newton step of 1e-10 (in phi, and in a variance over its
+    # unit, where the variances are 1 to 10 here), so they agree to 1e-9
+    # relative, or 1e-12 absolute for a parameter near 0 (measured: 1e-14).
     code = ("import json; from lobsim.calibrate import calibrate; "
             "from lobsim.realdata import package_data; g = package_data('gm'); "
             "c = calibrate(g / 'claimants_history.csv', g / 'areas.csv', 12); "
