@@ -39,6 +39,8 @@ def run(n: int, first: int) -> dict[str, dict[str, list[float]]]:
                 rec = out[outcome]
                 for key in KEYS:
                     rec.setdefault(key, []).append(getattr(cal.process, key))
+                rec.setdefault("trend_mean", []).append(cal.trend_mean)
+                rec.setdefault("trend_sd_region", []).append(cal.trend_sd_region)
                 rec.setdefault("trend_sd_area", []).append(cal.trend_sd_area)
                 rmse = np.sqrt(np.mean((cal.log_level - truth.log_level) ** 2))
                 naive = np.sqrt(np.mean((truth.log_base - truth.log_level) ** 2))
@@ -64,7 +66,9 @@ def main() -> None:
     for outcome, rec in out.items():
         process = OUTCOMES[outcome][1]
         truth = {k: getattr(process, k) for k in KEYS}
-        truth["trend_sd_area"] = _TRENDS[outcome][1]
+        # the demo draws each area's trend around one mean: no regional spread
+        truth["trend_mean"], truth["trend_sd_area"] = _TRENDS[outcome]
+        truth["trend_sd_region"] = 0.0
         print(f"\n{outcome}\n| quantity | true | mean | sd | min | max |\n| --- | --- | --- | --- | --- | --- |")
         for key, values in rec.items():
             v = np.array(values)

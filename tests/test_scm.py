@@ -329,7 +329,7 @@ LOCAL_Z0 = np.array(
 )
 
 
-def test_multistart_finds_the_global_optimum_a_single_start_misses():
+def test_multistart_finds_the_global_optimum_off_the_equal_weights_plateau():
     args = (LOCAL_X1, LOCAL_X0, LOCAL_Z1, LOCAL_Z0)
     single = fit_predictor_weights(*args, starts=("equal",), n_random=0, certify=False)
     multi = fit_predictor_weights(*args, n_random=10, certify=False)
@@ -352,10 +352,19 @@ def test_multistart_finds_the_global_optimum_a_single_start_misses():
         ]
     )
     assert multi.mspe <= loss.min() * (1 + 1e-9)
-    assert single.mspe > 3.0 * multi.mspe
-    # The single start stopped in a genuine local optimum: nothing better near t = 1/2.
+    # Equal weights lie on a plateau of the outer loss: for t in [0.4, 0.6] the
+    # inner weights do not change (flat to 2e-15 relative, brute force), at 3.4
+    # times the global minimum, so a local search from there has no gradient
+    # to follow. It usually stops on the plateau; with OpenBLAS's Prescott
+    # kernels rounding noise lets Nelder-Mead walk off it to the global optimum.
+    # Either is a correct local search, so the test accepts both (relative
+    # 1e-6: the searches stop within 1e-9 of an optimum's value).
     near = np.abs(ts - 0.5) <= 0.1
-    assert loss[near].min() >= single.mspe * (1 - 1e-9)
+    plateau = loss[near]
+    assert plateau.max() - plateau.min() <= 1e-12 * plateau.min()
+    assert plateau.min() > 3.0 * multi.mspe
+    assert (single.mspe == pytest.approx(plateau.min(), rel=1e-6)
+            or single.mspe == pytest.approx(multi.mspe, rel=1e-6)), single.mspe
     assert not multi.certified  # the bound is not attainable here
     assert multi.mspe > 1.5 * multi.mspe_lower_bound
 

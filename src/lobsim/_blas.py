@@ -19,9 +19,11 @@ from typing import Any
 
 import numpy as np  # noqa: F401  (loads numpy's OpenBLAS before the search)
 
-# numpy's wheels ship OpenBLAS with prefixed, ILP64 symbol names; others don't.
+# numpy's wheels ship OpenBLAS with prefixed, ILP64 symbol names, scipy's with
+# prefixed 32-bit ones (its own copy, which L-BFGS-B uses); others are plain.
 _SYMBOLS = (
     ("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
+    ("scipy_openblas_get_num_threads", "scipy_openblas_set_num_threads"),
     ("openblas_get_num_threads64_", "openblas_set_num_threads64_"),
     ("openblas_get_num_threads", "openblas_set_num_threads"),
 )
