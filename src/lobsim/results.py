@@ -110,13 +110,13 @@ def _check_values(path: Path, ds: xr.Dataset, name: str, lo: float, hi: float,
         return
     where = ", ".join(f"{d} {ds[d].values[j] if d in ds.coords else j}"
                       for d, j in zip(v.dims, np.unravel_index(i, x.shape), strict=True))
-    raise ResultsError(f"{path}: {name} is {x.reshape(-1)[i]!r} at {where}; {rule} "
+    raise ResultsError(f"{path}: {name} is {float(x.reshape(-1)[i])!r} at {where}; {rule} "
                        "(the file is damaged or not written by lobsim: run 'lobsim run' again)")
 
 
 def _check_layout(path: Path, ds: xr.Dataset, layout: dict[str, tuple[str, ...]],
                   need: Iterable[str]) -> None:
-    missing = [k for k in (*layout, *need) if k not in ds.variables]
+    missing = [k for k in dict.fromkeys((*layout, *need)) if k not in ds.variables]
     if missing:
         raise ResultsError(f"{path}: not a lobsim results file (no "
                            f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''})")
@@ -145,7 +145,7 @@ def check_results(ds: xr.Dataset, path: str | Path, *, need: Iterable[str] = ())
     if lacking:
         raise ResultsError(f"{path}: not a lobsim results file (no {lacking[0]} attribute)")
     if summary:
-        for name in ds.data_vars:
+        for name in map(str, ds.data_vars):
             if name.endswith("_se"):
                 continue
             if "probability" in name:
@@ -157,13 +157,13 @@ def check_results(ds: xr.Dataset, path: str | Path, *, need: Iterable[str] = ())
         raise ResultsError(f"{path}: holds {ds.sizes.get('scenario', 0)} scenarios, not the "
                            f"{ds.attrs['scenarios']} it was written with (the file is "
                            "truncated or damaged: run 'lobsim run' again)")
-    for name, v in ds.data_vars.items():
-        if "scenario" not in v.dims or v.dtype.kind != "f":
+    for name in map(str, ds.data_vars):
+        if "scenario" not in ds[name].dims or ds[name].dtype.kind != "f":
             continue
-        if str(name).endswith("payment"):
-            _check_values(path, ds, str(name), 0.0, _MAX, "payments are finite and non-negative")
+        if name.endswith("payment"):
+            _check_values(path, ds, name, 0.0, _MAX, "payments are finite and non-negative")
         else:
-            _check_values(path, ds, str(name), -_MAX, _MAX, "results are finite")
+            _check_values(path, ds, name, -_MAX, _MAX, "results are finite")
     return ds
 
 

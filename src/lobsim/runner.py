@@ -222,7 +222,9 @@ def run(cfg: Config, *, scenarios: int | None = None, seed: int | None = None,
         store = kind.open(out, identity, resume=resume, force=force)
         if store.existing and store.complete:
             try:
-                return store.read()
+                ds = store.read()
+                store.sweep()  # temporary files of a run killed after its last write
+                return ds
             except StoreDamaged:
                 pass  # repaired below: only what is damaged is computed again
     elif resume:
@@ -253,8 +255,9 @@ def run(cfg: Config, *, scenarios: int | None = None, seed: int | None = None,
         plan = Plan.from_template(template, n, bs) if stream else None
         spec = RunSpec(world, cfg_run, s, n, bs, bands, plan)
         if stream:
-            assert plan is not None
+            assert plan is not None and not isinstance(store, ResultStore)
             return _run_stream(spec, plan, ex, store, per_task, progress, checkpoint_interval)
+        assert not isinstance(store, SummaryStore)
         return _run_full(spec, template, ex, store, per_task, progress)
     finally:
         if own:
@@ -294,16 +297,12 @@ def _run_stream(spec: RunSpec, plan: Plan, ex: Executor, store: SummaryStore | N
 def _run_full(spec: RunSpec, template: xr.Dataset, ex: Executor, store: ResultStore | None,
               per_task: int, progress: ProgressFactory) -> xr.Dataset:
     n = spec.scenarios
-    if store is not None:
-        if store.existing:
-            done = store.repair(template)
-        else:
-            store.create(template)
-            done = np.zeros(spec.n_blocks, np.bool_)
-        out = None
-    else:
-        done = np.zeros(spec.n_blocks, np.bool_)
-        out = _outputs(spec.world, n)
+    done = np.zeros(spec.n_blocks, np.bool_)
+    if store is not None and store.existing:
+        done = store.repair(template)
+    elif store is not None:
+        store.create(template)
+    out = _outputs(spec.world, n) if store is None else {}
     initial = sum(hi - lo for lo, hi in map(spec.rows, np.flatnonzero(done).tolist()))
     bar = progress(total=n, initial=initial, desc="scenarios")
     try:
@@ -325,5 +324,4 @@ def _run_full(spec: RunSpec, template: xr.Dataset, ex: Executor, store: ResultSt
     if store is not None:
         store.finish()
         return store.open_dataset()
-    assert out is not None
     return finish_run(spec.world, spec.cfg, out, seed=spec.seed, bands=spec.bands)

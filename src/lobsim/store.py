@@ -228,7 +228,11 @@ class Store:
             _remove(stale)  # left by a run killed while creating or replacing a store
         tag = uuid.uuid4().hex[:12]
         new = parent / f".{self.path.name}.{tag}.new"
-        build(new)
+        try:
+            build(new)
+        except BaseException:
+            _remove(new)
+            raise
         if self.path.exists() or self.path.is_symlink():  # --force, or a store holding nothing
             old = parent / f".{self.path.name}.{tag}.old"
             os.rename(self.path, old)
@@ -246,7 +250,7 @@ class Store:
     def _update_record(self, **attrs: Any) -> None:
         _group(self.path / META, "r+").attrs.update(attrs)
 
-    def _sweep(self) -> None:
+    def sweep(self) -> None:
         """Delete the temporary files of writes a killed run left unfinished."""
         for p in self.path.rglob("*.partial"):
             _remove(p)
@@ -398,7 +402,7 @@ class ResultStore(Store):
 
     def repair(self, template: xr.Dataset) -> np.ndarray:
         """Before a resumed run: rewrite damaged labels, return the intact blocks."""
-        self._sweep()
+        self.sweep()
         static = self._static_damage()
         bad, _ = self._block_damage()
         done = np.ones(self.n_blocks, np.bool_)
@@ -423,11 +427,11 @@ class ResultStore(Store):
             raise self._damage(f"variable {static[0]} is missing or damaged (checksum differs)")
         bad, data = self._block_damage(keep=True)
         if bad:
-            name, blocks = next(iter(bad.items()))
-            lo, hi = self._rows(blocks[0])
+            block, name = min((b, k) for k, blocks in bad.items() for b in blocks)
+            lo, hi = self._rows(block)
             more = sum(map(len, bad.values())) - 1
             raise self._damage(
-                f"block {blocks[0]} (scenarios {lo}-{hi - 1}) of {name} is missing or damaged "
+                f"block {block} (scenarios {lo}-{hi - 1}) of {name} is missing or damaged "
                 f"(checksum differs){f', and {more} more' if more else ''}")
         with _quiet_zarr():
             ds = xr.open_zarr(str(self.path), consolidated=False)
@@ -488,7 +492,7 @@ class SummaryStore(Store):
 
         Snapshots a killed run left half-written or undeleted are deleted.
         """
-        self._sweep()
+        self.sweep()
         rec = _record(self.path)
         name = rec.get("state")
         for old in (self.path / META).glob("state-*"):
