@@ -361,6 +361,9 @@ def _tampered(nc_files: dict[str, Path], work: Path) -> list[tuple[str, Path, li
     inf = ds.copy(deep=True)
     inf.irr.values[5, 0] = np.inf
     write("inf.nc", inf, "irr is inf at scenario 5", "results are finite")
+    principal = ds.copy(deep=True)
+    principal.principal.values[0] = np.nan
+    write("principal.nc", principal, "principal is nan at bond ")
     write("no_department_payment.nc", ds.drop_vars("department_payment"),
           "not a lobsim results file (no department_payment)")
     write("short.nc", ds.isel(scenario=slice(0, 200)),

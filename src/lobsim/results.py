@@ -11,7 +11,7 @@ over the values:
   dated payments); every floating-point variable along ``scenario`` is
   finite, and every payment (a variable named ``*payment``) non-negative
   (docs/model.md section 9: the kernel writes no NaN, and payments are
-  amounts paid);
+  amounts paid), as are the bonds' principals, prices and payer terms;
 * a **summary** (of a ``--stream`` run) carries its attributes and the
   statistics a summary prints; probabilities lie in [0, 1], payment
   statistics are finite and non-negative.
@@ -77,6 +77,9 @@ SUMMARY_LAYOUT: dict[str, tuple[str, ...]] = {
     "probability_pays_more_than_saves": (D, Y),
 }
 _RESULTS_ATTRS = ("lobsim_version", "config_hash", "seed", "scenarios")
+#: Terms of the bonds that the readers divide or multiply by.
+_TERMS = ("principal", "price_per_unit", "basket_principal", "tranche_principal",
+          "department_share", "department_premium")
 _MAX = float(np.finfo(np.float64).max)
 
 
@@ -157,10 +160,15 @@ def check_results(ds: xr.Dataset, path: str | Path, *, need: Iterable[str] = ())
         raise ResultsError(f"{path}: holds {ds.sizes.get('scenario', 0)} scenarios, not the "
                            f"{ds.attrs['scenarios']} it was written with (the file is "
                            "truncated or damaged: run 'lobsim run' again)")
-    for name in map(str, ds.data_vars):
-        if "scenario" not in ds[name].dims or ds[name].dtype.kind != "f":
+    for name in map(str, ds.variables):
+        if ds[name].dtype.kind != "f":
             continue
-        if name.endswith("payment"):
+        if name in _TERMS:
+            _check_values(path, ds, name, 0.0, _MAX, "the bonds' terms are finite and "
+                          "non-negative")
+        elif "scenario" not in ds[name].dims:
+            continue
+        elif name.endswith("payment"):
             _check_values(path, ds, name, 0.0, _MAX, "payments are finite and non-negative")
         else:
             _check_values(path, ds, name, -_MAX, _MAX, "results are finite")
