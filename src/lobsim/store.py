@@ -47,6 +47,7 @@ import shutil
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -108,9 +109,11 @@ def checksum(arrays: dict[str, np.ndarray]) -> bytes:
     for name in sorted(arrays):
         a = np.asarray(arrays[name])
         h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
-        # row by row: a view of a large buffer is hashed without copying it
-        for row in a.reshape(a.shape[0], -1) if a.ndim > 1 and a.shape[0] else (a,):
-            h.update(np.ascontiguousarray(row).data)
+        if a.flags.c_contiguous:
+            h.update(a.reshape(-1).view(np.uint8).data)  # one call: hashing is the cost
+        else:  # row by row: a view of a large buffer is hashed without copying it
+            for row in a.reshape(a.shape[0], -1):
+                h.update(np.ascontiguousarray(row).data)
     return h.digest()
 
 
@@ -374,18 +377,28 @@ class ResultStore(Store):
         """
         marks = self._markers()
         names = _record(self.path)["variables"]
-        bad: dict[str, list[int]] = {}
-        data: dict[str, np.ndarray] = {}
-        for j, name in enumerate(names):
-            a = self._arrays()[name]
-            whole = _read_array(a)
+        arrays = self._arrays()
+
+        def damaged(j: int, whole: np.ndarray | None) -> list[int]:
+            out = []
             for b in range(self.n_blocks):
                 lo, hi = self._rows(b)
-                rows = whole[lo:hi] if whole is not None else _read_array(a, lo, hi)
-                if rows is None or checksum({name: rows}) != marks[b, j].tobytes():
-                    bad.setdefault(name, []).append(b)
-            if keep and whole is not None:
-                data[name] = whole
+                rows = whole[lo:hi] if whole is not None else _read_array(arrays[names[j]], lo, hi)
+                if rows is None or checksum({names[j]: rows}) != marks[b, j].tobytes():
+                    out.append(b)
+            return out
+
+        data: dict[str, np.ndarray] = {}
+        # hash one variable while the next is read (hashlib and zarr release the GIL)
+        with ThreadPoolExecutor(1) as pool:
+            checks = []
+            for j, name in enumerate(names):
+                whole = _read_array(arrays[name])
+                checks.append(pool.submit(damaged, j, whole))
+                if keep and whole is not None:
+                    data[name] = whole
+            bad = {name: blocks for name, c in zip(names, checks, strict=True)
+                   if (blocks := c.result())}
         return bad, data
 
     def _static_damage(self) -> list[str]:
