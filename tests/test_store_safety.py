@@ -4,7 +4,7 @@ References: the protocol in the lobsim.store docstring (every state change
 of a store is one atomic step, ``complete`` the last write; a checksum per
 block and variable, verified by every reader) and the layout and value
 ranges of lobsim.results; docs/scale.md ("Checkpoint and resume"). Blocks
-draw from ``block_generator(seed, block)`` (docs/model.md section 9), so a
+draw from ``block_generator(seed, block)`` (docs/model.md section 9.4), so a
 block simulated again is bit-identical: every comparison here is exact.
 
 The kill-injection test runs tests/store_kill_driver.py, which enumerates

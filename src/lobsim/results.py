@@ -9,9 +9,10 @@ over the values:
   they announce, and the variables of :data:`RESULTS_LAYOUT` with their
   dimensions (the groups of a dimension the file has: tranches, holdings,
   dated payments); every floating-point variable along ``scenario`` is
-  finite, and every payment (a variable named ``*payment``) non-negative
-  (docs/model.md section 9: the kernel writes no NaN, and payments are
-  amounts paid), as are the bonds' principals, prices and payer terms;
+  finite, and every payment (a variable named ``*payment``) non-negative,
+  as are the bonds' principals, prices and payer terms (the results Dataset
+  of docs/model.md section 9.1: the kernel writes no NaN, payments are
+  amounts paid);
 * a **summary** (of a ``--stream`` run) carries its attributes and the
   statistics a summary prints; probabilities lie in [0, 1], payment
   statistics are finite and non-negative.
