@@ -385,7 +385,7 @@ def _marked(store: Path) -> np.ndarray:
         marks = zarr.open_group(str(store / "_lobsim"), mode="r")["block_checksum"][...]
     except Exception:  # not created yet
         return np.zeros(0, bool)
-    return np.asarray(marks).any(axis=1)
+    return np.asarray(marks).any(axis=(1, 2))  # (block, variable, digest)
 
 
 def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, capsys, monkeypatch):

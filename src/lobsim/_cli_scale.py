@@ -20,6 +20,7 @@ import xarray as xr
 from lobsim._argtypes import non_negative_float, positive_int
 from lobsim.config import Config
 from lobsim.errors import UsageError
+from lobsim.results import is_summary
 
 
 def add_scale_options(run: argparse.ArgumentParser) -> None:
@@ -102,43 +103,16 @@ def run_scaled(args: argparse.Namespace, cfg: Config, out: Path | None) -> tuple
     return ds, is_summary(ds)
 
 
-def is_summary(ds: xr.Dataset) -> bool:
-    """Whether ``ds`` is a summary (a streaming run's result) rather than per-scenario results."""
-    return "scenario" not in ds.dims and "default_probability" in ds
-
-
 def load_results(path: Path, *, need: Iterable[str], purpose: str | None = None) -> xr.Dataset:
-    """Results written by ``lobsim run --out`` (.nc or .zarr), or a one-line error.
+    """Results written by ``lobsim run --out`` (.nc or .zarr), checked, or a one-line error.
 
     ``need``: variables the caller reads. ``purpose``: what the caller needs
-    per-scenario results for; None accepts a ``--stream`` run's summary too.
+    per-scenario results for; None accepts a ``--stream`` run's summary too
+    (:func:`lobsim.results.open_results`).
     """
-    if path.suffix == ".zarr" and path.is_dir():
-        ds = read_store(path)
-    elif not path.is_file():
-        raise UsageError(f"{path}: no such results file")
-    else:
-        try:
-            ds = xr.load_dataset(path)
-        except (OSError, ValueError) as exc:
-            reason = str(exc).splitlines()[0].split(". ")[0] if str(exc) else type(exc).__name__
-            raise UsageError(f"{path}: not a lobsim results file ({reason})") from None
-    if is_summary(ds):
-        if purpose is None:
-            return ds
-        raise UsageError(f"{path}: holds the statistics of a --stream run, not the scenarios "
-                         f"{purpose}; run 'lobsim run' again without --stream")
-    missing = [v for v in need if v not in ds.variables]
-    if missing:
-        raise UsageError(f"{path}: not a lobsim results file (no {', '.join(missing)})")
-    return ds
-
-
-def read_store(path: Path) -> xr.Dataset:
-    """A complete ``.zarr`` store, for ``lobsim summary``."""
-    from lobsim.store import StoreError, read_results
+    from lobsim.results import ResultsError, open_results
 
     try:
-        return read_results(path)
-    except StoreError as exc:
+        return open_results(path, need=need, purpose=purpose)
+    except ResultsError as exc:
         raise UsageError(str(exc)) from None

@@ -35,7 +35,7 @@ from lobsim.basket import RiskBands, resolve_risk_bands
 from lobsim.cluster import Executor, make_executor, run_tasks
 from lobsim.config import Config
 from lobsim.simulate import _ORDER, _outputs, block_generator, finish_run
-from lobsim.store import ResultStore, RunIdentity, StoreError, SummaryStore, read_results
+from lobsim.store import ResultStore, RunIdentity, StoreDamaged, StoreError, SummaryStore
 from lobsim.streaming import Accumulator, Plan
 from lobsim.world import World, build_world
 
@@ -217,12 +217,16 @@ def run(cfg: Config, *, scenarios: int | None = None, seed: int | None = None,
     identity = RunIdentity(cfg.hash, s, n, bs, "summary" if stream else "results",
                            lobsim.__version__)
     store: ResultStore | SummaryStore | None = None
-    resumed = False
     if out is not None and Path(out).suffix == ".zarr":
         kind = SummaryStore if stream else ResultStore
-        store, resumed = kind.open(out, identity, resume=resume, force=force)
-        if resumed and store.complete:
-            return read_results(store.path)
+        store = kind.open(out, identity, resume=resume, force=force)
+        if store.existing and store.complete:
+            try:
+                ds = store.read()
+                store.sweep()  # temporary files of a run killed after its last write
+                return ds
+            except StoreDamaged:
+                pass  # repaired below: only what is damaged is computed again
     elif resume:
         raise StoreError("--resume needs --out PATH.zarr")
 
@@ -240,8 +244,6 @@ def run(cfg: Config, *, scenarios: int | None = None, seed: int | None = None,
                                   math.ceil(n_blocks / (4 * ex.workers))))
             if not stream and store is None:
                 per_task = 1
-        if store is not None and not resumed:
-            store.initialize_meta()
         bands = None
         if any(b.risk_band is not None for b in cfg.baskets):
             # as lobsim.simulate does: members from the config's own screening run
@@ -253,25 +255,26 @@ def run(cfg: Config, *, scenarios: int | None = None, seed: int | None = None,
         plan = Plan.from_template(template, n, bs) if stream else None
         spec = RunSpec(world, cfg_run, s, n, bs, bands, plan)
         if stream:
-            assert plan is not None
-            return _run_stream(spec, plan, ex, store, resumed, per_task, progress,
-                               checkpoint_interval)
-        return _run_full(spec, template, ex, store, resumed, per_task, progress)
+            assert plan is not None and not isinstance(store, ResultStore)
+            return _run_stream(spec, plan, ex, store, per_task, progress, checkpoint_interval)
+        assert not isinstance(store, SummaryStore)
+        return _run_full(spec, template, ex, store, per_task, progress)
     finally:
         if own:
             ex.close()
 
 
-def _run_stream(spec: RunSpec, plan: Plan, ex: Executor, store: Any, resumed: bool,
+def _run_stream(spec: RunSpec, plan: Plan, ex: Executor, store: SummaryStore | None,
                 per_task: int, progress: ProgressFactory,
                 checkpoint_interval: float) -> xr.Dataset:
     acc = Accumulator(plan, reserve=True)
-    if store is not None:
-        state = store.load_state() if resumed else None
+    if store is not None and store.existing:
+        store.mark_incomplete()  # complete here means damaged: it is finished again
+        state = store.load_state()
         if state is not None:
             acc = Accumulator.from_state(plan, state, reserve=True)
-        else:
-            store.initialize()
+    elif store is not None:
+        store.create(spec.cfg.source)
     tasks = _tasks(np.flatnonzero(~acc.blocks), per_task)
     bar = progress(total=spec.scenarios, initial=acc.scenarios, desc="scenarios")
     last = time.monotonic()
@@ -287,29 +290,25 @@ def _run_stream(spec: RunSpec, plan: Plan, ex: Executor, store: Any, resumed: bo
         bar.close()
     summary = acc.summary()
     if store is not None:
-        store.finish(summary)
+        store.finish(summary, acc.state())
     return summary
 
 
-def _run_full(spec: RunSpec, template: xr.Dataset, ex: Executor, store: Any, resumed: bool,
+def _run_full(spec: RunSpec, template: xr.Dataset, ex: Executor, store: ResultStore | None,
               per_task: int, progress: ProgressFactory) -> xr.Dataset:
-    n, bs = spec.scenarios, spec.block_size
-    if store is not None:
-        if resumed and store.initialized:
-            done = store.verified_blocks(bs, n)
-        else:
-            store.initialize(template, n, bs)
-            done = np.zeros(spec.n_blocks, np.bool_)
-        out = None
-    else:
-        done = np.zeros(spec.n_blocks, np.bool_)
-        out = _outputs(spec.world, n)
+    n = spec.scenarios
+    done = np.zeros(spec.n_blocks, np.bool_)
+    if store is not None and store.existing:
+        done = store.repair(template)
+    elif store is not None:
+        store.create(template)
+    out = _outputs(spec.world, n) if store is None else {}
     initial = sum(hi - lo for lo, hi in map(spec.rows, np.flatnonzero(done).tolist()))
     bar = progress(total=n, initial=initial, desc="scenarios")
     try:
         for _, results in run_tasks(ex, task_outputs, ex.share(spec),
                                     _tasks(np.flatnonzero(~done), per_task)):
-            if out is None:
+            if store is not None:
                 store.write_blocks([
                     (b, spec.rows(b)[0],
                      finish_run(spec.world, spec.cfg, o, seed=spec.seed, bands=spec.bands))
@@ -322,7 +321,7 @@ def _run_full(spec: RunSpec, template: xr.Dataset, ex: Executor, store: Any, res
             bar.update(sum(hi - lo for lo, hi in (spec.rows(b) for b, _ in results)))
     finally:
         bar.close()
-    if out is None:
+    if store is not None:
         store.finish()
         return store.open_dataset()
     return finish_run(spec.world, spec.cfg, out, seed=spec.seed, bands=spec.bands)
