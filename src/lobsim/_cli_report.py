@@ -13,6 +13,7 @@ from typing import Any
 
 import xarray as xr
 
+from lobsim._cli_output import check_output
 from lobsim.config import Config, load_config
 from lobsim.errors import UsageError
 
@@ -66,12 +67,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     path = Path(args.results)
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out}: exists and is not a directory")
-    existing = [out / n for n in (HTML_NAME, *(f"{f}.png" for f in FIGURE_NAMES))
-                if (out / n).exists()]
-    if existing and not args.force:
-        raise UsageError(f"--out {existing[0]}: the file exists; pass --force to overwrite it")
+    check_output(out, "--out", folder=True)
+    names = (HTML_NAME, *(f"{f}.png" for f in FIGURE_NAMES))
+    for name in names:
+        check_output(out / name, "--out", force=args.force)
+    existing = [out / n for n in names if (out / n).exists()]
     ds = _load_results(path)
     cfg = _find_config(args, ds, path)
     if args.force:  # a figure the new run does not make must not linger from the old one

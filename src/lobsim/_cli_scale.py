@@ -17,7 +17,7 @@ from typing import Any
 
 import xarray as xr
 
-from lobsim._argtypes import non_negative_float, positive_int
+from lobsim._argtypes import non_negative_float, worker_count
 from lobsim.config import Config
 from lobsim.errors import UsageError
 
@@ -28,7 +28,7 @@ def add_scale_options(run: argparse.ArgumentParser) -> None:
                      help="keep only mergeable statistics, never the per-scenario results "
                           "(memory does not grow with --scenarios); --out gets the summary")
     group = run.add_mutually_exclusive_group()
-    group.add_argument("--workers", type=positive_int, metavar="N",
+    group.add_argument("--workers", type=worker_count, metavar="N",
                        help="run on a local Dask cluster of N worker processes")
     group.add_argument("--scheduler", metavar="ADDRESS",
                        help="run on the Dask cluster of the scheduler at ADDRESS (tcp://host:port)")
