@@ -114,10 +114,14 @@ def load_results(path: Path) -> xr.Dataset:
 
 
 def _cmd_setaside(args: argparse.Namespace) -> int:
+    from lobsim._cli_scale import note_config
     from lobsim.setaside import compute_set_asides, format_set_asides
 
+    path = Path(args.results)
+    ds = load_results(path)
+    note_config(ds, path)
     try:
-        s = compute_set_asides(load_results(Path(args.results)), args.level)
+        s = compute_set_asides(ds, args.level)
     except ValueError as exc:  # importance-sampling weights
         raise UsageError(f"{args.results}: {exc}") from None
     if args.json:

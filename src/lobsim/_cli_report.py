@@ -14,6 +14,7 @@ from typing import Any
 import xarray as xr
 
 from lobsim._cli_output import check_output
+from lobsim._cli_scale import note, recorded_config
 from lobsim.config import Config, load_config
 from lobsim.errors import UsageError
 
@@ -48,16 +49,16 @@ def _load_results(path: Path) -> xr.Dataset:
 
 
 def _find_config(args: argparse.Namespace, ds: xr.Dataset, path: Path) -> Config:
-    recorded = str(ds.attrs.get("config_source", ""))
-    if args.config is None and not Path(recorded).is_file():
-        raise UsageError(f"{path}: its config {recorded or '(unrecorded)'} is not there; "
-                         "pass --config CONFIG")
-    cfg = load_config(args.config or recorded)
+    if args.config is None:
+        found, problem = recorded_config(ds, path)
+        if found is None:
+            raise UsageError(f"{problem}; pass --config CONFIG")
+        note(problem)  # moved, found by its hash
+        return found
+    cfg = load_config(args.config)
     if cfg.hash != str(ds.attrs["config_hash"]):
-        hint = "pass the config the run was made with" if args.config else (
-            "it changed since the run; pass the original with --config")
         raise UsageError(f"{cfg.source} is not the config of {path} (config hash differs): "
-                         f"{hint}")
+                         "pass the config the run was made with")
     return cfg
 
 

@@ -1,7 +1,7 @@
 """The ``lobsim`` command line: parses arguments and calls the Python API.
 
 Every :class:`~lobsim.errors.ConfigError` becomes one line on stderr and exit
-status 2, never a traceback.
+status 2, never a traceback; Ctrl-C one line and exit status 130.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import lobsim
 from lobsim._argtypes import check_scenarios, scenario_count, seed, thread_count
 from lobsim._cli_baskets import add_price_parser, add_run_options, run_extras
 from lobsim._cli_decisions import add_decision_parsers
+from lobsim._cli_interrupt import INTERRUPTED, interrupted_line, quiet_interrupt
 from lobsim._cli_output import check_output, write_netcdf
 from lobsim._cli_realdata import add_realdata_parsers
 from lobsim._cli_report import add_report_parser
@@ -24,6 +25,7 @@ from lobsim._cli_scale import (
     check_scale_args,
     is_summary,
     load_results,
+    note_config,
     progress_bar,
     run_scaled,
     wants_scale,
@@ -78,8 +80,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_summary(args: argparse.Namespace) -> int:
     from lobsim.summary import format_summary, summarize, summary_dict
 
-    ds = load_results(Path(args.results),
-                      need=("investor_payment", "principal", "irr", "basket_payment"))
+    path = Path(args.results)
+    ds = load_results(path, need=("investor_payment", "principal", "irr", "basket_payment"))
+    note_config(ds, path)
     s = ds if is_summary(ds) else summarize(ds)  # a --stream run wrote its summary
     if args.json:
         dump_json(summary_dict(s))
@@ -146,9 +149,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
-        status: int = args.func(args)
+        with quiet_interrupt():
+            status: int = args.func(args)
+    except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback
+        print(interrupted_line(parser, args), file=sys.stderr)
+        return INTERRUPTED
     except (ConfigError, UsageError) as exc:
         print(f"lobsim: error: {exc}", file=sys.stderr)
         return 2

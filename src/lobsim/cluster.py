@@ -13,8 +13,11 @@ and every block draws from its own stream (``block_generator(seed, block)``).
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import logging
 import os
+import signal
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
@@ -79,9 +82,20 @@ class DaskExecutor:
         """Start a local cluster of ``workers`` single-threaded workers."""
         from distributed import Client, LocalCluster
 
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes,
-                               dashboard_address=":0", silence_logs=logging.ERROR)
-        return cls(Client(cluster), cluster)
+        cluster = client = None
+        try:
+            with _sigint_held():
+                cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
+                                       processes=processes, dashboard_address=":0",
+                                       silence_logs=logging.ERROR)
+                client = Client(cluster)
+            return cls(client, cluster)
+        except BaseException:  # a Ctrl-C held back until the cluster was up
+            if client is not None:
+                client.close()
+            if cluster is not None:
+                cluster.close()
+            raise
 
     @classmethod
     def connect(cls, address: str, timeout: float = 30.0) -> DaskExecutor:
@@ -109,9 +123,48 @@ class DaskExecutor:
         return list(done)
 
     def close(self) -> None:
+        if self._cluster is not None and isinstance(sys.exception(), KeyboardInterrupt):
+            # Ctrl-C: the workers' complaints about the tasks and transfers cut short
+            # (tracebacks, whole results dumped) are noise to whoever pressed it
+            with contextlib.suppress(Exception):
+                self.client.run(_mute)
         self.client.close()
         if self._cluster is not None:
             self._cluster.close()
+
+
+def _mute() -> None:
+    """Send this process's stdout and stderr to /dev/null (in a worker of our own cluster)."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.dup2(null, 2)
+
+
+@contextlib.contextmanager
+def _sigint_held() -> Iterator[None]:
+    """Hold Ctrl-C back while the cluster starts, and make its workers ignore it for good.
+
+    A terminal sends SIGINT to the whole process group, workers included;
+    processes started while SIGINT is ignored keep ignoring it (Python only
+    turns it into KeyboardInterrupt where the parent left it alone), so Ctrl-C
+    stops the client alone, which then closes the cluster. Blocked meanwhile
+    in this thread, a SIGINT stays pending (Linux never discards a blocked
+    signal) and is raised as KeyboardInterrupt once the handler is back; but
+    if another thread takes it (zarr's I/O thread, with a store open), it is
+    ignored like the workers' copies: a Ctrl-C in the seconds the cluster
+    takes to start can be lost.
+    """
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: the handler is not ours to change
+        handler = None
+    try:
+        yield
+    finally:
+        if handler is not None:
+            signal.signal(signal.SIGINT, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def make_executor(*, threads: int | None = None, workers: int | None = None,
