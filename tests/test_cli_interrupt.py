@@ -116,6 +116,35 @@ def test_ctrl_c_is_one_line_and_the_printed_command_resumes_exactly(spaced, exec
                                        simulate(load_config(config), scenarios=n))
 
 
+def test_ctrl_c_while_a_local_cluster_starts_is_held_until_it_started():
+    """distributed cannot close a cluster interrupted inside its constructor (it asserts
+    on the half-started workers, at exit too): the Ctrl-C waits for the start, then the
+    whole cluster is closed and KeyboardInterrupt raised."""
+    import distributed  # noqa: F401  (imported: the signal lands in the constructor)
+    from distributed.core import Status
+    from distributed.deploy.spec import SpecCluster
+
+    from lobsim.cluster import DaskExecutor
+
+    before = set(SpecCluster._instances)
+    # worker processes take well over a second to start; the signal comes at 0.2 s
+    killer = subprocess.Popen(["sh", "-c", f"sleep 0.2; kill -INT {os.getpid()}"])
+    try:
+        try:
+            DaskExecutor.local(2).close()
+        except KeyboardInterrupt:
+            outcome = "raised once started"
+        else:
+            outcome = "started before the signal"
+        killer.wait()
+        time.sleep(0.2)
+    except KeyboardInterrupt:  # must not happen: it would have left the cluster behind
+        outcome = "raised elsewhere"
+    assert outcome == "raised once started"
+    new = set(SpecCluster._instances) - before
+    assert new and all(c.status == Status.closed for c in new)
+
+
 def test_ctrl_c_of_a_run_without_a_store_says_nothing_was_written(tmp_path, monkeypatch, capsys):
     config = _write_config(tmp_path, BLOCK)
 

@@ -84,13 +84,13 @@ class DaskExecutor:
 
         cluster = client = None
         try:
-            with _sigint_held():
+            with _interrupt_deferred(), _workers_ignore_sigint():
                 cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
                                        processes=processes, dashboard_address=":0",
                                        silence_logs=logging.ERROR)
                 client = Client(cluster)
             return cls(client, cluster)
-        except BaseException:  # a Ctrl-C held back until the cluster was up
+        except BaseException:  # Ctrl-C, held while it started
             if client is not None:
                 client.close()
             if cluster is not None:
@@ -141,30 +141,60 @@ def _mute() -> None:
 
 
 @contextlib.contextmanager
-def _sigint_held() -> Iterator[None]:
-    """Hold Ctrl-C back while the cluster starts, and make its workers ignore it for good.
+def _interrupt_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C pressed meanwhile until the block ends, then deliver it.
 
-    A terminal sends SIGINT to the whole process group, workers included;
-    processes started while SIGINT is ignored keep ignoring it (Python only
-    turns it into KeyboardInterrupt where the parent left it alone), so Ctrl-C
-    stops the client alone, which then closes the cluster. Blocked meanwhile
-    in this thread, a SIGINT stays pending (Linux never discards a blocked
-    signal) and is raised as KeyboardInterrupt once the handler is back; but
-    if another thread takes it (zarr's I/O thread, with a store open), it is
-    ignored like the workers' copies: a Ctrl-C in the seconds the cluster
-    takes to start can be lost.
+    A cluster interrupted inside its constructor cannot be closed cleanly
+    (distributed asserts on its half-started workers, at exit too); once
+    started, it closes like any other.
     """
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    pressed: list[int] = []
+
+    def later(signum: int, frame: Any) -> None:
+        pressed.append(signum)
+
     try:
-        handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except ValueError:  # not the main thread: the handler is not ours to change
-        handler = None
+        old = signal.signal(signal.SIGINT, later)
+    except ValueError:  # not the main thread: signals are not ours to change
+        yield
+        return
     try:
         yield
     finally:
-        if handler is not None:
-            signal.signal(signal.SIGINT, handler)
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        signal.signal(signal.SIGINT, old)
+    if pressed:
+        signal.raise_signal(signal.SIGINT)  # to the handler of before: KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _workers_ignore_sigint() -> Iterator[None]:
+    """Worker processes started meanwhile ignore Ctrl-C from their first statement.
+
+    A terminal sends SIGINT to the whole process group, workers included:
+    each would print a KeyboardInterrupt traceback. Ignoring it, they leave
+    Ctrl-C to the client, which closes the cluster. multiprocessing starts
+    them (``spawn``) as ``python -c "...spawn_main(...)"``; the command is
+    prefixed with ``signal.signal(SIGINT, SIG_IGN)``. This process's own
+    handling is untouched (ignoring SIGINT here while they start would lose
+    a Ctrl-C pressed meanwhile to any other thread, numpy's BLAS threads
+    included).
+    """
+    from multiprocessing import spawn
+
+    original = spawn.get_command_line
+
+    def command_line(**kwds: Any) -> list[str]:
+        line: list[str] = original(**kwds)
+        if "-c" in line:  # not a frozen executable
+            k = line.index("-c") + 1
+            line[k] = "import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); " + line[k]
+        return line
+
+    spawn.get_command_line = command_line
+    try:
+        yield
+    finally:
+        spawn.get_command_line = original
 
 
 def make_executor(*, threads: int | None = None, workers: int | None = None,
