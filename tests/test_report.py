@@ -142,7 +142,7 @@ def test_report_bad_inputs_are_one_line_errors(bham_results, tmp_path, capsys):
     _one_error(capsys, "is not the config of", "config hash differs")
 
     moved = xr.load_dataset(results)
-    moved.attrs["config_source"] = str(tmp_path / "gone.toml")
+    moved.attrs["config_source"] = moved.attrs["config_path"] = str(tmp_path / "gone.toml")
     moved_path = tmp_path / "moved.nc"
     moved.to_netcdf(moved_path)
     assert main(["report", str(moved_path), "--out", str(tmp_path / "o")]) == 2

@@ -8,13 +8,12 @@ arguments and call the model layer.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from typing import Any
 
 import xarray as xr
 
-from lobsim._argtypes import check_scenarios, finite_float, positive_int
+from lobsim._argtypes import check_scenarios, finite_float, scenario_count, seed, thread_count
+from lobsim._json import dump as dump_json
 from lobsim.config import Config, load_config
 from lobsim.errors import UsageError
 
@@ -37,7 +36,7 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
     run.add_argument("--tail-basket", metavar="ID",
                      help="basket whose tail the importance sampling targets (default: the "
                           "largest by principal)")
-    run.add_argument("--pilot-scenarios", type=positive_int, default=5000,
+    run.add_argument("--pilot-scenarios", type=scenario_count, default=5000,
                      help="scenarios of each pilot run choosing the shift (default: 5000)")
     run.add_argument("--contributions", action="store_true",
                      help="print each basket's Euler risk contributions at 99%%")
@@ -127,11 +126,11 @@ def add_price_parser(sub: Any) -> None:
     price.add_argument("--tranche", action="append", metavar="ID[=IRR]", default=[],
                        help="with --basket: solve this tranche's premium instead (target "
                             "--target-irr, or the IRR given after '='); repeatable")
-    price.add_argument("--scenarios", type=positive_int,
+    price.add_argument("--scenarios", type=scenario_count,
                        help=f"scenarios of the common-random-number sample "
                             f"(default: {PRICE_SCENARIOS:,})")
-    price.add_argument("--seed", type=int, help="random seed (default: config)")
-    price.add_argument("--threads", type=positive_int, help="worker threads (default: all CPUs)")
+    price.add_argument("--seed", type=seed, help="random seed (default: config)")
+    price.add_argument("--threads", type=thread_count, help="worker threads (default: all CPUs)")
     price.add_argument("--json", action="store_true", help="print JSON (lobsim.price/1)")
     price.set_defaults(func=cmd_price)
 
@@ -143,8 +142,6 @@ def cmd_price(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     check_scenarios(args.scenarios, "pricing")
     n = args.scenarios or PRICE_SCENARIOS
-    if args.seed is not None and args.seed < 0:
-        raise UsageError(f"--seed must not be negative, got {args.seed}")
     try:
         if args.tranche:
             if args.basket is None:
@@ -177,9 +174,7 @@ def cmd_price(args: argparse.Namespace) -> int:
     except (ValueError, argparse.ArgumentTypeError) as exc:
         raise UsageError(str(exc)) from None
     if args.json:
-        json.dump({"schema": "lobsim.price/1", "solutions": [s.to_dict() for s in solutions]},
-                  sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        dump_json({"schema": "lobsim.price/1", "solutions": [s.to_dict() for s in solutions]})
     else:
         print("\n\n".join(format_solution(s) for s in solutions))
     return 0

@@ -8,15 +8,15 @@ docs/decisions.md describes what they compute.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
 import xarray as xr
 
-from lobsim._argtypes import check_scenarios, finite_float, non_negative_int, positive_int
+from lobsim._argtypes import check_scenarios, finite_float, scenario_count, seed, thread_count
+from lobsim._cli_output import check_output
+from lobsim._json import dump as dump_json
 from lobsim.config import load_config
 from lobsim.errors import UsageError
 
@@ -60,8 +60,10 @@ def _cmd_maturity(args: argparse.Namespace) -> int:
     from lobsim.maturity import choose_maturity, format_maturity, plot_maturity
 
     plot = Path(args.plot) if args.plot else None
-    if plot is not None and plot.suffix.lower() != ".png":
-        raise UsageError(f"--plot {plot}: the trade-off is plotted as PNG; use a .png path")
+    if plot is not None:
+        if plot.suffix.lower() != ".png":
+            raise UsageError(f"--plot {plot}: the trade-off is plotted as PNG; use a .png path")
+        check_output(plot, "--plot", force=args.force)
     check_scenarios(args.scenarios, "comparing maturities")
     cfg = load_config(args.config)
     ids = [b.id for b in cfg.bonds]
@@ -94,8 +96,7 @@ def _cmd_maturity(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise UsageError(f"--plot {plot}: cannot write it ({exc.strerror or exc})") from None
     if args.json:
-        json.dump(choice.to_dict(), sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        dump_json(choice.to_dict())
     else:
         print(format_maturity(choice))
         if args.plot:
@@ -113,15 +114,18 @@ def load_results(path: Path) -> xr.Dataset:
 
 
 def _cmd_setaside(args: argparse.Namespace) -> int:
+    from lobsim._cli_scale import note_config
     from lobsim.setaside import compute_set_asides, format_set_asides
 
+    path = Path(args.results)
+    ds = load_results(path)
+    note_config(ds, path)
     try:
-        s = compute_set_asides(load_results(Path(args.results)), args.level)
+        s = compute_set_asides(ds, args.level)
     except ValueError as exc:  # importance-sampling weights
         raise UsageError(f"{args.results}: {exc}") from None
     if args.json:
-        json.dump(s.to_dict(), sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        dump_json(s.to_dict())
     else:
         print(format_set_asides(s, by_bond=args.by_bond))
     return 0
@@ -140,10 +144,11 @@ def add_decision_parsers(sub: Any) -> None:
     mat.add_argument("--years", type=maturity_years, metavar="A..B|Y1,Y2,...",
                      help="candidate maturities, years after the base year (default: the "
                           f"{DEFAULT_YEARS} whole years after the bond's start)")
-    mat.add_argument("--scenarios", type=positive_int, help="scenarios (default: config)")
-    mat.add_argument("--seed", type=non_negative_int, help="random seed (default: config)")
-    mat.add_argument("--threads", type=positive_int, help="worker threads (default: all CPUs)")
+    mat.add_argument("--scenarios", type=scenario_count, help="scenarios (default: config)")
+    mat.add_argument("--seed", type=seed, help="random seed (default: config)")
+    mat.add_argument("--threads", type=thread_count, help="worker threads (default: all CPUs)")
     mat.add_argument("--plot", metavar="FILE.png", help="plot the trade-off to this PNG file")
+    mat.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
     mat.add_argument("--json", action="store_true", help="print the stable JSON layout")
     mat.set_defaults(func=_cmd_maturity)
 

@@ -11,7 +11,8 @@ import argparse
 import time
 from pathlib import Path
 
-from lobsim._argtypes import non_negative_int, positive_int
+from lobsim._argtypes import MAX_COUNT, count, seed
+from lobsim._cli_output import check_output
 from lobsim.config import PACKAGE_DATA_PREFIX, PERIODS_PER_YEAR
 from lobsim.errors import UsageError
 
@@ -56,15 +57,10 @@ def _int_list(text: str, option: str) -> list[int]:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise UsageError(f"{option} {text}: give whole numbers separated by commas") from None
-    if not values or min(values) < 1:
-        raise UsageError(f"{option} {text}: give whole numbers of at least 1, separated by commas")
+    if not values or min(values) < 1 or max(values) > MAX_COUNT:
+        raise UsageError(f"{option} {text}: give whole numbers from 1 to {MAX_COUNT}, separated "
+                         "by commas")
     return values
-
-
-def _fresh(paths: list[Path], force: bool, option: str) -> None:
-    existing = [p for p in paths if p.exists()]
-    if existing and not force:
-        raise UsageError(f"{option} {existing[0]}: the file exists; pass --force to overwrite it")
 
 
 # --------------------------------------------------------------------------
@@ -80,8 +76,8 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     if out.suffix != ".toml":
         raise UsageError(f"--out {out}: the universe is written as TOML; use a .toml path")
     outcome = args.outcome or history.stem.removesuffix("_history") or "outcome"
-    _fresh([out, out.parent / f"{outcome}_state.csv", out.parent / f"{outcome}_volatility.csv"],
-           args.force, "--out")
+    for path in (out, out.parent / f"{outcome}_state.csv", out.parent / f"{outcome}_volatility.csv"):
+        check_output(path, "--out", force=args.force)
     table = read_areas(areas_path)
     data = read_outcome(history, None, table)
     ppy = _periods_per_year(args, data.periods)
@@ -135,7 +131,9 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     if args.model:
         names += ["model_check.csv", "model_check.md", "qq.png"]
     if out is not None:
-        _fresh([out / n for n in names], args.force, "--out")
+        check_output(out, "--out", folder=True)
+        for n in names:
+            check_output(out / n, "--out", force=args.force)
 
     started = time.perf_counter()
     panel = bt.read_panel(history, areas_path)
@@ -247,8 +245,8 @@ def add_realdata_parsers(sub: argparse._SubParsersAction) -> None:
     bt.add_argument("history", help="history CSV (a lobsim: name for bundled data)")
     bt.add_argument("--areas", help="areas CSV (default: areas.csv beside the history); its "
                                     "covariates must predate every start")
-    bt.add_argument("--pre", type=positive_int, default=12, help="pre-period, periods (default 12)")
-    bt.add_argument("--horizon", type=positive_int, default=12,
+    bt.add_argument("--pre", type=count, default=12, help="pre-period, periods (default 12)")
+    bt.add_argument("--horizon", type=count, default=12,
                     help="periods from start to measurement (default 12)")
     bt.add_argument("--donors", default="3,5,10,20",
                     help="donor-pool sizes, comma separated (default 3,5,10,20)")
@@ -256,15 +254,15 @@ def add_realdata_parsers(sub: argparse._SubParsersAction) -> None:
                     help="weight schemes, comma separated (default equal,synthetic)")
     bt.add_argument("--starts", help="start periods, comma separated (default: every --step "
                                      "periods from the first that fits)")
-    bt.add_argument("--step", type=positive_int, default=3, help="periods between starts (default 3)")
+    bt.add_argument("--step", type=count, default=3, help="periods between starts (default 3)")
     bt.add_argument("--match-on", help="covariates for the donor choice (default: all)")
     bt.add_argument("--period", choices=tuple(PERIODS_PER_YEAR),
                     help="period of the history (default: from the period labels)")
     bt.add_argument("--model", help="universe TOML from `lobsim calibrate`: also simulate the "
                                     "placebos from it and compare")
-    bt.add_argument("--replicates", type=positive_int, default=10,
+    bt.add_argument("--replicates", type=count, default=10,
                     help="simulated panels for --model (default 10)")
-    bt.add_argument("--seed", type=non_negative_int, default=0, help="seed of the simulated panels")
+    bt.add_argument("--seed", type=seed, default=0, help="seed of the simulated panels")
     bt.add_argument("--out", help="folder for placebos.csv, summary.csv/.md and, with "
                                   "--model, model_check.csv/.md and qq.png")
     bt.add_argument("--force", action="store_true", help="overwrite existing files in --out")

@@ -13,6 +13,8 @@ from typing import Any
 
 import xarray as xr
 
+from lobsim._cli_output import check_output
+from lobsim._cli_scale import note, recorded_config
 from lobsim.config import Config, load_config
 from lobsim.errors import UsageError
 
@@ -47,16 +49,16 @@ def _load_results(path: Path) -> xr.Dataset:
 
 
 def _find_config(args: argparse.Namespace, ds: xr.Dataset, path: Path) -> Config:
-    recorded = str(ds.attrs.get("config_source", ""))
-    if args.config is None and not Path(recorded).is_file():
-        raise UsageError(f"{path}: its config {recorded or '(unrecorded)'} is not there; "
-                         "pass --config CONFIG")
-    cfg = load_config(args.config or recorded)
+    if args.config is None:
+        found, problem = recorded_config(ds, path)
+        if found is None:
+            raise UsageError(f"{problem}; pass --config CONFIG")
+        note(problem)  # moved, found by its hash
+        return found
+    cfg = load_config(args.config)
     if cfg.hash != str(ds.attrs["config_hash"]):
-        hint = "pass the config the run was made with" if args.config else (
-            "it changed since the run; pass the original with --config")
         raise UsageError(f"{cfg.source} is not the config of {path} (config hash differs): "
-                         f"{hint}")
+                         "pass the config the run was made with")
     return cfg
 
 
@@ -66,12 +68,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     path = Path(args.results)
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out}: exists and is not a directory")
-    existing = [out / n for n in (HTML_NAME, *(f"{f}.png" for f in FIGURE_NAMES))
-                if (out / n).exists()]
-    if existing and not args.force:
-        raise UsageError(f"--out {existing[0]}: the file exists; pass --force to overwrite it")
+    check_output(out, "--out", folder=True)
+    names = (HTML_NAME, *(f"{f}.png" for f in FIGURE_NAMES))
+    for name in names:
+        check_output(out / name, "--out", force=args.force)
+    existing = [out / n for n in names if (out / n).exists()]
     ds = _load_results(path)
     cfg = _find_config(args, ds, path)
     if args.force:  # a figure the new run does not make must not linger from the old one

@@ -17,7 +17,7 @@ from typing import Any
 
 import xarray as xr
 
-from lobsim._argtypes import non_negative_float, positive_int
+from lobsim._argtypes import non_negative_float, worker_count
 from lobsim.config import Config
 from lobsim.errors import UsageError
 from lobsim.results import is_summary
@@ -29,7 +29,7 @@ def add_scale_options(run: argparse.ArgumentParser) -> None:
                      help="keep only mergeable statistics, never the per-scenario results "
                           "(memory does not grow with --scenarios); --out gets the summary")
     group = run.add_mutually_exclusive_group()
-    group.add_argument("--workers", type=positive_int, metavar="N",
+    group.add_argument("--workers", type=worker_count, metavar="N",
                        help="run on a local Dask cluster of N worker processes")
     group.add_argument("--scheduler", metavar="ADDRESS",
                        help="run on the Dask cluster of the scheduler at ADDRESS (tcp://host:port)")
@@ -116,3 +116,53 @@ def load_results(path: Path, *, need: Iterable[str], purpose: str | None = None)
         return open_results(path, need=need, purpose=purpose)
     except ResultsError as exc:
         raise UsageError(str(exc)) from None
+
+
+def recorded_config(ds: xr.Dataset, results: Path) -> tuple[Config | None, str]:
+    """The config ``results`` were simulated from, found by its recorded path and hash.
+
+    Results record the config's absolute path (attrs ``config_path``) and
+    hash; results written before that recorded only the path as typed
+    (``config_source``), which is tried against the working directory and
+    the results' folder. A file counts only if its hash is the recorded one.
+
+    Returns
+    -------
+    (config, problem)
+        The config (None if not found) and one line saying why not, or that
+        it was found elsewhere than recorded ("" when all is well).
+    """
+    from lobsim.config import load_config
+    from lobsim.errors import ConfigError
+
+    want = str(ds.attrs.get("config_hash", ""))
+    typed = str(ds.attrs.get("config_source", ""))
+    recorded = str(ds.attrs.get("config_path", "")) or typed
+    candidates = [Path(recorded)] if recorded else []
+    if typed and not Path(typed).is_absolute():
+        candidates += [Path.cwd() / typed, results.resolve().parent / typed]
+    problem = f"{results}: its config {recorded or '(unrecorded)'} is not there"
+    for path in dict.fromkeys(c.resolve() for c in candidates if c.is_file()):
+        try:
+            cfg = load_config(path)
+        except ConfigError as exc:
+            problem = f"{results}: its config changed since the run and no longer loads ({exc})"
+            continue
+        if cfg.hash == want:
+            moved = "config_path" in ds.attrs and path != Path(recorded)
+            return cfg, (f"{results}: its config moved from {recorded} to {path} (same config "
+                         "hash)") if moved else ""
+        problem = f"{results}: its config {path} changed since the run (config hash differs)"
+    return None, problem
+
+
+def note(text: str) -> None:
+    """One line on stderr that does not stop the command."""
+    if text:
+        print(f"lobsim: note: {text}", file=sys.stderr)
+
+
+def note_config(ds: xr.Dataset, results: Path) -> None:
+    """For readers that do not need the config (summary, setaside): say if it moved or changed."""
+    if "config_hash" in ds.attrs:
+        note(recorded_config(ds, results)[1])

@@ -1,13 +1,12 @@
 """The ``lobsim`` command line: parses arguments and calls the Python API.
 
 Every :class:`~lobsim.errors.ConfigError` becomes one line on stderr and exit
-status 2, never a traceback.
+status 2, never a traceback; Ctrl-C one line and exit status 130.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import warnings
 from collections.abc import Sequence
@@ -15,9 +14,11 @@ from pathlib import Path
 from typing import NoReturn
 
 import lobsim
-from lobsim._argtypes import check_scenarios, non_negative_int, positive_int
+from lobsim._argtypes import check_scenarios, scenario_count, seed, thread_count
 from lobsim._cli_baskets import add_price_parser, add_run_options, run_extras
 from lobsim._cli_decisions import add_decision_parsers
+from lobsim._cli_interrupt import INTERRUPTED, interrupted_line, quiet_interrupt
+from lobsim._cli_output import check_output, write_netcdf
 from lobsim._cli_realdata import add_realdata_parsers
 from lobsim._cli_report import add_report_parser
 from lobsim._cli_scale import (
@@ -25,10 +26,12 @@ from lobsim._cli_scale import (
     check_scale_args,
     is_summary,
     load_results,
+    note_config,
     progress_bar,
     run_scaled,
     wants_scale,
 )
+from lobsim._json import dump as dump_json
 from lobsim.config import load_config
 from lobsim.errors import ConfigError, UsageError, format_warning
 from lobsim.terms import format_term_sheet, term_sheet
@@ -38,8 +41,7 @@ def _cmd_terms(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     sheet = term_sheet(cfg)
     if args.json:
-        json.dump(sheet.to_dict(), sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        dump_json(sheet.to_dict())
     else:
         print(format_term_sheet(sheet, cfg))
     return 0
@@ -56,8 +58,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if out is not None:
         if out.suffix not in (".nc", ".zarr"):
             raise UsageError(f"--out {out}: results are written as netCDF (.nc) or zarr (.zarr)")
-        if out.suffix == ".nc" and out.exists() and not args.force:
-            raise UsageError(f"--out {out}: the file exists; pass --force to overwrite it")
+        # a store may exist: --resume finishes it, --force replaces it (lobsim.store)
+        check_output(out, "--out", force=args.force, folder=out.suffix == ".zarr")
     if wants_scale(args, out):  # --stream, --workers, --scheduler, --resume, .zarr
         ds, summarized = run_scaled(args, cfg, out)
     else:
@@ -66,8 +68,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                           chunk_size=args.chunk_size, threads=args.threads, progress=update)
         summarized = False
     if out is not None and out.suffix == ".nc":
-        out.parent.mkdir(parents=True, exist_ok=True)
-        ds.to_netcdf(out)
+        write_netcdf(ds, out)
     if not args.quiet:
         print(format_summary(ds if summarized else summarize(ds.load())))
         if not summarized:
@@ -80,12 +81,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_summary(args: argparse.Namespace) -> int:
     from lobsim.summary import format_summary, summarize, summary_dict
 
-    ds = load_results(Path(args.results),
-                      need=("investor_payment", "principal", "irr", "basket_payment"))
+    path = Path(args.results)
+    ds = load_results(path, need=("investor_payment", "principal", "irr", "basket_payment"))
+    note_config(ds, path)
     s = ds if is_summary(ds) else summarize(ds)  # a --stream run wrote its summary
     if args.json:
-        json.dump(summary_dict(s), sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        dump_json(summary_dict(s))
     else:
         print(format_summary(s))
     return 0
@@ -122,14 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Monte Carlo simulation of every bond, basket and department.",
     )
     run.add_argument("config", help="TOML configuration file")
-    run.add_argument("--scenarios", type=positive_int, help="number of scenarios (default: config)")
-    run.add_argument("--seed", type=non_negative_int, help="random seed (default: config)")
+    run.add_argument("--scenarios", type=scenario_count, help="number of scenarios (default: config)")
+    run.add_argument("--seed", type=seed, help="random seed (default: config)")
     run.add_argument("--out", help="write the results to this netCDF file (.nc, at the end) or "
                                    "zarr store (.zarr, as blocks finish; resumable)")
     run.add_argument("--force", action="store_true", help="overwrite an existing --out file")
-    run.add_argument("--chunk-size", type=positive_int,
+    run.add_argument("--chunk-size", type=scenario_count,
                      help="scenarios per task, rounded up to whole blocks; never changes results")
-    run.add_argument("--threads", type=positive_int, help="worker threads (default: all CPUs)")
+    run.add_argument("--threads", type=thread_count, help="worker threads (default: all CPUs)")
     run.add_argument("--quiet", action="store_true", help="print nothing (and no progress bar)")
     add_run_options(run)
     add_scale_options(run)  # --stream, --workers, --scheduler, --resume (lobsim._cli_scale)
@@ -149,10 +150,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     warnings.formatwarning = format_warning  # one line each, as errors are
     try:
-        status: int = args.func(args)
+        with quiet_interrupt():
+            status: int = args.func(args)
+    except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback
+        print(interrupted_line(parser, args), file=sys.stderr)
+        return INTERRUPTED
     except (ConfigError, UsageError) as exc:
         print(f"lobsim: error: {exc}", file=sys.stderr)
         return 2

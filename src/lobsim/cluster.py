@@ -13,8 +13,11 @@ and every block draws from its own stream (``block_generator(seed, block)``).
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import logging
 import os
+import signal
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
@@ -79,9 +82,20 @@ class DaskExecutor:
         """Start a local cluster of ``workers`` single-threaded workers."""
         from distributed import Client, LocalCluster
 
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes,
-                               dashboard_address=":0", silence_logs=logging.ERROR)
-        return cls(Client(cluster), cluster)
+        cluster = client = None
+        try:
+            with _interrupt_deferred(), _workers_ignore_sigint():
+                cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
+                                       processes=processes, dashboard_address=":0",
+                                       silence_logs=logging.ERROR)
+                client = Client(cluster)
+            return cls(client, cluster)
+        except BaseException:  # Ctrl-C, held while it started
+            if client is not None:
+                client.close()
+            if cluster is not None:
+                cluster.close()
+            raise
 
     @classmethod
     def connect(cls, address: str, timeout: float = 30.0) -> DaskExecutor:
@@ -109,9 +123,78 @@ class DaskExecutor:
         return list(done)
 
     def close(self) -> None:
+        if self._cluster is not None and isinstance(sys.exception(), KeyboardInterrupt):
+            # Ctrl-C: the workers' complaints about the tasks and transfers cut short
+            # (tracebacks, whole results dumped) are noise to whoever pressed it
+            with contextlib.suppress(Exception):
+                self.client.run(_mute)
         self.client.close()
         if self._cluster is not None:
             self._cluster.close()
+
+
+def _mute() -> None:
+    """Send this process's stdout and stderr to /dev/null (in a worker of our own cluster)."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.dup2(null, 2)
+
+
+@contextlib.contextmanager
+def _interrupt_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C pressed meanwhile until the block ends, then deliver it.
+
+    A cluster interrupted inside its constructor cannot be closed cleanly
+    (distributed asserts on its half-started workers, at exit too); once
+    started, it closes like any other.
+    """
+    pressed: list[int] = []
+
+    def later(signum: int, frame: Any) -> None:
+        pressed.append(signum)
+
+    try:
+        old = signal.signal(signal.SIGINT, later)
+    except ValueError:  # not the main thread: signals are not ours to change
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+    if pressed:
+        signal.raise_signal(signal.SIGINT)  # to the handler of before: KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _workers_ignore_sigint() -> Iterator[None]:
+    """Worker processes started meanwhile ignore Ctrl-C from their first statement.
+
+    A terminal sends SIGINT to the whole process group, workers included:
+    each would print a KeyboardInterrupt traceback. Ignoring it, they leave
+    Ctrl-C to the client, which closes the cluster. multiprocessing starts
+    them (``spawn``) as ``python -c "...spawn_main(...)"``; the command is
+    prefixed with ``signal.signal(SIGINT, SIG_IGN)``. This process's own
+    handling is untouched (ignoring SIGINT here while they start would lose
+    a Ctrl-C pressed meanwhile to any other thread, numpy's BLAS threads
+    included).
+    """
+    from multiprocessing import spawn
+
+    original = spawn.get_command_line
+
+    def command_line(**kwds: Any) -> list[str]:
+        line: list[str] = original(**kwds)
+        if "-c" in line:  # not a frozen executable
+            k = line.index("-c") + 1
+            line[k] = "import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); " + line[k]
+        return line
+
+    spawn.get_command_line = command_line
+    try:
+        yield
+    finally:
+        spawn.get_command_line = original
 
 
 def make_executor(*, threads: int | None = None, workers: int | None = None,

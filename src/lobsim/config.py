@@ -52,6 +52,10 @@ _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 SHARE_TOLERANCE = 1e-9
 # A path starting with this prefix names a data file shipped inside the package.
 PACKAGE_DATA_PREFIX = "lobsim:"
+# Bounds of [simulation] (the command line's --scenarios and --seed share them): a seed
+# fits the int64 of the results' attrs; 2 scenarios at least give an error bar.
+MIN_SCENARIOS, MAX_SCENARIOS = 2, 10**11
+MAX_SEED = 2**63 - 1
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -523,8 +527,8 @@ def _read_simulation(t: Table | None, top: Table) -> Simulation:
     if t is None:
         return Simulation(scenarios=10_000, seed=0, block_size=4096)
     sim = Simulation(
-        scenarios=t.integer("scenarios", 10_000, low=2, high=10**11),  # 2 for an error bar
-        seed=t.integer("seed", 0, low=0, high=2**63 - 1),
+        scenarios=t.integer("scenarios", 10_000, low=MIN_SCENARIOS, high=MAX_SCENARIOS),
+        seed=t.integer("seed", 0, low=0, high=MAX_SEED),
         block_size=t.integer("block_size", 4096, low=1, high=10**7),
     )
     t.finish()

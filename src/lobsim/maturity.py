@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from lobsim._json import number
 from lobsim.areas import read_areas
 from lobsim.config import Bond, Config
 from lobsim.control import nearest_donors
@@ -93,7 +94,7 @@ class MaturityChoice:
         return {"schema": "lobsim.maturity/1", "bond": self.bond, "scenarios": self.scenarios,
                 "seed": self.seed, "tie_sigmas": TIE_SIGMAS, "recommended": self.recommended,
                 "tied": list(self.tied),
-                "candidates": [{k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                "candidates": [{k: (number(v) if isinstance(v, float) else v)
                                 for k, v in dataclasses.asdict(c).items()}
                                for c in self.candidates]}
 

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 from scipy import optimize
 
+from lobsim._json import number
 from lobsim.basket import resolve_risk_bands
 from lobsim.config import Basket, Bond, Config
 
@@ -89,8 +90,8 @@ class Solution:
     price_per_unit: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields."""
-        return dataclasses.asdict(self)
+        """JSON-ready fields; ``value_se`` is None when the metric does not move (slope 0)."""
+        return {**dataclasses.asdict(self), "value_se": number(self.value_se)}
 
 
 def with_loading(cfg: Config, bonds: set[str] | frozenset[str], basket_risk: float) -> Config:

@@ -47,6 +47,8 @@ import numpy as np
 import xarray as xr
 from scipy import stats
 
+from lobsim._json import number
+
 #: Coverage of the order-statistic interval.
 COVERAGE = 0.95
 
@@ -159,7 +161,7 @@ class SetAsides:
                                            float(self.book_high[i, j])],
                     "standalone_sum": float(self.standalone_sum[i, j]),
                     "diversification_benefit": float(self.benefit[i, j]),
-                    "diversification_benefit_share": _float_or_none(self.benefit_share[i, j]),
+                    "diversification_benefit_share": number(self.benefit_share[i, j]),
                 }
             cells[d] = {
                 "years": rows,
@@ -169,10 +171,6 @@ class SetAsides:
         return {"schema": "lobsim.setaside/2", "level": self.level,
                 "scenarios": self.scenarios, "interval_coverage": COVERAGE,
                 "departments": cells}
-
-
-def _float_or_none(x: float) -> float | None:
-    return None if math.isnan(x) else float(x)
 
 
 def bond_department_payments(ds: xr.Dataset, department: int) -> np.ndarray:

@@ -12,6 +12,7 @@ import math
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -270,7 +271,8 @@ def label(world: World, cfg: Config, out: dict[str, np.ndarray], *, seed: int,
     ds.attrs.update(
         title=f"lobsim results: {cfg.name}",
         config=cfg.name,
-        config_source=cfg.source,
+        config_source=cfg.source,  # as typed, for display
+        config_path=config_path(cfg),
         config_hash=cfg.hash,
         seed=seed,
         scenarios=n,
@@ -280,6 +282,17 @@ def label(world: World, cfg: Config, out: dict[str, np.ndarray], *, seed: int,
         normals_per_scenario=world.n_normals,
     )
     return ds
+
+
+def config_path(cfg: Config) -> str:
+    """The absolute path of ``cfg``'s file ("" for a config not read from a file).
+
+    Results record it (attrs ``config_path``) beside the hash, so that
+    ``lobsim report`` finds the config from any working directory; a relative
+    source is resolved against the working directory of the run.
+    """
+    path = Path(cfg.source)
+    return str(path.resolve()) if path.is_file() else ""
 
 
 def _department_terms(cfg: Config, world: World, term: str) -> np.ndarray:

@@ -16,6 +16,7 @@ import numpy as np
 import xarray as xr
 
 from lobsim import tax
+from lobsim._json import number
 
 QUANTILES = (0.01, 0.05, 0.5, 0.95, 0.99)
 TAIL_LEVELS = (0.95, 0.99, 0.995)
@@ -222,7 +223,8 @@ def summary_dict(s: xr.Dataset) -> dict[str, Any]:
                 v = var.isel({dim: i})
                 label = str(name)[len(prefix):]
                 if v.ndim == 0:
-                    row[label] = float(v)
+                    # no measurement noise (a verified outcome): infinite, encoded as null
+                    row[label] = number(float(v)) if label == "signal_to_noise" else float(v)
                 else:
                     other = v.dims[0]
                     if v.ndim == 1:
