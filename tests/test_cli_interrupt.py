@@ -23,7 +23,7 @@ import pytest
 
 from lobsim import load_config, simulate
 from lobsim.cli import build_parser, main
-from lobsim.store import read_results
+from lobsim.store import read_store
 from test_scale import _marked, _write_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,7 +112,7 @@ def test_ctrl_c_is_one_line_and_the_printed_command_resumes_exactly(spaced, exec
                              timeout=300, check=False)
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stderr == ""
-    _assert_equal_variable_by_variable(read_results(store).load(),
+    _assert_equal_variable_by_variable(read_store(store).load(),
                                        simulate(load_config(config), scenarios=n))
 
 

@@ -31,7 +31,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 #: checks this against the package's files, so a new module cannot be missed.
 _SUBMODULES = (
     "areas", "backtest", "basket", "calibrate", "cli", "cluster", "config", "control",
-    "demo", "errors", "maturity", "plot", "pricing", "realdata", "report", "risk",
+    "demo", "errors", "maturity", "plot", "pricing", "realdata", "report", "results", "risk",
     "runner", "scm", "setaside", "shortfall", "store", "streaming", "summary", "tax",
     "terms", "waterfall", "world",
 )
