@@ -342,6 +342,15 @@ CASES: dict[str, Case] = {
         edit(add='\n[bonds.payment]\nmechanism = "threshold"\n'),
         "bonds[0].payment.threshold", ("is required but missing",),
     ),
+    "threshold-for-binary": Case(
+        edit(add='\n[bonds.payment]\nmechanism = "binary"\ntrigger = 0.8\nthreshold = 0.1\n'),
+        "bonds[0].payment.threshold", ("does not apply to mechanism 'binary'",),
+    ),
+    "threshold-for-schedule-measurement": Case(
+        edit(add='\n[bonds.payment]\nmechanism = "schedule"\ngrid = [[0.0, 0.0], [1.0, 0.05]]\n'
+                 '[[bonds.payment.measurements]]\nat = 4\nthreshold = 0.1\n'),
+        "bonds[0].payment.measurements[0].threshold", ("does not apply to mechanism 'schedule'",),
+    ),
     "trigger-for-per-unit": Case(
         edit(add='\n[bonds.payment]\nmechanism = "per_unit"\ntrigger = 0.8\n'),
         "bonds[0].payment.trigger", ("applies only to mechanism 'binary', not 'per_unit'",),
