@@ -718,8 +718,7 @@ def _read_payment(t: Table | None, bond: Table, target: float, price: float, sta
         threshold = t.number("threshold", low=0.0, high=1.0, high_open=True)
     elif mechanism in ("binary", "schedule"):
         # their rules (a trigger, a return grid) have no threshold to apply
-        where = [t] + list(t.tables("measurements"))
-        for table in where:
+        for table in (t, *t.tables("measurements")):
             if table.has("threshold"):
                 raise table.error("threshold", f"does not apply to mechanism {mechanism!r} "
                                                "(its payment rule has no threshold); remove it")
