@@ -9,7 +9,6 @@ time; none of it is timed against a hard-coded number.
 from __future__ import annotations
 
 import copy
-import importlib
 import math
 import os
 import platform
@@ -29,9 +28,9 @@ from numba import njit
 from scipy.optimize import minimize, nnls
 
 from lobsim import Config, parse_config
-from lobsim._engine import simulate_block
-from lobsim.simulate import block_generator
-from lobsim.world import World
+from lobsim.kernels.engine import simulate_block
+from lobsim.model.blocks import OUTPUTS, allocate_outputs, block_generator
+from lobsim.model.world import World
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -63,18 +62,13 @@ def run_floor(world: World, scenarios: int, seed: int, block_size: int) -> float
     return acc
 
 
-def _simulate_module() -> Any:
-    # the module: ``lobsim.simulate`` the attribute is the function
-    return importlib.import_module("lobsim.simulate")
-
-
 def touched_outputs(world: World, scenarios: int) -> dict[str, np.ndarray]:
     """Fresh output arrays of ``scenarios`` scenarios, every page written once.
 
     Timing this alone is the allocation and first-touch (page-fault) cost that
     a run into fresh arrays pays on top of the kernel.
     """
-    out: dict[str, np.ndarray] = _simulate_module()._outputs(world, scenarios)
+    out: dict[str, np.ndarray] = allocate_outputs(world, scenarios)
     for a in out.values():
         a.fill(0)
     return out
@@ -88,7 +82,7 @@ def kernel_on_reused_outputs(world: World, scenarios: int,
     pool, as in ``run_blocks``.
     """
     out = touched_outputs(world, scenarios)
-    order = _simulate_module()._ORDER
+    order = OUTPUTS
 
     def block(seed: int, blk: int) -> None:
         lo = blk * block_size
@@ -224,7 +218,7 @@ def peak_rss_mib(cmd: list[str], env: dict[str, str] | None = None) -> float:
 
 
 def lobsim_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "lobsim.cli", *args]
+    return [sys.executable, "-m", "lobsim.cli.commands", *args]
 
 
 # --------------------------------------------------------------------------

@@ -4,7 +4,7 @@ Run from the repository root (about a minute)::
 
     python benchmarks/profile_engine.py [--config configs/basket_demo.toml] [--blocks 6]
 
-The kernel's source (src/lobsim/_engine.py) is compiled again with one piece
+The kernel's source (src/lobsim/kernels/engine.py) is compiled again with one piece
 of work cut out at a time (the source file itself is not touched); each
 variant runs the same blocks into the same preallocated outputs, so the
 difference to the full kernel is what that piece costs. Variants whose anchor
@@ -34,11 +34,11 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-import lobsim._engine as engine  # noqa: E402
+import lobsim.kernels.engine as engine  # noqa: E402
 from harness import machine, rng_floor  # noqa: E402
 from lobsim import load_config  # noqa: E402
-from lobsim.simulate import block_generator  # noqa: E402
-from lobsim.world import build_world  # noqa: E402
+from lobsim.model.simulate import block_generator  # noqa: E402
+from lobsim.model.world import build_world  # noqa: E402
 
 # piece -> (what it is, [(text in the kernel, replacement)])
 EDITS: dict[str, tuple[str, list[tuple[str, str]]]] = {
@@ -103,15 +103,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(HERE / "results" / "engine_profile.md"))
     args = ap.parse_args(argv)
 
-    sim = importlib.import_module("lobsim.simulate")
+    sim = importlib.import_module("lobsim.model.blocks")
     cfg = load_config(ROOT / args.config)
     world = build_world(cfg)
     bs = cfg.simulation.block_size
     n = args.blocks * bs
-    out = sim._outputs(world, n)
+    out = sim.allocate_outputs(world, n)
     for a in out.values():
         a.fill(0)
-    views = [out[name] for name in sim._ORDER]
+    views = [out[name] for name in sim.OUTPUTS]
     source = Path(engine.__file__).read_text(encoding="utf-8").replace("cache=True, ", "")
 
     def kernel_case(fn: Callable[..., object]) -> Callable[[], None]:
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     rng_floor(block_generator(1, 0), 8, 3, 1)
     cases: dict[str, Callable[[], None] | None] = {
         "RNG floor": floor_case,
-        "full kernel (lobsim._engine)": kernel_case(engine.simulate_block),
+        "full kernel (lobsim.kernels.engine)": kernel_case(engine.simulate_block),
     }
     fn = variant(source, [])
     assert fn is not None
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         if cases[k] is None:
             lines.append(f"| {k} | n/a | | | anchor not found: the kernel changed |")
             continue
-        saves = "" if k in ("RNG floor", "full kernel", "full kernel (lobsim._engine)") else f"{full - us[k]:.2f}"
+        saves = "" if k in ("RNG floor", "full kernel", "full kernel (lobsim.kernels.engine)") else f"{full - us[k]:.2f}"
         lines.append(f"| {k} | {us[k]:.2f} | {us[k] / floor:.2f} | {saves} | {what} |")
     text = "\n".join(lines) + "\n"
     print(text)

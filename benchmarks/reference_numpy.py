@@ -3,7 +3,7 @@
 This is what a careful analyst would write first: vectorised over scenarios
 with numpy, stepping every period (month by default, or year) in a Python
 loop, and looping over bonds in Python inside it. It simulates the same model
-as the numba engine (:mod:`lobsim._engine`) but shares none of its tricks
+as the numba engine (:mod:`lobsim.kernels.engine`) but shares none of its tricks
 (no k-step transitions, no Cholesky factors, no Beta tables) and none of its
 random numbers:
 
@@ -42,9 +42,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from lobsim.areas import OutcomeData, read_outcome
-from lobsim.config import PERIODS_PER_YEAR, Config, InterventionType, OutcomeProcess
-from lobsim.world import World, build_world
+from lobsim.model.areas import OutcomeData, read_outcome
+from lobsim.model.config import PERIODS_PER_YEAR, Config, InterventionType, OutcomeProcess
+from lobsim.model.world import World, build_world
 
 __all__ = ["per_period", "ramp", "simulate_reference"]
 

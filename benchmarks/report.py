@@ -214,7 +214,7 @@ def synth_section(run: Run) -> tuple[list[str], list[Target]]:
         ]
     lines += ["", "20 pre-period points; the same problems for every solver (donors: indexed "
               "log outcome paths; the treated area a noisy mix of four). numba: "
-              "`lobsim._synth.simplex_weights_batch`, a batch in one compiled call; nnls: "
+              "`lobsim.kernels.synth.simplex_weights_batch`, a batch in one compiled call; nnls: "
               "`scipy.optimize.nnls` on the exact reformulation, one call per fit; SLSQP: "
               "`scipy.optimize.minimize` with the analytic gradient (ftol 1e-12), one call "
               "per fit. BLAS single-threaded for all.", ""]

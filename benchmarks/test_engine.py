@@ -25,8 +25,8 @@ from harness import (
     touched_outputs,
 )
 from lobsim import Config, load_config
-from lobsim.simulate import block_generator, run_blocks
-from lobsim.world import World, build_world
+from lobsim.model.blocks import block_generator, run_blocks
+from lobsim.model.world import World, build_world
 from reference_numpy import simulate_reference
 
 CONFIGS = {"basket_demo": "configs/basket_demo.toml",

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from harness import SEED, lobsim_cmd, peak_rss_mib, variant_config
-from lobsim.simulate import run_blocks
-from lobsim.world import World, build_world
+from lobsim.model.blocks import run_blocks
+from lobsim.model.world import World, build_world
 
 DEMO = "configs/basket_demo.toml"
 BLOCK = 4096

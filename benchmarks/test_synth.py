@@ -1,7 +1,7 @@
 """Synthetic-control weights: the numba solver against scipy (model.md §4.2, §10).
 
 For donor pools of 10, 40 and 100 areas and 20 pre-period points: fits per
-second of ``lobsim._synth.simplex_weights_batch`` (a batch of fits in one
+second of ``lobsim.kernels.synth.simplex_weights_batch`` (a batch of fits in one
 compiled call), ``scipy.optimize.nnls`` on the exact reformulation and SLSQP
 with the analytic gradient, on the same problems; the largest weight
 difference to nnls goes in ``extra_info``.
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from harness import M_PRE, nnls_weights, slsqp_weights, synth_problems
-from lobsim._synth import simplex_weights_batch
+from lobsim.kernels.synth import simplex_weights_batch
 
 POOLS = (10, 40, 100)
 

@@ -1,4 +1,4 @@
-"""Make the README's figures, one of each type of lobsim.plot, in docs/figures/.
+"""Make the README's figures, one of each type of lobsim.report.plot, in docs/figures/.
 
 Run from the repository root: ``.venv/bin/python docs/make_figures.py``
 (about a minute). Seeds are the configs', so the figures are reproducible.
@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lobsim import backtest, load_config, plot, simulate
-from lobsim.calibrate import read_universe
-from lobsim.realdata import resolve_data_path
-from lobsim.risk import risk_contributions
+from lobsim import load_config, simulate
+from lobsim.validation import backtest
+from lobsim.report import plot
+from lobsim.validation.calibrate import read_universe
+from lobsim.model.realdata import resolve_data_path
+from lobsim.analysis.risk import risk_contributions
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "figures"

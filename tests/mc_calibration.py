@@ -1,6 +1,6 @@
 """Monte Carlo of the calibration's sampling error (not collected by pytest).
 
-Generates demo universes (lobsim.demo, the engine's own process: 200 areas in
+Generates demo universes (lobsim.model.demo, the engine's own process: 200 areas in
 10 regions, 60 months) with seeds FIRST..FIRST+N-1, calibrates each outcome
 and prints, per parameter, the mean and sd of the estimates against the
 generating values, and the state's errors. tests/test_calibrate.py takes its
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lobsim.areas import read_areas, read_outcome
-from lobsim.calibrate import calibrate
-from lobsim.demo import _TRENDS, OUTCOMES, generate_demo_universe
+from lobsim.model.areas import read_areas, read_outcome
+from lobsim.model.demo import _TRENDS, OUTCOMES, generate_demo_universe
+from lobsim.validation.calibrate import calibrate
 
 KEYS = ("national_phi", "national_sigma", "regional_phi", "regional_sigma", "area_phi",
         "area_sigma", "measurement_sigma")

@@ -8,7 +8,7 @@ SPECS: a list of ``{"workdir": DIR, "store": "x.zarr", "initial": DIR or null,
 "argv": [...], "resume": [...], "profile": "ci" or "full"}`` (the first may
 say ``"warm": {"config": PATH, "scenarios": N}``). Every case starts in a
 fresh folder (a copy of ``initial``, or empty) and runs
-``lobsim.cli.main(argv)`` there in a forked child (lobsim imported and its
+``lobsim.cli.commands.main(argv)`` there in a forked child (lobsim imported and its
 world built once, here).
 
 1. **Enumerate** the write points: a child runs ``argv`` with every file
@@ -29,7 +29,7 @@ world built once, here).
    (an empty or truncated file: a torn write) or just before the other
    mutations.
 3. **Resume**: a child runs ``resume`` (``argv`` with ``--resume``), then
-   reads the store with :func:`lobsim.store.read_store` (every checksum
+   reads the store with :func:`lobsim.scale.store.read_store` (every checksum
    verified) and digests every variable, values and attributes.
 
 RESULTS: per spec ``{"reference": digest, "points": [...]}``: the uninterrupted
@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 import lobsim
-from lobsim.cli import main
+from lobsim.cli.commands import main
 
 LOBSIM = str(Path(lobsim.__file__).resolve().parent)
 _PATH_CALLS = ("replace", "rename", "link", "unlink", "remove", "rmdir", "mkdir")
@@ -85,7 +85,7 @@ class Hooks:
             frame = frame.f_back
         if hidden and not self.by_primitive:
             # a folder nobody reads yet: its mutations are one point, the outermost store call
-            store = [i for i, f in enumerate(stack) if f.startswith("store.py:")]
+            store = [i for i, f in enumerate(stack) if f.startswith("scale/store.py:")]
             stack = ["(hidden folder)", *stack[store[-1]:]] if store else stack
         where = " < ".join(stack or ["?"])
         return f"{primitive} @ {where}" if self.by_primitive else where
@@ -184,7 +184,7 @@ def digest(store: Path) -> dict[str, str]:
     """Digest of every variable of the store as :func:`read_store` reads it (values, attrs)."""
     import numpy as np
 
-    from lobsim.store import read_store
+    from lobsim.scale.store import read_store
 
     ds = read_store(store)
     d = {"attrs": json.dumps(ds.attrs, sort_keys=True, default=str)}
@@ -245,7 +245,7 @@ if __name__ == "__main__":
     warm = specs[0].get("warm")
     if warm:  # numba's compiled kernels and the world, built once before any fork
         from lobsim import load_config
-        from lobsim.runner import run as run_lobsim
+        from lobsim.scale.runner import run as run_lobsim
 
         run_lobsim(load_config(warm["config"]), scenarios=warm["scenarios"], threads=1)
     Path(sys.argv[2]).write_text(json.dumps([run(spec) for spec in specs]))

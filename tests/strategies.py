@@ -223,7 +223,7 @@ def mutated_documents(draw: st.DrawFn, doc: dict[str, Any], max_mutations: int =
 # Valid documents: every numeric field drawn from its documented range
 # --------------------------------------------------------------------------
 # The ranges of docs/config.md (Numeric ranges, Data files), written out here
-# rather than imported from lobsim._limits, so that the property test draws at
+# rather than imported from lobsim.model._limits, so that the property test draws at
 # the documented extremes whatever the code's constants say.
 DAY = 1.0 / 365.0
 YEARS = 100.0

@@ -1,4 +1,4 @@
-"""The placebo backtest (lobsim.backtest) and its model check."""
+"""The placebo backtest (lobsim.validation.backtest) and its model check."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lobsim.areas import AreaTable, OutcomeData, read_areas
-from lobsim.backtest import (
+from lobsim.errors import ConfigError
+from lobsim.model.areas import AreaTable, OutcomeData, read_areas
+from lobsim.model.control import fit_control, nearest_donors
+from lobsim.model.realdata import package_data
+from lobsim.validation.backtest import (
     FALSE_POSITIVE_LEVELS,
     Panel,
     compare,
@@ -17,7 +20,6 @@ from lobsim.backtest import (
     donor_pools_for,
     placebo_backtest,
     placebo_bond,
-    qq_plot,
     read_panel,
     simulate_panel,
     simulate_placebos,
@@ -25,10 +27,7 @@ from lobsim.backtest import (
     start_indices,
     summarize_placebos,
 )
-from lobsim.calibrate import calibrate, read_universe
-from lobsim.control import fit_control, nearest_donors
-from lobsim.errors import ConfigError
-from lobsim.realdata import package_data
+from lobsim.validation.calibrate import calibrate, read_universe
 
 GM = package_data("gm")
 
@@ -54,7 +53,7 @@ def _table(n: int, per_region: int = 10) -> AreaTable:
 @pytest.mark.parametrize("k", [3, 10])
 def test_batch_weights_are_those_of_control_fit_control(gm_panel, scheme, k):
     # at the start 2016-03 with a 12-month pre-period, every ward's donors,
-    # weights and RMSPE equal what lobsim.control gives a bond signed then
+    # weights and RMSPE equal what lobsim.model.control gives a bond signed then
     s, pre = gm_panel.periods.index("2016-03"), 12
     areas = gm_panel.areas
     pools = donor_pools_for(areas, [k])[k]
@@ -226,7 +225,10 @@ def test_model_check_on_gm_compares_and_plots(gm_panel, tmp_path):
     small, large = rows[1], rows[3]
     assert small.sd_real > 1.5 * large.sd_real
     assert small.sd_model < 1.25 * large.sd_model
-    png = qq_plot(real, {"pooled": pooled}, tmp_path / "qq.png")
+    from lobsim.report.plot import placebo_qq
+
+    png = tmp_path / "qq.png"
+    placebo_qq(real, {"pooled": pooled}).savefig(png, dpi=100)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

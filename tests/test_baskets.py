@@ -17,13 +17,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lobsim import simulate, summarize
-from lobsim.basket import basket_composition, format_composition, resolve_risk_bands
-from lobsim.cli import main
-from lobsim.config import Tranche
+from lobsim.analysis.summary import summary_dict
+from lobsim.cli.commands import main
 from lobsim.errors import ConfigError
-from lobsim.summary import summary_dict
-from lobsim.waterfall import run_waterfall, tranche_irr
-from lobsim.world import build_world
+from lobsim.model.basket import basket_composition, format_composition
+from lobsim.model.config import Tranche
+from lobsim.model.screening import resolve_risk_bands
+from lobsim.model.waterfall import run_waterfall, tranche_irr
+from lobsim.model.world import build_world
 from worlds import bond_dict, config_dict, intervention_dict, make_universe, parse
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"

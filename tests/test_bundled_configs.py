@@ -15,7 +15,7 @@ import pytest
 import xarray as xr
 
 from lobsim import load_config
-from lobsim.cli import main
+from lobsim.cli.commands import main
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 BUNDLED = sorted(CONFIGS.rglob("*.toml"))

@@ -1,4 +1,4 @@
-"""Calibration of the outcome process (lobsim.calibrate): conversions, recovery, I/O."""
+"""Calibration of the outcome process (lobsim.validation.calibrate): conversions, recovery, I/O."""
 
 from __future__ import annotations
 
@@ -13,7 +13,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lobsim._reml import (
+from lobsim.errors import ConfigError
+from lobsim.model.areas import read_areas, read_outcome
+from lobsim.model.demo import OUTCOMES, ar1_period_parameters
+from lobsim.model.realdata import package_data
+from lobsim.validation._reml import (
     STEP_TOL,
     ar1_gamma_dphi,
     between_objective,
@@ -21,8 +25,7 @@ from lobsim._reml import (
     search_units,
     within_objective,
 )
-from lobsim.areas import read_areas, read_outcome
-from lobsim.calibrate import (
+from lobsim.validation.calibrate import (
     _panel,
     ar1_gamma,
     ar1_year_parameters,
@@ -31,9 +34,6 @@ from lobsim.calibrate import (
     read_universe,
     write_universe,
 )
-from lobsim.demo import OUTCOMES, ar1_period_parameters
-from lobsim.errors import ConfigError
-from lobsim.realdata import package_data
 
 DEMO = Path(str(resources.files("lobsim") / "data" / "demo"))
 
@@ -205,7 +205,7 @@ def test_calibrate_at_its_own_estimates_reproduces_the_calibration():
 
 def test_a_search_that_does_not_converge_is_one_clear_error(monkeypatch):
     # never seen on a real or simulated panel; forced here to see the message
-    monkeypatch.setattr("lobsim.calibrate.newton_polish", lambda fun, x, lower, upper: (x, -1))
+    monkeypatch.setattr("lobsim.validation.calibrate.newton_polish", lambda fun, x, lower, upper: (x, -1))
     with pytest.raises(ConfigError, match="did not converge to a Newton step") as info:
         calibrate(DEMO / "claimants_history.csv", DEMO / "areas.csv", 12)
     assert "claimants_history.csv" in str(info.value) and "\n" not in str(info.value)
@@ -213,7 +213,7 @@ def test_a_search_that_does_not_converge_is_one_clear_error(monkeypatch):
 
 # -- recovery of known parameters ---------------------------------------------
 # The bundled demo universe was simulated by the engine's own process
-# (lobsim.demo, docs/model.md section 3) with the parameters in lobsim.demo.OUTCOMES,
+# (lobsim.model.demo, docs/model.md section 3) with the parameters in lobsim.model.demo.OUTCOMES,
 # 200 areas in 10 regions over 60 months, and its true base-month state is
 # stored beside it. The tolerances come from the sampling distribution of each
 # estimate over 40 universes generated with seeds 1000-1039
@@ -230,7 +230,7 @@ TOLERANCE = {
     "regional_sigma": 0.022,  # sd 0.0048, 0.0051; largest error 0.0108
 }
 TREND_SD_TOLERANCE = 0.008  # sd 0.0019, 0.0018; largest error 0.0063
-#: Per-year sd of the area trends the demo drew (lobsim.demo._TRENDS).
+#: Per-year sd of the area trends the demo drew (lobsim.model.demo._TRENDS).
 DEMO_TREND_SD = {"claimants": 0.015, "referral_days": 0.02}
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import xarray as xr
 
-from lobsim.cli import main
+from lobsim.cli.commands import main
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTE = "lobsim: note: "

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lobsim.cli import main
+from lobsim.cli.commands import main
 from test_config_errors import AREAS_CSV, BASE, NHS_SHARE, UNIVERSE, edit
 
 BAD_SHARE = edit((NHS_SHARE, 'agency = "NHS"\nshare = -0.5'))

@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 
 from lobsim import load_config, simulate
-from lobsim.cli import build_parser, main
-from lobsim.store import read_store
+from lobsim.cli.commands import build_parser, main
+from lobsim.scale.store import read_store
 from test_scale import _marked, _write_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -124,7 +124,7 @@ def test_ctrl_c_while_a_local_cluster_starts_is_held_until_it_started():
     from distributed.core import Status
     from distributed.deploy.spec import SpecCluster
 
-    from lobsim.cluster import DaskExecutor
+    from lobsim.scale.cluster import DaskExecutor
 
     before = set(SpecCluster._instances)
     # worker processes take well over a second to start; the signal comes at 0.2 s
@@ -151,7 +151,7 @@ def test_ctrl_c_of_a_run_without_a_store_says_nothing_was_written(tmp_path, monk
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(importlib.import_module("lobsim.simulate"), "simulate", interrupted)
+    monkeypatch.setattr(importlib.import_module("lobsim.model.simulate"), "simulate", interrupted)
     out = tmp_path / "x.nc"
     assert main(["run", str(config), "--scenarios", "1000", "--out", str(out)]) == 130
     assert capsys.readouterr().err == f"lobsim: interrupted: run of {config} stopped (nothing " \
@@ -179,13 +179,13 @@ def test_an_interrupted_netcdf_write_leaves_no_file(tmp_path, monkeypatch, capsy
 
 
 LONG_COMMANDS = {
-    "price": (["price", "{config}", "--target-irr", "0.03"], "lobsim.pricing.solve_loading"),
-    "maturity": (["maturity", "{config}"], "lobsim.maturity.choose_maturity"),
+    "price": (["price", "{config}", "--target-irr", "0.03"], "lobsim.analysis.pricing.solve_loading"),
+    "maturity": (["maturity", "{config}"], "lobsim.analysis.maturity.choose_maturity"),
     "calibrate": (["calibrate", "lobsim:gm/claimants_history.csv", "--out", "{tmp}/u.toml"],
-                  "lobsim.calibrate.calibrate"),
+                  "lobsim.validation.calibrate.calibrate"),
     "backtest": (["backtest", "lobsim:gm/claimants_history.csv"],
-                 "lobsim.backtest.placebo_backtest"),
-    "report": (["report", "{results}", "--out", "{tmp}/r"], "lobsim.report.write_report"),
+                 "lobsim.validation.backtest.placebo_backtest"),
+    "report": (["report", "{results}", "--out", "{tmp}/r"], "lobsim.report.html.write_report"),
 }
 
 
@@ -217,7 +217,7 @@ def test_ctrl_c_of_the_other_long_commands_is_one_line(command, tmp_path, monkey
 def test_the_resume_command_parses_back_to_the_same_run(argv):
     """Whatever was typed (abbreviated, quoted, ``=``), the command printed is the run
     again with ``--resume`` and without ``--force``."""
-    from lobsim._cli_interrupt import interrupted_line
+    from lobsim.cli.interrupt import interrupted_line
 
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from lobsim import load_config
-from lobsim._json import dump
-from lobsim.cli import build_parser, main
-from lobsim.pricing import Solution
+from lobsim.analysis.pricing import Solution
+from lobsim.cli.commands import build_parser, main
+from lobsim.jsonio import dump
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").rglob("*.toml"))

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import xarray as xr
 
-from lobsim.cli import main
+from lobsim.cli.commands import main
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = str(ROOT / "configs" / "birmingham_jsa.toml")
@@ -21,10 +21,10 @@ HISTORY = "lobsim:gm/claimants_history.csv"
 PREFIX = "lobsim: error: "
 
 #: Where each command's work starts (module, function).
-WORK = [("lobsim.simulate", "simulate"), ("lobsim.runner", "run"),
-        ("lobsim.calibrate", "calibrate"), ("lobsim.areas", "read_outcome"),
-        ("lobsim.backtest", "read_panel"), ("lobsim.maturity", "choose_maturity"),
-        ("lobsim._cli_scale", "load_results")]
+WORK = [("lobsim.model.simulate", "simulate"), ("lobsim.scale.runner", "run"),
+        ("lobsim.validation.calibrate", "calibrate"), ("lobsim.model.areas", "read_outcome"),
+        ("lobsim.validation.backtest", "read_panel"), ("lobsim.analysis.maturity", "choose_maturity"),
+        ("lobsim.cli.scale", "load_results")]
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ from typing import NamedTuple
 
 import pytest
 
-from lobsim.config import SHARE_TOLERANCE, Config, load_config
 from lobsim.errors import ConfigError
+from lobsim.model.config import SHARE_TOLERANCE, Config, load_config
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLED = REPO / "configs" / "birmingham_jsa.toml"

@@ -6,7 +6,7 @@ refused by the loader with one ConfigError line, or loads, and then its term she
 its results at 64 scenarios and their summary are finite: every float, except
 ``signal_to_noise``, which is infinite exactly when the prediction error has no
 spread (no noise; null in JSON), and the results' ``guarantee_cap``, NaN for a
-basket without a guarantee (a config datum, lobsim.waterfall).
+basket without a guarantee (a config datum, lobsim.model.waterfall).
 
 Runs in the suite with the ``finite-ci`` profile (60 derandomised examples, about
 20 s); for a deeper local run (2,000 random examples, about 5 minutes):
@@ -27,10 +27,10 @@ import numpy as np
 from hypothesis import HealthCheck, event, given, note, settings
 
 from lobsim import simulate
-from lobsim.config import parse_config
+from lobsim.analysis.summary import summarize
+from lobsim.analysis.terms import term_sheet
 from lobsim.errors import ConfigError, LobsimWarning
-from lobsim.summary import summarize
-from lobsim.terms import term_sheet
+from lobsim.model.config import parse_config
 from strategies import ranged_documents
 
 settings.register_profile("finite-ci", deadline=None, max_examples=60, derandomize=True,

@@ -19,8 +19,8 @@ import pytest
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
-from lobsim.config import Config, parse_config
 from lobsim.errors import ConfigError, LobsimWarning
+from lobsim.model.config import Config, parse_config
 from strategies import get, locations, mutated_documents, typos
 
 REPO = Path(__file__).resolve().parents[1]

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 from lobsim import simulate
-from lobsim.config import load_config
+from lobsim.analysis.summary import summarize
+from lobsim.analysis.terms import term_sheet
 from lobsim.errors import ConfigError, LobsimWarning
-from lobsim.summary import summarize
-from lobsim.terms import term_sheet
+from lobsim.model.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 BIRMINGHAM = (REPO / "configs" / "birmingham_jsa.toml").read_text(encoding="utf-8")

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from lobsim import load_config, simulate
-from lobsim.setaside import bond_year_payments, compute_set_asides
-from lobsim.tax import instrument_flows
+from lobsim.analysis.setaside import bond_year_payments, compute_set_asides
+from lobsim.model.tax import instrument_flows
 from worlds import bond_dict, config_dict, intervention_dict, make_universe, parse
 
 NOISY = {"national_phi": 0.8, "national_sigma": 0.02, "regional_phi": 0.7,

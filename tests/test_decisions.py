@@ -24,17 +24,17 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from lobsim import load_config, simulate, summarize
-from lobsim.cli import main
-from lobsim.maturity import bond_alone_at, choose_maturity, recommend
-from lobsim.setaside import (
+from lobsim.analysis.maturity import bond_alone_at, choose_maturity, recommend
+from lobsim.analysis.setaside import (
     bond_department_payments,
     compute_set_asides,
     format_set_asides,
     order_stat_interval,
     set_aside,
 )
-from lobsim.shortfall import cap_units, provider_shortfall
-from lobsim.summary import summary_dict
+from lobsim.analysis.summary import summary_dict
+from lobsim.cli.commands import main
+from lobsim.model.shortfall import cap_units, provider_shortfall
 from toml_doc import dumps
 from worlds import bond_dict, config_dict, intervention_dict, make_universe, parse
 

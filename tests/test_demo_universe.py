@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lobsim.areas import read_areas
-from lobsim.config import load_config
-from lobsim.demo import (
+from lobsim.model.areas import read_areas
+from lobsim.model.config import load_config
+from lobsim.model.demo import (
     BIRMINGHAM,
     HISTORY_MONTHS,
     OUTCOMES,

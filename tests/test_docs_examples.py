@@ -1,7 +1,7 @@
 """Every code example of README.md and docs/*.md runs (conventions: tests/docs_examples.py).
 
 Each file's examples run in a fresh interpreter (as for a new user: nothing
-imported beforehand, which is what caught ``lobsim.risk`` needing an import),
+imported beforehand, which is what caught ``lobsim.analysis.risk`` needing an import),
 in a temporary working directory holding a copy of ``configs/`` and
 ``tests/data/``, so that an example writing files cannot touch the repository.
 """
@@ -51,7 +51,7 @@ def test_the_documents_have_examples():
     assert kinds.count("sh") >= 10 and kinds.count("python") >= 5
     # The README's risk-contribution example, as written, is in a runnable block.
     readme = "".join(b.source for b in blocks["README.md"] if b.kind == "python")
-    assert 'plot.risk_contributions(lobsim.risk.risk_contributions(ds, "all"), by="bond")' in readme
+    assert 'plot.risk_contributions(lobsim.analysis.risk.risk_contributions(ds, "all"), by="bond")' in readme
 
 
 # -- the extractor and the runner ----------------------------------------------------

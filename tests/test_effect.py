@@ -1,6 +1,6 @@
 """The true effect standing at a date: ramp, relapse and provider failure
 (docs/model.md sections 5.3-5.5), checked on hand-computed values and as
-properties of :func:`lobsim._engine.effect_fraction`."""
+properties of :func:`lobsim.kernels.engine.effect_fraction`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lobsim._engine import effect_fraction
+from lobsim.kernels.engine import effect_fraction
 
 NEVER = math.inf
 

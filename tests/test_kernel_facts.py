@@ -21,9 +21,9 @@ from numba.core.registry import CPUDispatcher
 
 import lobsim
 from lobsim import load_config
-from lobsim._engine import simulate_block
-from lobsim.simulate import _ORDER, _outputs, block_generator
-from lobsim.world import build_world
+from lobsim.kernels.engine import simulate_block
+from lobsim.model.blocks import OUTPUTS, allocate_outputs, block_generator
+from lobsim.model.world import build_world
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,8 +50,8 @@ def test_draws_per_scenario(config: str, normals: int, exponentials: int) -> Non
     # the kernel's generator ends exactly where drawing those counts ends
     n = 37
     gen = block_generator(5, 0)
-    out = _outputs(world, n)
-    simulate_block(gen, n, *world.kernel_args, *[out[k] for k in _ORDER])
+    out = allocate_outputs(world, n)
+    simulate_block(gen, n, *world.kernel_args, *[out[k] for k in OUTPUTS])
     expected = block_generator(5, 0)
     _draw(expected, n, normals, exponentials)
     got, want = gen.bit_generator.state, expected.bit_generator.state
@@ -75,7 +75,9 @@ def test_draws_per_scenario_formula() -> None:
 
 def _dispatchers() -> list[tuple[str, CPUDispatcher]]:
     found = []
-    for mod in pkgutil.iter_modules(lobsim.__path__, "lobsim."):
+    for mod in pkgutil.walk_packages(lobsim.__path__, "lobsim."):
+        if mod.name.endswith(".__main__"):  # runs the command line when imported
+            continue
         module = importlib.import_module(mod.name)
         for name, obj in vars(module).items():
             if isinstance(obj, CPUDispatcher) and obj.__module__ == module.__name__:
@@ -94,8 +96,8 @@ def test_kernels_are_nopython_nogil_and_cached() -> None:
 
 def test_engine_compiles_without_object_mode() -> None:
     world = build_world(load_config(ROOT / "configs/birmingham_jsa.toml"))
-    out = _outputs(world, 3)
-    simulate_block(block_generator(1, 0), 3, *world.kernel_args, *[out[k] for k in _ORDER])
+    out = allocate_outputs(world, 3)
+    simulate_block(block_generator(1, 0), 3, *world.kernel_args, *[out[k] for k in OUTPUTS])
     assert simulate_block.signatures
     for cres in simulate_block.overloads.values():
         assert not cres.objectmode

@@ -1,4 +1,4 @@
-"""Figures of lobsim.plot: each draws what its docstring promises, from the results."""
+"""Figures of lobsim.report.plot: each draws what its docstring promises, from the results."""
 
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle, StepPatch
 
-from lobsim import load_config, plot, simulate
-from lobsim.backtest import Placebos
-from lobsim.risk import risk_contributions
+from lobsim import load_config, simulate
+from lobsim.analysis.risk import risk_contributions
+from lobsim.report import plot
+from lobsim.validation.backtest import Placebos
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Small runs: the figures' statistics are checked against the same arrays,

@@ -18,8 +18,8 @@ import pytest
 from scipy import integrate, optimize, stats
 
 from lobsim import load_config, simulate
-from lobsim.cli import main
-from lobsim.pricing import solve_loading, solve_tranche_premium, with_loading
+from lobsim.analysis.pricing import solve_loading, solve_tranche_premium, with_loading
+from lobsim.cli.commands import main
 from toml_doc import dumps
 from worlds import bond_dict, config_dict, intervention_dict, make_universe, parse
 

@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lobsim.areas import read_areas, read_outcome
-from lobsim.backtest import bond_sensitivity
-from lobsim.calibrate import calibrate, calibrate_at, read_universe
-from lobsim.cli import main
-from lobsim.config import load_config
+from lobsim.cli.commands import main
 from lobsim.errors import ConfigError
-from lobsim.realdata import convert_gm, package_data, read_gm_wards, ward_names
+from lobsim.model.areas import read_areas, read_outcome
+from lobsim.model.config import load_config
+from lobsim.model.realdata import convert_gm, package_data, read_gm_wards, ward_names
+from lobsim.validation.backtest import bond_sensitivity
+from lobsim.validation.calibrate import calibrate, calibrate_at, read_universe
 
 GM = package_data("gm")
 SOURCE = GM / "source" / "wards_monthly.csv"
@@ -213,8 +213,8 @@ def test_the_calibration_does_not_depend_on_the_blas_kernels(fresh):
     # optimum to a Newton step of 1e-10 (in phi, and in a variance over its
     # unit, where the variances are 1 to 10 here), so they agree to 1e-9
     # relative, or 1e-12 absolute for a parameter near 0 (measured: 1e-14).
-    code = ("import json; from lobsim.calibrate import calibrate; "
-            "from lobsim.realdata import package_data; g = package_data('gm'); "
+    code = ("import json; from lobsim.validation.calibrate import calibrate; "
+            "from lobsim.model.realdata import package_data; g = package_data('gm'); "
             "c = calibrate(g / 'claimants_history.csv', g / 'areas.csv', 12); "
             "print(json.dumps({**c.per_period, 'noise': c.process.measurement_sigma}))")
     env = {**os.environ, "OPENBLAS_CORETYPE": "Prescott"}

@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 
 from lobsim import load_config
-from lobsim.config import Bond, Config
-from lobsim.simulate import run_blocks
-from lobsim.world import build_world
+from lobsim.model.blocks import run_blocks
+from lobsim.model.config import Bond, Config
+from lobsim.model.world import build_world
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -111,8 +111,8 @@ def test_per_period_parameters_compound_to_the_annual_ones(phi: float, ppy: int)
     "ramp_years",
     [1.0, 2.0, 3.0, 1.5, 2.25])
 def test_engine_ramp_is_linear_over_ramp_years(ramp_years: float) -> None:
-    from lobsim._engine import effect_fraction
-    from lobsim.world import ramp_knots
+    from lobsim.kernels.engine import effect_fraction
+    from lobsim.model.world import ramp_knots
     from reference_numpy import ramp
 
     cfg = load_config(ROOT / "configs" / "birmingham_jsa.toml")

@@ -14,8 +14,8 @@ import xarray as xr
 from matplotlib.image import imread
 
 from lobsim import load_config
-from lobsim.cli import main
-from lobsim.report import FIGURE_NAMES
+from lobsim.cli.commands import main
+from lobsim.report.html import FIGURE_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 BASKET_DEMO = ROOT / "configs" / "basket_demo.toml"

@@ -16,14 +16,14 @@ import numpy as np
 import pytest
 
 from lobsim import simulate
-from lobsim.cli import main
-from lobsim.risk import (
+from lobsim.analysis.risk import (
     cross_entropy_tilt,
     format_contributions,
     risk_contributions,
     tail_estimate,
     tail_measure,
 )
+from lobsim.cli.commands import main
 from toml_doc import dumps
 from worlds import bond_dict, config_dict, intervention_dict, make_universe, parse
 

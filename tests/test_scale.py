@@ -3,8 +3,8 @@
 References: docs/model.md section 9.4 (the same config and seed give bit-identical
 results whatever the threads, chunks or workers; scenarios are drawn in
 fixed-size blocks with streams spawned by block index) and the module
-docstrings of lobsim.streaming (exactness of sums and tail sets, the quantile
-error bound) and lobsim.store (the checkpoint protocol); docs/scale.md.
+docstrings of lobsim.scale.streaming (exactness of sums and tail sets, the quantile
+error bound) and lobsim.scale.store (the checkpoint protocol); docs/scale.md.
 """
 
 from __future__ import annotations
@@ -28,15 +28,15 @@ import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import lobsim.runner
+import lobsim.scale.runner
 from lobsim import load_config, simulate, summarize
-from lobsim import streaming as S
-from lobsim._cli_scale import progress_factory
-from lobsim.cli import main
-from lobsim.cluster import DaskExecutor
-from lobsim.runner import run
-from lobsim.store import RunIdentity, StoreError
-from lobsim.summary import QUANTILES, TAIL_LEVELS
+from lobsim.analysis.summary import QUANTILES, TAIL_LEVELS
+from lobsim.cli.commands import main
+from lobsim.cli.scale import progress_factory
+from lobsim.scale import streaming as S
+from lobsim.scale.cluster import DaskExecutor
+from lobsim.scale.runner import run
+from lobsim.scale.store import RunIdentity, StoreError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 FINITE = st.floats(allow_nan=False, allow_infinity=False, width=64)
@@ -429,13 +429,13 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, capsys, monkey
     assert ids[0].hash in err and ids[1].hash in err
 
     done: list[int] = []
-    task = lobsim.runner.task_outputs
+    task = lobsim.scale.runner.task_outputs
 
     def recording(spec: Any, blocks: tuple[int, ...]) -> Any:
         done.extend(blocks)
         return task(spec, blocks)
 
-    monkeypatch.setattr(lobsim.runner, "task_outputs", recording)
+    monkeypatch.setattr(lobsim.scale.runner, "task_outputs", recording)
     assert main(["run", str(config), "--scenarios", str(n), "--out", str(store), "--resume",
                  "--chunk-size", str(8 * block), "--quiet"]) == 0
     expected = set(np.flatnonzero(~marked).tolist()) | {bad}

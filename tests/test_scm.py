@@ -1,4 +1,4 @@
-"""Tests for the classic synthetic control with predictors, ``lobsim.scm``.
+"""Tests for the classic synthetic control with predictors, ``lobsim.validation.scm``.
 
 References
 ----------
@@ -41,8 +41,8 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
-from lobsim._synth import fit_synthetic_control
-from lobsim.scm import (
+from lobsim.kernels.synth import fit_synthetic_control
+from lobsim.validation.scm import (
     ClassicSyntheticControl,
     Panel,
     _Nested,

@@ -25,11 +25,11 @@ from hypothesis import strategies as st
 from scipy import integrate, stats
 
 from lobsim import load_config, simulate, summarize, term_sheet
-from lobsim._engine import simulate_block
-from lobsim.cli import main
+from lobsim.analysis.setaside import bond_year_payments
+from lobsim.cli.commands import main
 from lobsim.errors import ConfigError
-from lobsim.setaside import bond_year_payments
-from lobsim.world import ar_variance, build_world
+from lobsim.kernels.engine import simulate_block
+from lobsim.model.world import ar_variance, build_world
 from worlds import (
     ZERO_PROCESS,
     Universe,
@@ -481,7 +481,7 @@ def test_payment_bounds_and_default_flags(property_universe, data):
         assert (r.total_loss.values == (pay == 0.0)).all()
     assert (ds.department_payment.values >= 0.0).all()
     # payments by date add up to each bond's total, and the set-asides' split of
-    # the bonds by year (lobsim.setaside) to the kernel's department payments
+    # the bonds by year (lobsim.analysis.setaside) to the kernel's department payments
     for bond_id in np.unique(ds.payment_bond.values):
         dated = ds.dated_payment.values[:, ds.payment_bond.values == bond_id]
         assert (dated >= 0.0).all()
@@ -687,7 +687,7 @@ def test_results_do_not_depend_on_chunks_or_threads(rich_universe):
 # ---------------------------------------------------------------------------
 def test_cli_run_and_summary(tmp_path, capsys):
     # Reference: docs/model.md section 9 (netCDF results, summary statistics) and
-    # the CLI contract in lobsim.cli (config errors and usage errors are one
+    # the CLI contract in lobsim.cli.commands (config errors and usage errors are one
     # line on stderr with exit status 2).
     config = str(CONFIGS / "birmingham_jsa.toml")
     out = tmp_path / "results" / "bham.nc"

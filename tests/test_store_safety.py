@@ -1,9 +1,9 @@
 """Crash-safe stores, verified reads and checked results files.
 
-References: the protocol in the lobsim.store docstring (every state change
+References: the protocol in the lobsim.scale.store docstring (every state change
 of a store is one atomic step, ``complete`` the last write; a checksum per
 block and variable, verified by every reader) and the layout and value
-ranges of lobsim.results; docs/scale.md ("Checkpoint and resume"). Blocks
+ranges of lobsim.scale.results; docs/scale.md ("Checkpoint and resume"). Blocks
 draw from ``block_generator(seed, block)`` (docs/model.md section 9.4), so a
 block simulated again is bit-identical: every comparison here is exact.
 
@@ -27,12 +27,18 @@ import numpy as np
 import pytest
 import xarray as xr
 
-import lobsim.runner
+import lobsim.scale.runner
 from lobsim import load_config, simulate, summarize
-from lobsim.cli import main
-from lobsim.results import RESULTS_LAYOUT, SUMMARY_LAYOUT, ResultsError, check_results, open_results
-from lobsim.runner import run
-from lobsim.store import StoreError, read_store
+from lobsim.cli.commands import main
+from lobsim.scale.results import (
+    RESULTS_LAYOUT,
+    SUMMARY_LAYOUT,
+    ResultsError,
+    check_results,
+    open_results,
+)
+from lobsim.scale.runner import run
+from lobsim.scale.store import StoreError, read_store
 from store_kill_driver import digest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,13 +137,13 @@ def _one_line(capsys: Any, *fragments: str) -> str:
 
 def _record_tasks(monkeypatch: Any, name: str) -> list[int]:
     done: list[int] = []
-    task = getattr(lobsim.runner, name)
+    task = getattr(lobsim.scale.runner, name)
 
     def recording(spec: Any, blocks: tuple[int, ...], *rest: Any) -> Any:
         done.extend(blocks)
         return task(spec, blocks, *rest)
 
-    monkeypatch.setattr(lobsim.runner, name, recording)
+    monkeypatch.setattr(lobsim.scale.runner, name, recording)
     return done
 
 
@@ -295,7 +301,7 @@ def test_a_kill_at_any_write_point_resumes_to_the_uninterrupted_store(killed, st
     assert result["reference"] == intact  # the uninterrupted run (or repair) in the driver
     points = result["points"]
     reached = {frame.split(":")[1] for p in points for frame in p["point"].split(" < ")
-               if frame.startswith("store.py:")}
+               if frame.startswith("scale/store.py:")}
     assert STEPS[phase] <= reached, STEPS[phase] - reached
     for p in points:
         where = f"{p['point']} (mutation {p['occurrence']} of {p['of']})"

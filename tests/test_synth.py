@@ -1,4 +1,4 @@
-"""Tests for the exact synthetic-control weight solver in ``lobsim._synth``.
+"""Tests for the exact synthetic-control weight solver in ``lobsim.kernels.synth``.
 
 References
 ----------
@@ -28,8 +28,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy.optimize import nnls
 
-from lobsim import _synth
-from lobsim._synth import (
+from lobsim.kernels import synth as _synth
+from lobsim.kernels.synth import (
     SyntheticFit,
     _nnls,
     _qr_insert,

@@ -1,7 +1,7 @@
-"""After-tax returns of investor classes (lobsim.tax; docs/decisions.md).
+"""After-tax returns of investor classes (lobsim.model.tax; docs/decisions.md).
 
 Reference values are computed by hand in the comments above them, from the
-rules in the lobsim.tax docstring: relief of ``relief x capital`` when the
+rules in the lobsim.model.tax docstring: relief of ``relief x capital`` when the
 capital is paid in; tax at ``tax_rate`` on what is received beyond the
 capital paid in so far (capital first), when it is received.
 """
@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lobsim import simulate, summarize
-from lobsim.summary import format_summary, summary_dict
-from lobsim.tax import after_tax_flows, default_adjusted_returns, irr
+from lobsim.analysis.summary import format_summary, summary_dict
+from lobsim.model.tax import after_tax_flows, default_adjusted_returns, irr
 from worlds import bond_dict, config_dict, intervention_dict, make_universe, parse
 
 TIMES = np.array([0.0, 2.0])
@@ -234,10 +234,10 @@ def test_exempt_holdings_match_the_pre_tax_irr(tmp_path):
 
 
 def test_streaming_summary_reports_the_same_holdings_and_shortfall(tmp_path):
-    # lobsim.streaming mirrors summarize statistic by statistic: the holdings'
+    # lobsim.scale.streaming mirrors summarize statistic by statistic: the holdings'
     # means (and the default-adjusted returns solved from mean cash flows) and
     # the provider's shortfall agree to rounding, block by block
-    from lobsim import streaming
+    from lobsim.scale import streaming
 
     doc = _world(tmp_path, interventions=[intervention_dict(mean=0.85, sd=0.15, rho_type=0.5)],
                  process={"national_phi": 0.8, "national_sigma": 0.02, "regional_phi": 0.7,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lobsim import load_config, term_sheet
-from lobsim.cli import main
+from lobsim.cli.commands import main
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

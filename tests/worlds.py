@@ -7,7 +7,7 @@ observed history (``area,region,period,value``: every period equals the area's
 base value) and a base-year state (``area,trend,log_level,area_state,
 regional_state,national_state``). The state's ``log_level`` is written as the
 exact ``repr`` of the log of the base value *as the loader computes it*
-(:func:`lobsim.areas.read_outcome`), so that with zero trends, zero states and
+(:func:`lobsim.model.areas.read_outcome`), so that with zero trends, zero states and
 zero volatilities the simulated no-programme level equals the observed base
 level bit for bit and a noiseless world measures exactly the true units.
 
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from lobsim import Config, parse_config
-from lobsim.areas import read_areas, read_outcome
+from lobsim.model.areas import read_areas, read_outcome
 
 #: Process of a world with no randomness in the outcomes at all.
 ZERO_PROCESS: dict[str, float] = {

@@ -28,8 +28,8 @@ import tempfile
 import tomllib
 from pathlib import Path
 
-from lobsim.cli import main as lobsim_main
-from lobsim.realdata import package_data
+from lobsim.cli.commands import main as lobsim_main
+from lobsim.model.realdata import package_data
 
 OUTPUTS = ("universe.toml", "claimants_state.csv", "claimants_volatility.csv")
 

@@ -1,0 +1,302 @@
+"""Choosing the maturity of a bond: the trade-off between ramp-up and noise.
+
+The social investment bank works out "the best maturity date of different
+agreements" (Total Neighbourhood, section 5.2). Measured too early, the
+programme has not delivered (the ramp is not complete); measured late,
+relapse has eaten into the effect, the provider has had longer to fail, the
+control group's prediction error has grown with the horizon, and the same
+payment comes later. :func:`choose_maturity` re-prices one bond at each
+candidate maturity and recommends the one with the lowest default
+probability, ties within Monte Carlo error broken by the higher expected IRR.
+
+Each candidate is simulated as a world holding that bond alone, with the
+same price, prior, provider and comparison areas (the donors the bond gets in
+the full config, pinned, since other bonds' areas cannot be donors there),
+the same seed and the same block size: **common random numbers**. By the
+draw order of the kernel (lobsim.kernels.engine: per scenario all normals, factors
+then area states then programme factors, then one exponential per failing
+provider), every candidate draws the same number of normals in the same
+order, because a one-bond world with one measurement has one date whatever
+it is. So scenario ``i`` of every candidate has the *same* success fraction
+theta and provider failure time, and *comonotone* area shocks: the same
+standard normals scaled to each horizon by the exact k-step AR(1)
+transition. The area noise is therefore not one path observed at several
+dates: CRN holds exactly for the programme, in rank for the noise. Paired
+differences between candidates are then much less noisy than either.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lobsim.jsonio import number
+from lobsim.model.areas import read_areas
+from lobsim.model.config import Bond, Config
+from lobsim.model.control import nearest_donors
+
+#: Latest candidate maturity, in years after the base year (as for the config's dates).
+LAST_YEAR = 100.0
+
+#: Ties: a candidate whose default probability exceeds the lowest by at most
+#: this many standard errors of the paired difference counts as tied (about
+#: 95% two-sided).
+TIE_SIGMAS = 2.0
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """The bond's risk at one candidate maturity (years after the base year).
+
+    ``*_se`` are Monte Carlo standard errors. Shortfall: the provider's
+    (:mod:`lobsim.model.shortfall`), in units and at the price per unit.
+    """
+
+    maturity: float
+    signal_to_noise: float
+    mean_prediction_error: float  # E[measured units with no effect]: the control group's bias
+    default_probability: float
+    default_probability_se: float
+    mean_irr: float
+    mean_irr_se: float
+    expected_overpayment: float
+    expected_overpayment_se: float
+    shortfall_probability: float
+    expected_shortfall: float
+    expected_shortfall_value: float
+    mean_true_share: float  # E[true units at maturity] / target
+
+
+@dataclass(frozen=True)
+class MaturityChoice:
+    """Candidates, the recommendation and the candidates tied with the best.
+
+    ``tied`` holds the maturities whose default probability is within
+    ``TIE_SIGMAS`` paired standard errors of the lowest; ``recommended`` is
+    the one of them with the highest expected IRR (the earliest on equal IRR).
+    """
+
+    bond: str
+    scenarios: int
+    seed: int
+    candidates: tuple[Candidate, ...]
+    recommended: float
+    tied: tuple[float, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready layout (``schema``: ``lobsim.maturity/1``)."""
+        return {"schema": "lobsim.maturity/1", "bond": self.bond, "scenarios": self.scenarios,
+                "seed": self.seed, "tie_sigmas": TIE_SIGMAS, "recommended": self.recommended,
+                "tied": list(self.tied),
+                "candidates": [{k: (number(v) if isinstance(v, float) else v)
+                                for k, v in dataclasses.asdict(c).items()}
+                               for c in self.candidates]}
+
+
+def bond_alone_at(cfg: Config, bond_id: str, maturity: float) -> Config:
+    """``cfg`` reduced to bond ``bond_id`` measured and paid at ``maturity``.
+
+    The bond keeps its price, prior, provider, payers and the donor areas
+    it has in ``cfg`` (pinned as an explicit list). Its cap group, if any,
+    keeps its cap with this bond alone; baskets and investor classes go.
+
+    Raises
+    ------
+    ValueError
+        If the bond pays at several dates, or ``maturity`` is not after its start.
+    """
+    index = [b.id for b in cfg.bonds].index(bond_id)
+    bond = cfg.bonds[index]
+    pay = bond.payment
+    if len(pay.measurements) > 1 or pay.coupons:
+        raise ValueError(f"bond {bond_id!r} pays at several dates (cohort measurements or "
+                         "coupons); choosing the maturity needs a single measurement at maturity")
+    if not bond.start < maturity <= LAST_YEAR:
+        raise ValueError(f"maturity {maturity:g} must be after the bond's start "
+                         f"({bond.start:g}) and at most {LAST_YEAR:g}")
+    moved = dataclasses.replace(pay, measurements=(dataclasses.replace(
+        pay.measurements[0], at=maturity),))
+    new = dataclasses.replace(bond, maturity=maturity, payment=moved,
+                              control=_pinned_control(cfg, bond, index))
+    groups = tuple(dataclasses.replace(g, bonds=(bond_id,)) for g in cfg.cap_groups
+                   if bond_id in g.bonds)
+    return dataclasses.replace(cfg, bonds=(new,), baskets=(), cap_groups=groups,
+                               providers=(cfg.provider(bond.provider),), investor_classes=())
+
+
+def _pinned_control(cfg: Config, bond: Bond, index: int) -> Any:
+    control = bond.control
+    if control.weights == "verified" or control.donor_areas is not None or cfg.universe is None:
+        return control
+    areas = read_areas(cfg.universe.areas)
+    treated = {b.area for b in cfg.bonds}
+    donors = nearest_donors(bond, areas, treated, cfg.source, f"bonds[{index}]")
+    ids = tuple(areas.ids[int(i)] for i in donors)
+    return dataclasses.replace(control, donor_areas=ids, donors=len(ids))
+
+
+def recommend(default: np.ndarray, mean_irr: np.ndarray,
+              sigmas: float = TIE_SIGMAS) -> tuple[int, list[int]]:
+    """Index of the recommended candidate and of those tied with the lowest P(default).
+
+    Parameters
+    ----------
+    default : ndarray of bool, shape (scenarios, candidates)
+        Default indicators on common random numbers.
+    mean_irr : ndarray, shape (candidates,)
+    sigmas : float
+        Tie width in standard errors of the paired difference of default
+        indicators (zero width when the candidates agree in every scenario).
+    """
+    d = default.astype(float)
+    p = d.mean(axis=0)
+    best = int(np.argmin(p))
+    n = d.shape[0]
+    diff = d - d[:, [best]]
+    se = diff.std(axis=0, ddof=1) / math.sqrt(n) if n > 1 else np.zeros(p.size)
+    tied = [j for j in range(p.size) if p[j] - p[best] <= sigmas * se[j]]
+    # highest E[IRR]; among equal IRRs the earliest (candidates in increasing order)
+    pick = max(tied, key=lambda j: (mean_irr[j], -j))
+    return pick, tied
+
+
+def choose_maturity(cfg: Config, bond_id: str, maturities: Sequence[float], *,
+                    scenarios: int | None = None, seed: int | None = None,
+                    threads: int | None = None) -> MaturityChoice:
+    """Re-price a bond at each candidate maturity and recommend one.
+
+    Parameters
+    ----------
+    cfg : Config
+        A config with a universe.
+    bond_id : str
+        The bond.
+    maturities : sequence of float
+        Candidate maturities in years after the base year, each after the
+        bond's start (sorted and deduplicated here).
+    scenarios, seed : int, optional
+        Default: the config's.
+    threads : int, optional
+        Worker threads (results do not depend on them).
+
+    Returns
+    -------
+    MaturityChoice
+
+    Examples
+    --------
+    >>> from lobsim import load_config
+    >>> cfg = load_config("configs/birmingham_jsa.toml")                 # doctest: +SKIP
+    >>> choose_maturity(cfg, "bham-jsa", range(1, 9), scenarios=20_000).recommended  # doctest: +SKIP
+    """
+    from lobsim.analysis.summary import summarize
+    from lobsim.model.simulate import simulate
+
+    if bond_id not in [b.id for b in cfg.bonds]:
+        raise ValueError(f"no bond {bond_id!r} in the config (bonds: "
+                         f"{', '.join(b.id for b in cfg.bonds)})")
+    dates = sorted({float(t) for t in maturities})
+    if not dates:
+        raise ValueError("give at least one candidate maturity")
+    n = cfg.simulation.scenarios if scenarios is None else scenarios
+    if n < 2:
+        raise ValueError(f"comparing maturities needs at least 2 scenarios (their Monte Carlo "
+                         f"errors), got {n}")
+    s = cfg.simulation.seed if seed is None else seed
+    bond = cfg.bond(bond_id)
+    candidates = []
+    defaults = np.empty((n, len(dates)), np.bool_)
+    for k, t in enumerate(dates):
+        ds = simulate(bond_alone_at(cfg, bond_id, t), scenarios=n, seed=s, threads=threads)
+        v = ds.isel(bond=0)
+        defaults[:, k] = v.default.values
+        # the statistics are those of lobsim summary, computed the same way
+        st = summarize(ds).isel(bond=0)
+        candidates.append(Candidate(
+            maturity=t,
+            signal_to_noise=float(st.signal_to_noise),
+            mean_prediction_error=float(v.prediction_error.mean()),
+            default_probability=float(st.default_probability),
+            default_probability_se=float(st.default_probability_se),
+            mean_irr=float(st.mean_irr), mean_irr_se=float(st.mean_irr_se),
+            expected_overpayment=float(st.expected_overpayment),
+            expected_overpayment_se=float(st.expected_overpayment_se),
+            shortfall_probability=float(st.provider_shortfall_probability),
+            expected_shortfall=float(st.expected_provider_shortfall),
+            expected_shortfall_value=float(st.expected_provider_shortfall_value),
+            mean_true_share=float(v.true_units.mean()) / bond.target_units))
+    pick, tied = recommend(defaults, np.array([c.mean_irr for c in candidates]))
+    return MaturityChoice(bond=bond_id, scenarios=n, seed=s, candidates=tuple(candidates),
+                          recommended=dates[pick], tied=tuple(dates[j] for j in tied))
+
+
+def format_maturity(choice: MaturityChoice) -> str:
+    """Plain-text table of the candidates and the recommendation."""
+    lines = [f"Maturity of bond {choice.bond}: {choice.scenarios} scenarios, seed {choice.seed}, "
+             "common random numbers across candidates", "",
+             f"{'maturity':>8}{'E[true]/target':>15}{'E[error]':>10}{'signal/noise':>13}"
+             f"{'P(default)':>18}"
+             f"{'E[IRR]':>9}{'E[overpayment]':>16}{'P(shortfall)':>14}{'E[shortfall]':>14}"
+             f"{'value':>12}"]
+    for c in choice.candidates:
+        mark = " <" if c.maturity == choice.recommended else ""
+        lines.append(
+            f"{c.maturity:>8g}{c.mean_true_share:>15.3f}{c.mean_prediction_error:>10,.0f}"
+            f"{c.signal_to_noise:>13.2f}"
+            f"{c.default_probability:>11.4f} ±{c.default_probability_se:.4f}"
+            f"{100 * c.mean_irr:>8.2f}%{c.expected_overpayment:>16,.0f}"
+            f"{c.shortfall_probability:>14.4f}{c.expected_shortfall:>14,.1f}"
+            f"{c.expected_shortfall_value:>12,.0f}{mark}")
+    others = [f"{t:g}" for t in choice.tied if t != choice.recommended]
+    tie = (f"; tied within {TIE_SIGMAS:g} paired standard errors: {', '.join(others)}"
+           if others else "")
+    lines += ["", f"recommended maturity: year {choice.recommended:g} (lowest P(default), ties "
+                  f"broken by the higher E[IRR]){tie}"]
+    return "\n".join(lines)
+
+
+def plot_maturity(choice: MaturityChoice, path: str | Path) -> None:
+    """Write the trade-off as a PNG: P(default) and E[IRR], signal-to-noise and the two risks."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    c = choice.candidates
+    t = np.array([x.maturity for x in c])
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 7), sharex=True)
+    p = np.array([x.default_probability for x in c])
+    top.errorbar(t, p, yerr=2 * np.array([x.default_probability_se for x in c]), marker="o",
+                 color="C3", label="P(default) (±2 se)")
+    top.set_ylabel("P(default)")
+    top.axvline(choice.recommended, color="grey", linestyle=":", label="recommended")
+    irr_ax = top.twinx()
+    irr_ax.plot(t, [100 * x.mean_irr for x in c], marker="s", color="C0", label="E[IRR]")
+    irr_ax.set_ylabel("E[IRR] (%)")
+    lines = top.get_legend_handles_labels()
+    more = irr_ax.get_legend_handles_labels()
+    top.legend(lines[0] + more[0], lines[1] + more[1], loc="best", fontsize="small")
+    top.set_title(f"Bond {choice.bond}: maturity trade-off ({choice.scenarios} scenarios)")
+    bottom.plot(t, [x.expected_overpayment for x in c], marker="o", color="C1",
+                label="E[overpayment] (state)")
+    bottom.plot(t, [x.expected_shortfall_value for x in c], marker="o", color="C2",
+                label="E[shortfall] x price (provider)")
+    bottom.set_ylabel("amount")
+    bottom.set_xlabel("maturity (years after the base year)")
+    snr_ax = bottom.twinx()
+    snr = np.array([x.signal_to_noise for x in c])
+    snr_ax.plot(t, np.where(np.isfinite(snr), snr, np.nan), marker="^", color="k",
+                linestyle="--", label="signal/noise")
+    snr_ax.set_ylabel("signal / noise")
+    lines = bottom.get_legend_handles_labels()
+    more = snr_ax.get_legend_handles_labels()
+    bottom.legend(lines[0] + more[0], lines[1] + more[1], loc="best", fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

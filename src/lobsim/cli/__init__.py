@@ -1,0 +1,11 @@
+"""The ``lobsim`` command line: argument parsing that calls the Python API.
+
+``commands`` holds the parser and the main commands; the other modules add
+one group of commands or options each (``baskets``, ``decisions``,
+``realdata``, ``report``, ``scale``) or one concern (``argtypes``,
+``output``, ``interrupt``).
+"""
+
+from lobsim.cli.commands import main
+
+__all__ = ["main"]

@@ -1,0 +1,10 @@
+"""Checks of the model against real data: synthetic control, placebo backtests, calibration.
+
+``scm`` is the classic synthetic-control estimator with predictors;
+``backtest`` measures real placebo bonds and compares them with the model;
+``calibrate`` fits the outcome process to an observed panel (REML).
+"""
+
+from lobsim._lazy import lazy_submodules
+
+__getattr__, __dir__ = lazy_submodules(__name__, ("backtest", "calibrate", "scm"))
