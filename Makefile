@@ -1,6 +1,6 @@
 # Two commands do everything on a fresh machine (Python 3.11+ and make):
 #   make demo   run the main job on the bundled default config
-#   make test   lint, type-check and run the whole test suite
+#   make test   lint, type-check, check the layers and run the whole test suite
 # Each bootstraps .venv (created if missing, reused if present).
 
 PYTHON ?= python3
@@ -22,8 +22,9 @@ demo: $(STAMP)
 	$(BIN)/lobsim run configs/birmingham_jsa.toml
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks tools
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest
