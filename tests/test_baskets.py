@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lobsim import simulate, summarize
+from lobsim import load_config, simulate, summarize
 from lobsim.analysis.summary import summary_dict
 from lobsim.cli.commands import main
 from lobsim.errors import ConfigError
@@ -243,6 +243,16 @@ def test_simulated_tranches_share_the_basket_payments(tmp_path):
     doc_json = summary_dict(s)
     assert set(doc_json["tranches"]) == {"all3/senior", "all3/junior"}
     assert math.isclose(doc_json["tranches"]["all3/junior"]["share"], 0.4)
+
+
+def test_a_basket_without_a_guarantee_has_a_cap_of_zero():
+    # a number, not NaN: results hold no NaN (the guarantor of such a basket pays nothing)
+    cfg = load_config(CONFIGS / "basket_demo.toml")
+    ds = simulate(cfg, scenarios=64, seed=1)
+    has = [b.guarantee is not None for b in cfg.baskets]
+    cap = ds.guarantee_cap.values
+    assert np.isfinite(cap).all() and any(has) and not all(has)
+    assert (cap[np.logical_not(has)] == 0.0).all() and (cap[has] > 0).all()
 
 
 def test_cli_run_reports_tranche_results(capsys):

@@ -5,8 +5,7 @@ the ends of each range included (``strategies.ranged_documents``). Each either i
 refused by the loader with one ConfigError line, or loads, and then its term sheet,
 its results at 64 scenarios and their summary are finite: every float, except
 ``signal_to_noise``, which is infinite exactly when the prediction error has no
-spread (no noise; null in JSON), and the results' ``guarantee_cap``, NaN for a
-basket without a guarantee (a config datum, lobsim.model.waterfall).
+spread (no noise; null in JSON).
 
 Runs in the suite with the ``finite-ci`` profile (60 derandomised examples, about
 20 s); for a deeper local run (2,000 random examples, about 5 minutes):
@@ -80,8 +79,6 @@ def test_a_config_in_range_loads_and_simulates_finite_or_is_refused(drawn) -> No
         if var.dtype.kind != "f":
             continue
         values = var.values
-        if name == "guarantee_cap":  # a config datum: NaN is "no guarantee" (waterfall.py)
-            values = values[[k.guarantee is not None for k in cfg.baskets]]
         assert np.isfinite(values).all(), f"results {name} is not finite"
     s = summarize(ds)
     for name, var in s.data_vars.items():

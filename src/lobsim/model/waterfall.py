@@ -252,7 +252,7 @@ def add_tranches(ds: xr.Dataset, cfg: Config) -> xr.Dataset:
     ``tranche_cashflow`` (scenario, tranche, time), ``tranche_payment``,
     ``tranche_irr``, ``tranche_guarantee``, ``tranche_protection`` (scenario,
     tranche) and ``tranche_paid_in`` (tranche, time); ``guarantee_cap``
-    (basket, NaN without a guarantee). ``ds`` is returned unchanged if no
+    (basket; 0 for a basket without a guarantee: its guarantor pays nothing). ``ds`` is returned unchanged if no
     basket has tranches.
     """
     with_tranches = [b for b in cfg.baskets if b.tranches]
@@ -284,7 +284,7 @@ def add_tranches(ds: xr.Dataset, cfg: Config) -> xr.Dataset:
         "tranche_paid_in": (("tranche", "time"), paid_in, {
             **money, "long_name": "principal the tranche pays in at each time"}),
         "guarantee_cap": (("basket",), np.array([
-            next((b.guarantee.cap for b in cfg.baskets if b.id == key and b.guarantee), np.nan)
+            next((b.guarantee.cap for b in cfg.baskets if b.id == key and b.guarantee), 0.0)
             for key in ds.basket.values.tolist()]), money),
     }
     coords = {
