@@ -34,13 +34,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from lobsim.errors import ConfigError
 from lobsim.kernels.synth import simplex_weights_batch
 from lobsim.model.areas import AreaTable, read_areas, read_outcome
 from lobsim.model.config import PERIODS_PER_YEAR, Bond, WeightScheme, parse_config
 from lobsim.model.control import nearest_donors
-from lobsim.validation._blas import single_threaded_blas
 from lobsim.validation.calibrate import Universe
 
 #: Target as a share of the area's base count (Appendix: 5,000 of 50,000).
@@ -290,7 +290,7 @@ def placebo_backtest(panel: Panel, *, pre: int = 12, horizon: int = 12,
         "rmspe")}
     donor_ids: list[str] = []
     ids, regions = np.array(areas.ids), np.array(areas.regions)
-    with single_threaded_blas():
+    with threadpool_limits(1, "blas"):
         for s in idx:
             # the contract sees the history up to its start only
             window = logs[:, s - pre + 1: s + 1]
