@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from lobsim.errors import ConfigError
 from lobsim.model.areas import read_areas, read_outcome
-from lobsim.model.demo import OUTCOMES, ar1_period_parameters
+from lobsim.model.demo import OUTCOMES
+from lobsim.model.process import ar1_period_parameters, ar1_year_parameters
 from lobsim.model.realdata import package_data
 from lobsim.validation._reml import (
     STEP_TOL,
@@ -28,7 +29,6 @@ from lobsim.validation._reml import (
 from lobsim.validation.calibrate import (
     _panel,
     ar1_gamma,
-    ar1_year_parameters,
     calibrate,
     calibrate_at,
     read_universe,

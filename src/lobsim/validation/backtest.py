@@ -41,6 +41,7 @@ from lobsim.kernels.synth import simplex_weights_batch
 from lobsim.model.areas import AreaTable, read_areas, read_outcome
 from lobsim.model.config import PERIODS_PER_YEAR, Bond, WeightScheme, parse_config
 from lobsim.model.control import nearest_donors
+from lobsim.model.process import ar1_period_parameters, simulate_ar1, stationary_sd
 from lobsim.validation.calibrate import Universe
 
 #: Target as a share of the area's base count (Appendix: 5,000 of 50,000).
@@ -467,7 +468,7 @@ def simulate_panel(universe: Universe, rng: np.random.Generator, *, size_scaled:
 
     Same areas, regions and number of periods as the universe's history,
     stepped period by period with the per-year parameters converted exactly
-    (:func:`lobsim.model.demo.ar1_period_parameters`); F, G and U start from their
+    (:func:`lobsim.model.process.ar1_period_parameters`); F, G and U start from their
     stationary distributions (at 0 for a random walk); trends are drawn from
     the calibrated spread around the mean trend; levels are the areas'
     observed mean log levels. With ``size_scaled`` the area shocks and noise
@@ -480,8 +481,6 @@ def simulate_panel(universe: Universe, rng: np.random.Generator, *, size_scaled:
     ndarray, shape (n_areas, n_periods)
         Simulated observed values, ``exp(x + sigma_e e - sigma_e^2 / 2)``.
     """
-    from lobsim.model.demo import ar1_period_parameters, simulate_ar1, stationary_sd
-
     u = universe
     proc, ppy = u.process, u.periods_per_year
     areas = u.areas

@@ -50,7 +50,7 @@ that cannot get there raises :class:`~lobsim.errors.ConfigError`.
 
 Per-period AR(1) parameters are converted exactly to the year:
 ``phi_year = phi_p^n``, ``sigma_year^2 = sigma_p^2 (1 - phi_p^(2n)) / (1 - phi_p^2)``
-with ``n`` periods a year (:func:`ar1_year_parameters`); ``measurement_sigma``
+with ``n`` periods a year (:func:`lobsim.model.process.ar1_year_parameters`); ``measurement_sigma``
 is the sd of one observation's log noise, the same at any period length.
 
 Limits, stated in ``docs/real_data.md``: pooled volatilities (every area
@@ -74,6 +74,7 @@ from threadpoolctl import threadpool_limits
 from lobsim.errors import ConfigError
 from lobsim.model.areas import AreaTable, OutcomeData, read_areas, read_outcome, read_volatility
 from lobsim.model.config import PACKAGE_DATA_PREFIX, OutcomeProcess
+from lobsim.model.process import ar1_year_parameters
 from lobsim.validation._reml import (
     STEP_TOL,
     Objective,
@@ -94,44 +95,6 @@ MIN_AREAS_PER_REGION = 2
 _SIGMA_MAX = 5.0
 # Per-year phi grid of the 1-D search of the within-region step.
 _PHI_GRID = np.linspace(0.0, 1.0, 101)
-
-
-def ar1_year_parameters(phi_p: float, sigma_p: float, periods_per_year: int) -> tuple[float, float]:
-    """Convert per-period AR(1) parameters exactly to the year.
-
-    The inverse of :func:`lobsim.model.demo.ar1_period_parameters`: ``n`` steps of
-    ``S[t+1] = phi_p S[t] + sigma_p z`` are one step of the yearly process.
-
-    Parameters
-    ----------
-    phi_p : float
-        Persistence per period, in [0, 1].
-    sigma_p : float
-        Shock sd per period, >= 0.
-    periods_per_year : int
-        ``n``, periods per year.
-
-    Returns
-    -------
-    phi, sigma : float
-        ``phi = phi_p^n``, ``sigma^2 = sigma_p^2 (1 - phi_p^(2n)) / (1 - phi_p^2)``
-        (``n sigma_p^2`` for a random walk, ``sigma_p^2`` when ``phi_p = 0``).
-    """
-    if not 0.0 <= phi_p <= 1.0:
-        raise ValueError(f"phi_p must lie in [0, 1], got {phi_p!r}")
-    if sigma_p < 0.0:
-        raise ValueError(f"sigma_p must be >= 0, got {sigma_p!r}")
-    n = periods_per_year
-    if n < 1:
-        raise ValueError(f"periods_per_year must be >= 1, got {n!r}")
-    if phi_p == 1.0:
-        return 1.0, sigma_p * math.sqrt(n)
-    if phi_p == 0.0:
-        return 0.0, sigma_p
-    log_phi = math.log(phi_p)
-    # (1 - phi^(2n)) / (1 - phi^2) without cancellation as phi -> 1
-    ratio = math.expm1(2.0 * n * log_phi) / math.expm1(2.0 * log_phi)
-    return phi_p**n, sigma_p * math.sqrt(ratio)
 
 
 @dataclass(frozen=True, kw_only=True)
