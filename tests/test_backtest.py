@@ -27,7 +27,8 @@ from lobsim.validation.backtest import (
     start_indices,
     summarize_placebos,
 )
-from lobsim.validation.calibrate import calibrate, read_universe
+from lobsim.validation.calibrate import calibrate
+from lobsim.validation.universe_file import read_universe
 
 GM = package_data("gm")
 

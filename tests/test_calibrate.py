@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shutil
 import tomllib
@@ -31,9 +32,8 @@ from lobsim.validation.calibrate import (
     ar1_gamma,
     calibrate,
     calibrate_at,
-    read_universe,
-    write_universe,
 )
+from lobsim.validation.universe_file import read_universe, write_universe
 
 DEMO = Path(str(resources.files("lobsim") / "data" / "demo"))
 
@@ -341,6 +341,27 @@ def test_written_universe_reads_back_and_loads_in_a_config(tmp_path):
     # no programme: measured units are the prediction error, centred near zero
     err = ds["prediction_error"].values[:, 0]
     assert abs(err.mean()) < 0.5 * err.std()
+
+
+def test_a_volatility_scale_beyond_the_loaders_limit_is_refused(tmp_path):
+    # the volatility file is read back with scales in [0, 100] (docs/config.md):
+    # a calibration with an area beyond that is refused before anything is written
+    cal = calibrate(DEMO / "claimants_history.csv", DEMO / "areas.csv", 12)
+    scale = np.array(cal.volatility_scale)
+    scale[[3, 7]] = [250.0, 101.0]
+    noisy = dataclasses.replace(cal, volatility_scale=scale)
+    out = tmp_path / "u" / "universe.toml"
+    with pytest.raises(ConfigError) as info:
+        write_universe(noisy, out, areas="../areas.csv", history="h.csv")
+    message = str(info.value)
+    assert message.startswith(f"h.csv: area {cal.areas[3]!r}: volatility_scale = 250 ")
+    assert "outside [0, 100]" in message and "(and 1 more)" in message and "\n" not in message
+    assert not out.parent.exists() or not any(out.parent.iterdir())
+    # at the limit it is written, and reads back
+    scale[[3, 7]] = 100.0
+    write_universe(dataclasses.replace(cal, volatility_scale=scale), out, areas=str(
+        DEMO / "areas.csv"), history=str(DEMO / "claimants_history.csv"))
+    assert read_universe(out).volatility_scale[3] == 100.0
 
 
 def test_reading_something_else_is_one_clear_error(tmp_path):

@@ -23,8 +23,9 @@ from lobsim.errors import ConfigError
 from lobsim.model.areas import read_areas, read_outcome, read_volatility
 from lobsim.model.config import load_config
 from lobsim.model.realdata import package_data, read_gm_wards, ward_names
-from lobsim.validation.calibrate import calibrate, read_universe, write_universe
+from lobsim.validation.calibrate import calibrate
 from lobsim.validation.scm import Panel
+from lobsim.validation.universe_file import read_universe, write_universe
 
 AREAS = [(f"a{i}", f"R{i // 3}") for i in range(6)]
 PERIODS = 12  # integer labels 1..12, unpadded: "10" must sort after "9"

@@ -68,7 +68,8 @@ def _int_list(text: str, option: str) -> list[int]:
 # --------------------------------------------------------------------------
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from lobsim.model.areas import read_areas, read_outcome
-    from lobsim.validation.calibrate import calibrate, data_reference, write_universe
+    from lobsim.validation.calibrate import calibrate
+    from lobsim.validation.universe_file import data_reference, write_universe
 
     history = _data_file(args.history, "history")
     areas_path, areas_name = _areas_for(args, history)
@@ -115,7 +116,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 def _cmd_backtest(args: argparse.Namespace) -> int:
     from lobsim.model.realdata import ward_names
     from lobsim.validation import backtest as bt
-    from lobsim.validation.calibrate import read_universe
+    from lobsim.validation.universe_file import read_universe
 
     history = _data_file(args.history, "history")
     areas_path, _ = _areas_for(args, history)

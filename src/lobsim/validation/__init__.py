@@ -2,9 +2,10 @@
 
 ``scm`` is the classic synthetic-control estimator with predictors;
 ``backtest`` measures real placebo bonds and compares them with the model;
-``calibrate`` fits the outcome process to an observed panel (REML).
+``calibrate`` fits the outcome process to an observed panel (REML);
+``universe_file`` writes a calibration as a universe file and reads it back.
 """
 
 from lobsim._lazy import lazy_submodules
 
-__getattr__, __dir__ = lazy_submodules(__name__, ("backtest", "calibrate", "scm"))
+__getattr__, __dir__ = lazy_submodules(__name__, ("backtest", "calibrate", "scm", "universe_file"))

@@ -42,7 +42,7 @@ from lobsim.model.areas import AreaTable, read_areas, read_outcome
 from lobsim.model.config import PERIODS_PER_YEAR, Bond, WeightScheme, parse_config
 from lobsim.model.control import nearest_donors
 from lobsim.model.process import ar1_period_parameters, simulate_ar1, stationary_sd
-from lobsim.validation.calibrate import Universe
+from lobsim.validation.universe_file import CalibratedUniverse
 
 #: Target as a share of the area's base count (Appendix: 5,000 of 50,000).
 TARGET_SHARE = 0.10
@@ -462,7 +462,7 @@ def write_summary(rows: Sequence[SummaryRow], path: str | Path) -> None:
 # --------------------------------------------------------------------------
 # The model check: the same experiment on simulated panels
 # --------------------------------------------------------------------------
-def simulate_panel(universe: Universe, rng: np.random.Generator, *, size_scaled: bool = False
+def simulate_panel(universe: CalibratedUniverse, rng: np.random.Generator, *, size_scaled: bool = False
                    ) -> np.ndarray:
     """One panel of values drawn from a calibrated process (docs/model.md section 3).
 
@@ -512,7 +512,7 @@ def simulate_panel(universe: Universe, rng: np.random.Generator, *, size_scaled:
     return np.exp(x + noise)
 
 
-def size_scale(universe: Universe) -> np.ndarray:
+def size_scale(universe: CalibratedUniverse) -> np.ndarray:
     """Per-area variance multiplier fitted on the log level (mean 1).
 
     ``exp(c + b level)`` with ``b``, ``c`` the least-squares line of the log of
@@ -525,7 +525,7 @@ def size_scale(universe: Universe) -> np.ndarray:
     return np.asarray(fitted / fitted.mean())
 
 
-def simulate_placebos(universe: Universe, *, replicates: int = 10, seed: int = 0,
+def simulate_placebos(universe: CalibratedUniverse, *, replicates: int = 10, seed: int = 0,
                       size_scaled: bool = False, pre: int = 12, horizon: int = 12,
                       donors: Iterable[int] = DONORS, weights: Iterable[str] = WEIGHTS,
                       starts: Sequence[str] | None = None, step: int = 3,
