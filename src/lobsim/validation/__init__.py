@@ -1,6 +1,7 @@
 """Checks of the model against real data: synthetic control, placebo backtests, calibration.
 
-``scm`` is the classic synthetic-control estimator with predictors;
+``scm`` is the classic synthetic-control estimator with predictors, on a
+``predictor_panel``;
 ``backtest`` measures real placebo bonds and simulated ones from a calibrated model,
 ``placebo_stats`` summarises and compares them, ``sensitivity`` asks the engine;
 ``calibrate`` fits the outcome process to an observed panel (REML);
@@ -10,4 +11,5 @@
 from lobsim._lazy import lazy_submodules
 
 __getattr__, __dir__ = lazy_submodules(
-    __name__, ("backtest", "calibrate", "placebo_stats", "scm", "sensitivity", "universe_file"))
+    __name__, ("backtest", "calibrate", "placebo_stats", "predictor_panel", "scm", "sensitivity",
+                 "universe_file"))
