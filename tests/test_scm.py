@@ -41,7 +41,7 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
-from lobsim.kernels.synth import fit_synthetic_control
+from lobsim.model.synthetic_control import fit_synthetic_control
 from lobsim.validation._scm_nested import NestedProblem
 from lobsim.validation.predictor_panel import PredictorPanel
 from lobsim.validation.scm import (
