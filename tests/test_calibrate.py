@@ -372,3 +372,38 @@ def test_reading_something_else_is_one_clear_error(tmp_path):
     assert "\n" not in str(info.value)
     with pytest.raises(ConfigError, match="cannot read"):
         read_universe(tmp_path / "missing.toml")
+
+
+# -- one BLAS thread ----------------------------------------------------------
+def test_calibration_and_backtest_run_blas_on_one_thread(monkeypatch):
+    # OpenBLAS's threads cost far more than they save on these small matrices
+    # (docs/real_data.md): inside the fits every BLAS threadpoolctl finds, numpy's
+    # and scipy's own copy, runs one thread, and the setting is restored after
+    from threadpoolctl import threadpool_info
+
+    from lobsim.validation import backtest
+    from lobsim.validation import calibrate as calibration
+
+    def blas_threads() -> list[int]:
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+    before = blas_threads()
+    seen: list[list[int]] = []
+
+    def spy(fn):
+        def wrapped(*args, **kwargs):
+            seen.append(blas_threads())
+            return fn(*args, **kwargs)
+        return wrapped
+
+    monkeypatch.setattr(calibration, "_fit_within", spy(calibration._fit_within))
+    monkeypatch.setattr(calibration, "_at_parameters", spy(calibration._at_parameters))
+    monkeypatch.setattr(backtest, "control_weights", spy(backtest.control_weights))
+    cal = calibrate(DEMO / "claimants_history.csv", DEMO / "areas.csv", 12)
+    calibrate_at(DEMO / "claimants_history.csv", DEMO / "areas.csv", 12, cal.per_period,
+                 cal.process.measurement_sigma)
+    panel = backtest.read_panel(DEMO / "claimants_history.csv", DEMO / "areas.csv")
+    backtest.placebo_backtest(panel, donors=(5,), weights=("synthetic",),
+                              starts=(panel.periods[30],), describe_donors=False)
+    assert len(seen) >= 4 and all(s and set(s) == {1} for s in seen), seen
+    assert blas_threads() == before
