@@ -11,7 +11,8 @@ random numbers:
   series (treated areas and their donors with positive weight), stepped every
   period with per-period parameters converted exactly from the per-year ones,
   ``phi_p = phi^(1/ppy)``, ``sigma_p^2 = sigma^2 (1 - phi^(2/ppy)) / (1 - phi^2)``
-  (``sigma^2 / ppy`` for a random walk);
+  (``sigma^2 / ppy`` for a random walk; :func:`lobsim.model.process.ar1_period_parameters`,
+  the package's one definition of the conversion);
 - measurement noise ``y_obs = y exp(sigma_e e - sigma_e^2 / 2)`` at each
   measurement date, independent across dates and series;
 - Beta success fractions through a Gaussian copula,
@@ -44,19 +45,12 @@ from scipy import stats
 
 from lobsim.model.areas import OutcomeData, read_outcome
 from lobsim.model.config import PERIODS_PER_YEAR, Config, InterventionType, OutcomeProcess
+from lobsim.model.process import ar1_period_parameters
 from lobsim.model.world import World, build_world
 
-__all__ = ["per_period", "ramp", "simulate_reference"]
+__all__ = ["ramp", "simulate_reference"]
 
 OUTPUTS = ("true_units", "measured_units", "paid_units", "investor_payment", "default")
-
-
-def per_period(phi: float, sigma: float, ppy: int) -> tuple[float, float]:
-    """Per-period AR(1) coefficient and innovation sd from per-year ones (exact)."""
-    phi_p = phi ** (1.0 / ppy)
-    if phi == 1.0:
-        return phi_p, sigma / math.sqrt(ppy)
-    return phi_p, sigma * math.sqrt((1.0 - phi ** (2.0 / ppy)) / (1.0 - phi * phi))
 
 
 def ramp(t: InterventionType, tau: np.ndarray) -> np.ndarray:
@@ -222,9 +216,9 @@ class _Model:
             g0 = np.array([d.regional_state[r] for r in o.regions])
             u0 = d.area_state[o.areas]
             state[oid] = [np.full(n, f0), np.tile(g0, (n, 1)), np.tile(u0, (n, 1))]
-            steps[oid] = (per_period(p.national_phi, p.national_sigma, ppy),
-                          per_period(p.regional_phi, p.regional_sigma, ppy),
-                          per_period(p.area_phi, p.area_sigma, ppy))
+            steps[oid] = tuple(ar1_period_parameters(phi, sigma, ppy) for phi, sigma in (
+                (p.national_phi, p.national_sigma), (p.regional_phi, p.regional_sigma),
+                (p.area_phi, p.area_sigma)))
 
         paid = np.zeros((n, n_b))
         cash = np.zeros((n, n_b))

@@ -11,7 +11,7 @@ from pathlib import Path
 from lobsim import load_config, simulate
 from lobsim.validation import backtest
 from lobsim.report import plot
-from lobsim.validation.calibrate import read_universe
+from lobsim.validation.universe_file import read_universe
 from lobsim.model.realdata import resolve_data_path
 from lobsim.analysis.risk import risk_contributions
 

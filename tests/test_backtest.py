@@ -14,8 +14,7 @@ from lobsim.model.control import fit_control, nearest_donors
 from lobsim.model.realdata import package_data
 from lobsim.validation.backtest import (
     FALSE_POSITIVE_LEVELS,
-    Panel,
-    compare,
+    ObservedPanel,
     control_weights,
     donor_pools_for,
     placebo_backtest,
@@ -25,15 +24,16 @@ from lobsim.validation.backtest import (
     simulate_placebos,
     size_scale,
     start_indices,
-    summarize_placebos,
 )
-from lobsim.validation.calibrate import calibrate, read_universe
+from lobsim.validation.calibrate import calibrate
+from lobsim.validation.placebo_stats import compare, summarize_placebos
+from lobsim.validation.universe_file import read_universe
 
 GM = package_data("gm")
 
 
 @pytest.fixture(scope="module")
-def gm_panel() -> Panel:
+def gm_panel() -> ObservedPanel:
     return read_panel(GM / "claimants_history.csv", GM / "areas.csv")
 
 
@@ -76,7 +76,7 @@ def test_measurement_is_design_section_4_on_a_hand_panel():
     values = np.array([[100.0, 100.0, 90.0],
                        [200.0, 210.0, 220.0],
                        [50.0, 60.0, 70.0]])
-    panel = Panel(areas=_table(3), periods=_months(3), values=values)
+    panel = ObservedPanel(areas=_table(3), periods=_months(3), values=values)
     p = placebo_backtest(panel, pre=2, horizon=1, donors=[1], weights=["equal"])
     row = p.select("equal", 1) & (p.area == "a000")
     # yhat = y[a,s] exp(log y[j,s+h] - log y[j,s]) = 100 * 220 / 210; M = yhat - 90
@@ -105,7 +105,7 @@ def test_a_planted_step_is_measured_exactly_without_noise(scheme):
     values = _noisy_panel(n, t, 0.0, 1)
     values = values[:1].repeat(n, axis=0) * np.linspace(1.0, 3.0, n)[:, None]
     values[7, start + 1:] *= 0.9
-    panel = Panel(areas=_table(n), periods=_months(t), values=values)
+    panel = ObservedPanel(areas=_table(n), periods=_months(t), values=values)
     p = placebo_backtest(panel, pre=12, horizon=horizon, donors=[3, 5], weights=[scheme],
                          starts=[panel.periods[start]])
     treated = p.area == "a007"
@@ -128,7 +128,7 @@ def test_a_planted_step_is_measured_within_the_noise(scheme):
     values = _noisy_panel(n, t, 0.015, 2)
     start = 17
     values[25, start + 1:] *= 0.9
-    panel = Panel(areas=_table(n), periods=_months(t), values=values)
+    panel = ObservedPanel(areas=_table(n), periods=_months(t), values=values)
     p = placebo_backtest(panel, pre=12, horizon=12, donors=[10], weights=[scheme],
                          starts=[panel.periods[start]])
     treated = p.area == "a025"

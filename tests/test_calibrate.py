@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shutil
 import tomllib
@@ -15,7 +16,8 @@ from hypothesis import strategies as st
 
 from lobsim.errors import ConfigError
 from lobsim.model.areas import read_areas, read_outcome
-from lobsim.model.demo import OUTCOMES, ar1_period_parameters
+from lobsim.model.demo import OUTCOMES
+from lobsim.model.process import ar1_period_parameters, ar1_year_parameters
 from lobsim.model.realdata import package_data
 from lobsim.validation._reml import (
     STEP_TOL,
@@ -28,12 +30,10 @@ from lobsim.validation._reml import (
 from lobsim.validation.calibrate import (
     _panel,
     ar1_gamma,
-    ar1_year_parameters,
     calibrate,
     calibrate_at,
-    read_universe,
-    write_universe,
 )
+from lobsim.validation.universe_file import read_universe, write_universe
 
 DEMO = Path(str(resources.files("lobsim") / "data" / "demo"))
 
@@ -343,6 +343,27 @@ def test_written_universe_reads_back_and_loads_in_a_config(tmp_path):
     assert abs(err.mean()) < 0.5 * err.std()
 
 
+def test_a_volatility_scale_beyond_the_loaders_limit_is_refused(tmp_path):
+    # the volatility file is read back with scales in [0, 100] (docs/config.md):
+    # a calibration with an area beyond that is refused before anything is written
+    cal = calibrate(DEMO / "claimants_history.csv", DEMO / "areas.csv", 12)
+    scale = np.array(cal.volatility_scale)
+    scale[[3, 7]] = [250.0, 101.0]
+    noisy = dataclasses.replace(cal, volatility_scale=scale)
+    out = tmp_path / "u" / "universe.toml"
+    with pytest.raises(ConfigError) as info:
+        write_universe(noisy, out, areas="../areas.csv", history="h.csv")
+    message = str(info.value)
+    assert message.startswith(f"h.csv: area {cal.areas[3]!r}: volatility_scale = 250 ")
+    assert "outside [0, 100]" in message and "(and 1 more)" in message and "\n" not in message
+    assert not out.parent.exists() or not any(out.parent.iterdir())
+    # at the limit it is written, and reads back
+    scale[[3, 7]] = 100.0
+    write_universe(dataclasses.replace(cal, volatility_scale=scale), out, areas=str(
+        DEMO / "areas.csv"), history=str(DEMO / "claimants_history.csv"))
+    assert read_universe(out).volatility_scale[3] == 100.0
+
+
 def test_reading_something_else_is_one_clear_error(tmp_path):
     bad = tmp_path / "x.toml"
     bad.write_text("[universe]\nareas = 'a.csv'\n", encoding="utf-8")
@@ -351,3 +372,38 @@ def test_reading_something_else_is_one_clear_error(tmp_path):
     assert "\n" not in str(info.value)
     with pytest.raises(ConfigError, match="cannot read"):
         read_universe(tmp_path / "missing.toml")
+
+
+# -- one BLAS thread ----------------------------------------------------------
+def test_calibration_and_backtest_run_blas_on_one_thread(monkeypatch):
+    # OpenBLAS's threads cost far more than they save on these small matrices
+    # (docs/real_data.md): inside the fits every BLAS threadpoolctl finds, numpy's
+    # and scipy's own copy, runs one thread, and the setting is restored after
+    from threadpoolctl import threadpool_info
+
+    from lobsim.validation import backtest
+    from lobsim.validation import calibrate as calibration
+
+    def blas_threads() -> list[int]:
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+    before = blas_threads()
+    seen: list[list[int]] = []
+
+    def spy(fn):
+        def wrapped(*args, **kwargs):
+            seen.append(blas_threads())
+            return fn(*args, **kwargs)
+        return wrapped
+
+    monkeypatch.setattr(calibration, "_fit_within", spy(calibration._fit_within))
+    monkeypatch.setattr(calibration, "_at_parameters", spy(calibration._at_parameters))
+    monkeypatch.setattr(backtest, "control_weights", spy(backtest.control_weights))
+    cal = calibrate(DEMO / "claimants_history.csv", DEMO / "areas.csv", 12)
+    calibrate_at(DEMO / "claimants_history.csv", DEMO / "areas.csv", 12, cal.per_period,
+                 cal.process.measurement_sigma)
+    panel = backtest.read_panel(DEMO / "claimants_history.csv", DEMO / "areas.csv")
+    backtest.placebo_backtest(panel, donors=(5,), weights=("synthetic",),
+                              starts=(panel.periods[30],), describe_donors=False)
+    assert len(seen) >= 4 and all(s and set(s) == {1} for s in seen), seen
+    assert blas_threads() == before

@@ -23,8 +23,9 @@ from lobsim.errors import ConfigError
 from lobsim.model.areas import read_areas, read_outcome, read_volatility
 from lobsim.model.config import load_config
 from lobsim.model.realdata import package_data, read_gm_wards, ward_names
-from lobsim.validation.calibrate import calibrate, read_universe, write_universe
-from lobsim.validation.scm import Panel
+from lobsim.validation.calibrate import calibrate
+from lobsim.validation.predictor_panel import PredictorPanel
+from lobsim.validation.universe_file import read_universe, write_universe
 
 AREAS = [(f"a{i}", f"R{i // 3}") for i in range(6)]
 PERIODS = 12  # integer labels 1..12, unpadded: "10" must sort after "9"
@@ -397,7 +398,7 @@ def test_byte_order_marks_in_the_real_data_readers(tmp_path: Path) -> None:
 def test_byte_order_mark_in_a_synthetic_control_panel(tmp_path: Path) -> None:
     text = "unit,year,y\na,2000,1\na,2001,2\nb,2000,3\nb,2001,4\n"
     (tmp_path / "p.csv").write_text(BOM + text, encoding="utf-8")
-    panel = Panel.from_csv(tmp_path / "p.csv", unit="unit", time="year")
+    panel = PredictorPanel.from_csv(tmp_path / "p.csv", unit="unit", time="year")
     np.testing.assert_array_equal(panel.values("y", [2000, 2001]), [[1, 3], [2, 4]])
 
 
@@ -412,7 +413,7 @@ def test_bad_synthetic_control_panels_are_one_line(text: str, fragment: str,
                                                    tmp_path: Path) -> None:
     (tmp_path / "p.csv").write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError) as info:
-        Panel.from_csv(tmp_path / "p.csv", unit="unit", time="year")
+        PredictorPanel.from_csv(tmp_path / "p.csv", unit="unit", time="year")
     assert str(info.value).startswith(f"{tmp_path / 'p.csv'}: ") and fragment in str(info.value)
 
 

@@ -440,6 +440,27 @@ def test_maturity_rejects_bonds_paying_at_several_dates(tmp_path):
         bond_alone_at(parse(_ramp_world(tmp_path)), "b", 0.0)
 
 
+def test_the_maturity_plot_leaves_matplotlib_state_alone(tmp_path):
+    # A library must not switch a notebook user's backend (issue 15): the
+    # trade-off is drawn on an explicit Figure, without pyplot.
+    import matplotlib
+
+    from lobsim.report.plot import maturity_tradeoff, save
+
+    cfg = load_config(CONFIGS / "birmingham_jsa.toml")
+    choice = choose_maturity(cfg, "bham-jsa", [3, 5], scenarios=200, seed=1)
+    backend = matplotlib.get_backend()
+    fig = maturity_tradeoff(choice)
+    assert len(fig.axes) == 4  # two panels, each with a twin axis
+    save(fig, tmp_path / "m.png", dpi=120)
+    assert (tmp_path / "m.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert matplotlib.get_backend() == backend
+    src = Path(__file__).resolve().parents[1] / "src" / "lobsim"
+    for path in src.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        assert "matplotlib.use(" not in text and "import matplotlib.pyplot" not in text, path
+
+
 def test_cli_maturity_on_birmingham(tmp_path, capsys):
     # Done-when of issue 9: the Birmingham bond over 2 to 8 years, a recommendation, a plot
     png = tmp_path / "maturity.png"

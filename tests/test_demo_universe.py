@@ -21,10 +21,9 @@ from lobsim.model.demo import (
     OUTCOMES,
     SEED,
     WORKING_AGE_SHARE,
-    ar1_period_parameters,
     generate_demo_universe,
-    simulate_ar1,
 )
+from lobsim.model.process import ar1_period_parameters, simulate_ar1
 
 DEMO = Path(str(resources.files("lobsim") / "data" / "demo"))
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"

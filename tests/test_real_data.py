@@ -22,8 +22,9 @@ from lobsim.errors import ConfigError
 from lobsim.model.areas import read_areas, read_outcome
 from lobsim.model.config import load_config
 from lobsim.model.realdata import convert_gm, package_data, read_gm_wards, ward_names
-from lobsim.validation.backtest import bond_sensitivity
-from lobsim.validation.calibrate import calibrate, calibrate_at, read_universe
+from lobsim.validation.calibrate import calibrate, calibrate_at
+from lobsim.validation.sensitivity import bond_sensitivity
+from lobsim.validation.universe_file import read_universe
 
 GM = package_data("gm")
 SOURCE = GM / "source" / "wards_monthly.csv"

@@ -12,7 +12,6 @@ investor payment, default probability and mean true units agree within
 from __future__ import annotations
 
 import dataclasses
-import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +27,7 @@ from lobsim.model.world import build_world
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from reference_numpy import per_period, simulate_reference  # noqa: E402
+from reference_numpy import simulate_reference  # noqa: E402
 
 N = 20_000
 Z_MAX = 5.0
@@ -94,17 +93,6 @@ def test_mixed_subset_covers_the_features() -> None:
     assert any(len(b.payment.measurements) > 1 for b in cfg.bonds)
     assert any(b.start > 0.0 for b in cfg.bonds)
     assert len({b.provider for b in cfg.bonds}) < len(cfg.bonds)
-
-
-@pytest.mark.parametrize("phi", [0.0, 0.3, 0.85, 1.0])
-@pytest.mark.parametrize("ppy", [1, 4, 12])
-def test_per_period_parameters_compound_to_the_annual_ones(phi: float, ppy: int) -> None:
-    sigma = 0.05
-    phi_p, sigma_p = per_period(phi, sigma, ppy)
-    assert phi_p**ppy == pytest.approx(phi, abs=1e-15)
-    # variance of the one-year change from ppy steps of the per-period process
-    var = sigma_p**2 * sum(phi_p ** (2 * k) for k in range(ppy))
-    assert math.sqrt(var) == pytest.approx(sigma, rel=1e-12)
 
 
 @pytest.mark.parametrize(

@@ -41,11 +41,11 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
-from lobsim.kernels.synth import fit_synthetic_control
+from lobsim.model.synthetic_control import fit_synthetic_control
+from lobsim.validation._scm_nested import NestedProblem
+from lobsim.validation.predictor_panel import PredictorPanel
 from lobsim.validation.scm import (
     ClassicSyntheticControl,
-    Panel,
-    _Nested,
     fit_cross_validated,
     fit_predictor_weights,
     placebo_in_space,
@@ -92,7 +92,7 @@ BASQUE_SPECS: list[tuple[str, range | list[int]]] = [
 
 @pytest.fixture(scope="module")
 def basque() -> dict:
-    panel = Panel.from_csv(DATA / "basque.csv", unit="regionname", time="year")
+    panel = PredictorPanel.from_csv(DATA / "basque.csv", unit="regionname", time="year")
     donors = [u for u in panel.units if u not in (BASQUE, "Spain (Espana)")]
     arrays = panel.design(BASQUE, donors, BASQUE_SPECS, "gdpcap", range(1960, 1970))
     names = {"predictor_names": [s[0] for s in BASQUE_SPECS], "donor_names": donors}
@@ -213,7 +213,7 @@ def _germany_specs(first: int, schooling: list[int], invest: str) -> list:
 
 @pytest.fixture(scope="module")
 def germany() -> dict:
-    panel = Panel.from_csv(DATA / "germany.csv", unit="country", time="year")
+    panel = PredictorPanel.from_csv(DATA / "germany.csv", unit="country", time="year")
     donors = [u for u in panel.units if u != "West Germany"]
     training = panel.design(
         "West Germany",
@@ -292,7 +292,7 @@ def test_balance_table_and_synthetic_predictors(germany):
 def test_gradient_matches_finite_differences(germany):
     x1, x0, z1, z0 = germany["training"]
     sd = np.std(np.column_stack([x1, x0]), axis=1, ddof=1)
-    nested = _Nested(x1 / sd, np.ascontiguousarray(x0 / sd[:, None]), z1, z0)
+    nested = NestedProblem(x1 / sd, np.ascontiguousarray(x0 / sd[:, None]), z1, z0)
     rng = np.random.default_rng(3)
     for _ in range(5):
         theta = np.log(rng.dirichlet(np.ones(x1.size)))
@@ -466,7 +466,7 @@ def test_panel_means_skip_missing_years(tmp_path):
     path.write_text(
         "unit,year,y,label\na,2000,1,x\na,2001,,x\nb,2000,2,x\nb,2001,4,x\n", encoding="utf-8"
     )
-    panel = Panel.from_csv(path, unit="unit", time="year")
+    panel = PredictorPanel.from_csv(path, unit="unit", time="year")
     assert set(panel.variables) == {"y"}  # the text column is not a variable
     np.testing.assert_allclose(panel.mean("y", [2000, 2001]), [1.0, 3.0])
     with pytest.raises(ValueError, match="no value"):

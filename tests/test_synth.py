@@ -28,15 +28,14 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy.optimize import nnls
 
-from lobsim.kernels import synth as _synth
 from lobsim.kernels.synth import (
-    SyntheticFit,
     _nnls,
     _qr_insert,
-    fit_synthetic_control,
     simplex_weights,
     simplex_weights_batch,
 )
+from lobsim.model import synthetic_control
+from lobsim.model.synthetic_control import SyntheticFit, fit_synthetic_control
 
 EPS = float(np.finfo(np.float64).eps)
 
@@ -545,7 +544,7 @@ def test_wrapper_reports_kernel_failure(monkeypatch: pytest.MonkeyPatch) -> None
         w[:] = np.nan
         return math.nan
 
-    monkeypatch.setattr(_synth, "simplex_weights", failing_kernel)
+    monkeypatch.setattr(synthetic_control, "simplex_weights", failing_kernel)
     with pytest.raises(RuntimeError, match="active-set NNLS failed"):
         fit_synthetic_control(np.zeros(3), np.ones((3, 2)))
 

@@ -31,7 +31,6 @@ import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -260,43 +259,3 @@ def format_maturity(choice: MaturityChoice) -> str:
                   f"broken by the higher E[IRR]){tie}"]
     return "\n".join(lines)
 
-
-def plot_maturity(choice: MaturityChoice, path: str | Path) -> None:
-    """Write the trade-off as a PNG: P(default) and E[IRR], signal-to-noise and the two risks."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    c = choice.candidates
-    t = np.array([x.maturity for x in c])
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 7), sharex=True)
-    p = np.array([x.default_probability for x in c])
-    top.errorbar(t, p, yerr=2 * np.array([x.default_probability_se for x in c]), marker="o",
-                 color="C3", label="P(default) (±2 se)")
-    top.set_ylabel("P(default)")
-    top.axvline(choice.recommended, color="grey", linestyle=":", label="recommended")
-    irr_ax = top.twinx()
-    irr_ax.plot(t, [100 * x.mean_irr for x in c], marker="s", color="C0", label="E[IRR]")
-    irr_ax.set_ylabel("E[IRR] (%)")
-    lines = top.get_legend_handles_labels()
-    more = irr_ax.get_legend_handles_labels()
-    top.legend(lines[0] + more[0], lines[1] + more[1], loc="best", fontsize="small")
-    top.set_title(f"Bond {choice.bond}: maturity trade-off ({choice.scenarios} scenarios)")
-    bottom.plot(t, [x.expected_overpayment for x in c], marker="o", color="C1",
-                label="E[overpayment] (state)")
-    bottom.plot(t, [x.expected_shortfall_value for x in c], marker="o", color="C2",
-                label="E[shortfall] x price (provider)")
-    bottom.set_ylabel("amount")
-    bottom.set_xlabel("maturity (years after the base year)")
-    snr_ax = bottom.twinx()
-    snr = np.array([x.signal_to_noise for x in c])
-    snr_ax.plot(t, np.where(np.isfinite(snr), snr, np.nan), marker="^", color="k",
-                linestyle="--", label="signal/noise")
-    snr_ax.set_ylabel("signal / noise")
-    lines = bottom.get_legend_handles_labels()
-    more = snr_ax.get_legend_handles_labels()
-    bottom.legend(lines[0] + more[0], lines[1] + more[1], loc="best", fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)

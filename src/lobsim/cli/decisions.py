@@ -57,7 +57,7 @@ def level(text: str) -> float:
 
 
 def _cmd_maturity(args: argparse.Namespace) -> int:
-    from lobsim.analysis.maturity import choose_maturity, format_maturity, plot_maturity
+    from lobsim.analysis.maturity import choose_maturity, format_maturity
 
     plot = Path(args.plot) if args.plot else None
     if plot is not None:
@@ -91,8 +91,10 @@ def _cmd_maturity(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.config}: {exc}") from None
     if plot is not None:
         try:
+            from lobsim.report.plot import maturity_tradeoff, save
+
             plot.parent.mkdir(parents=True, exist_ok=True)
-            plot_maturity(choice, plot)
+            save(maturity_tradeoff(choice), plot, dpi=120)
         except OSError as exc:
             raise UsageError(f"--plot {plot}: cannot write it ({exc.strerror or exc})") from None
     if args.json:

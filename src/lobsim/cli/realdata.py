@@ -2,7 +2,8 @@
 
 Kept apart from :mod:`lobsim.cli.commands` so that the main parser only gains one
 call; these functions parse arguments and call :mod:`lobsim.validation.calibrate` and
-:mod:`lobsim.validation.backtest`.
+:mod:`lobsim.validation.backtest` and
+:mod:`lobsim.validation.placebo_stats`.
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ def _int_list(text: str, option: str) -> list[int]:
 # --------------------------------------------------------------------------
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from lobsim.model.areas import read_areas, read_outcome
-    from lobsim.validation.calibrate import calibrate, data_reference, write_universe
+    from lobsim.validation.calibrate import calibrate
+    from lobsim.validation.universe_file import data_reference, write_universe
 
     history = _data_file(args.history, "history")
     areas_path, areas_name = _areas_for(args, history)
@@ -115,7 +117,8 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 def _cmd_backtest(args: argparse.Namespace) -> int:
     from lobsim.model.realdata import ward_names
     from lobsim.validation import backtest as bt
-    from lobsim.validation.calibrate import read_universe
+    from lobsim.validation import placebo_stats as ps
+    from lobsim.validation.universe_file import read_universe
 
     history = _data_file(args.history, "history")
     areas_path, _ = _areas_for(args, history)
@@ -142,7 +145,7 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
                    starts=starts, step=args.step, match_on=match_on)
     real = bt.placebo_backtest(panel, periods_per_year=ppy, source=args.history,
                                **options)
-    rows = bt.summarize_placebos(real)
+    rows = ps.summarize_placebos(real)
     totals = [r for r in rows if r.start == "all"]
     k_mid = sorted(donors)[len(donors) // 2]
     per_start = [r for r in rows if r.start != "all" and r.donors == k_mid]
@@ -152,10 +155,10 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     print("Change: (counterfactual - observed) / counterfactual, percent. Target T = "
           f"{round(100 * bt.TARGET_SHARE)}% of the base value (the Appendix's 5,000 of 50,000).")
     print()
-    print(bt.summary_table(totals))
+    print(ps.summary_table(totals))
     print()
     print(f"By start, {k_mid} donors:")
-    print(bt.summary_table(per_start))
+    print(ps.summary_table(per_start))
 
     comparison = []
     models: dict[str, bt.Placebos] = {}
@@ -167,37 +170,37 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
             models[name] = bt.simulate_placebos(universe, replicates=args.replicates,
                                                 seed=args.seed, size_scaled=scaled,
                                                 **options)
-        comparison = bt.compare(real, models)
+        comparison = ps.compare(real, models)
         print()
         print(f"Model check: the same placebos on {args.replicates} panels simulated from "
               f"{args.model} (pooled: as calibrated; size-scaled: each area's variance "
               "scaled by its fitted size effect)")
-        print(bt.comparison_table([r for r in comparison if r.group == "all"]))
+        print(ps.comparison_table([r for r in comparison if r.group == "all"]))
         print()
         print("Sd of the change by size (terciles of the base value):")
-        print(bt.tercile_table(comparison))
+        print(ps.tercile_table(comparison))
     elapsed = time.perf_counter() - started
 
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         labels = ward_names() if _is_gm(areas_path) else {}
         real.write_csv(out / "placebos.csv", labels)
-        bt.write_summary(rows, out / "summary.csv")
+        ps.write_summary(rows, out / "summary.csv")
         md = [f"# Placebo backtest of `{args.history}`", "",
               f"Pre-period {args.pre} periods, horizon {args.horizon} periods, donors "
               f"{', '.join(map(str, sorted(donors)))}, weights {', '.join(weights)}. "
               f"Change in percent of the counterfactual; T = "
               f"{round(100 * bt.TARGET_SHARE)}% of the base value.", "",
-              bt.summary_table(totals, markdown=True), "", f"By start, {k_mid} donors:", "",
-              bt.summary_table(per_start, markdown=True), ""]
+              ps.summary_table(totals, markdown=True), "", f"By start, {k_mid} donors:", "",
+              ps.summary_table(per_start, markdown=True), ""]
         (out / "summary.md").write_text("\n".join(md), encoding="utf-8")
         if models:
-            bt.write_comparison(comparison, out / "model_check.csv")
+            ps.write_comparison(comparison, out / "model_check.csv")
             md = [f"# Model check: `{args.history}` against `{args.model}`", "",
-                  bt.comparison_table([r for r in comparison if r.group == "all"],
+                  ps.comparison_table([r for r in comparison if r.group == "all"],
                                       markdown=True), "",
                   "Sd of the change by size (terciles of the base value):", "",
-                  bt.tercile_table(comparison, markdown=True), ""]
+                  ps.tercile_table(comparison, markdown=True), ""]
             (out / "model_check.md").write_text("\n".join(md), encoding="utf-8")
             from lobsim.report.plot import placebo_qq  # matplotlib: only when a model is checked
 

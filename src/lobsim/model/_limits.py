@@ -18,6 +18,10 @@ from __future__ import annotations
 
 import math
 
+# the k-step variance lives with the rest of the AR(1) algebra; world.py and
+# _datacheck.py still import it from here under its old name
+from lobsim.model.process import kstep_variance as ar_variance  # noqa: F401
+
 #: Money: costs, premiums, savings, fixed sums and cash caps (below a quadrillion).
 AMOUNT_MAX = 1e15
 #: Outcome units: targets, unit caps, baseline units (counts or percentage points).
@@ -69,16 +73,6 @@ LOG_CHANGE_MAX = 150.0
 #: Standard deviations of a draw counted in the envelope: a normal beyond 12 sd
 #: has probability 4e-33, never met in the 1e16 draws of the largest run.
 ENVELOPE_SDS = 12.0
-
-
-def ar_variance(phi: float, k: float) -> float:
-    """Variance of a k-year AR(1) change per unit annual innovation variance.
-
-    ``(1 - phi^(2k)) / (1 - phi^2)``; ``k`` for a random walk (phi = 1).
-    """
-    if phi == 1.0:
-        return k
-    return (1.0 - phi ** (2.0 * k)) / (1.0 - phi * phi)
 
 
 def annual_log_return(best_multiple: float, term: float) -> float:

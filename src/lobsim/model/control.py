@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from lobsim.errors import ConfigError
-from lobsim.kernels.synth import fit_synthetic_control
 from lobsim.model.areas import AreaTable, OutcomeData
 from lobsim.model.config import Bond
+from lobsim.model.synthetic_control import fit_synthetic_control
 
 
 @dataclass(frozen=True, kw_only=True)

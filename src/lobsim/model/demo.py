@@ -11,9 +11,9 @@ treated as observed data::
     y_obs  = exp(x) exp(sigma_e e - sigma_e^2 / 2)
 
 with F, G and U AR(1) processes whose per-year parameters are converted
-exactly to the month (:func:`ar1_period_parameters`). The state at the base
-month (trend, true log level, U, G, F) is stored next to the history: it is
-what the engine simulates the future from.
+exactly to the month (:func:`lobsim.model.process.ar1_period_parameters`).
+The state at the base month (trend, true log level, U, G, F) is stored next
+to the history: it is what the engine simulates the future from.
 
 Regenerate the stored files with ``python -m lobsim.model.demo``; a test checks that
 the generator reproduces them byte for byte. Transcendental functions are
@@ -33,6 +33,7 @@ import numpy as np
 
 from lobsim.arraytypes import Float64Array
 from lobsim.model.config import OutcomeProcess
+from lobsim.model.process import ar1_period_parameters, simulate_ar1, stationary_sd
 
 #: Seed of the stored demo universe (15 November 2010: the report's month).
 SEED = 20101115
@@ -102,97 +103,6 @@ OUTCOMES: dict[str, tuple[str, OutcomeProcess]] = {
 
 # Trends mu[a] (log change per year): mean and sd per outcome.
 _TRENDS = {"claimants": (-0.01, 0.015), "referral_days": (0.01, 0.02)}
-
-
-def ar1_period_parameters(phi: float, sigma: float, periods_per_year: int) -> tuple[float, float]:
-    """Convert per-year AR(1) parameters exactly to a shorter period.
-
-    An AR(1) ``S[t+1] = phi_p S[t] + sigma_p z`` stepped ``n = periods_per_year``
-    times has the same ``n``-step transition as the yearly process
-    ``S[t+1] = phi S[t] + sigma z``.
-
-    Parameters
-    ----------
-    phi : float
-        Persistence per year, in [0, 1]; 1 is a random walk.
-    sigma : float
-        Shock standard deviation per year, >= 0.
-    periods_per_year : int
-        Periods per year (12 for months).
-
-    Returns
-    -------
-    phi_p, sigma_p : float
-        ``phi_p = phi ** (1 / n)`` and
-        ``sigma_p = sigma sqrt((1 - phi ** (2 / n)) / (1 - phi ** 2))``
-        (``sigma / sqrt(n)`` when ``phi = 1``, ``sigma`` when ``phi = 0``).
-
-    Examples
-    --------
-    >>> phi_m, sigma_m = ar1_period_parameters(1.0, 0.12, 12)
-    >>> phi_m, round(sigma_m ** 2 * 12, 12)
-    (1.0, 0.0144)
-    """
-    if not 0.0 <= phi <= 1.0:
-        raise ValueError(f"phi must lie in [0, 1], got {phi!r}")
-    if sigma < 0.0:
-        raise ValueError(f"sigma must be >= 0, got {sigma!r}")
-    if periods_per_year < 1:
-        raise ValueError(f"periods_per_year must be >= 1, got {periods_per_year!r}")
-    n = periods_per_year
-    if phi == 1.0:
-        return 1.0, sigma / math.sqrt(n)
-    if phi == 0.0:
-        return 0.0, sigma
-    # (1 - phi^(2/n)) / (1 - phi^2) without cancellation as phi -> 1.
-    log_phi = math.log(phi)
-    ratio = math.expm1(2.0 * log_phi / n) / math.expm1(2.0 * log_phi)
-    return phi ** (1.0 / n), sigma * math.sqrt(ratio)
-
-
-def stationary_sd(phi: float, sigma: float) -> float:
-    """Standard deviation of an AR(1)'s stationary distribution (0 for a random walk).
-
-    Parameters
-    ----------
-    phi, sigma : float
-        Persistence and shock sd, per year (or per period: the result is the same
-        for exactly converted parameters).
-
-    Returns
-    -------
-    float
-        ``sigma / sqrt(1 - phi^2)``, or 0 when ``phi = 1`` (the walk starts at 0).
-    """
-    if phi >= 1.0:
-        return 0.0
-    return sigma / math.sqrt(1.0 - phi * phi)
-
-
-def simulate_ar1(phi_p: float, sigma_p: float, start: Float64Array,
-                 shocks: Float64Array) -> Float64Array:
-    """Step AR(1) processes period by period.
-
-    Parameters
-    ----------
-    phi_p, sigma_p : float
-        Per-period persistence and shock sd (see :func:`ar1_period_parameters`).
-    start : ndarray, shape (n,)
-        The states before the first step.
-    shocks : ndarray, shape (steps, n)
-        Standard normal shocks, one row per step.
-
-    Returns
-    -------
-    ndarray, shape (steps, n)
-        The states after each step: ``S[k] = phi_p S[k-1] + sigma_p shocks[k]``.
-    """
-    out = np.empty(shocks.shape, dtype=np.float64)
-    state = np.array(start, dtype=np.float64)
-    for k in range(shocks.shape[0]):
-        state = phi_p * state + sigma_p * shocks[k]
-        out[k] = state
-    return out
 
 
 def _elementwise(fn: Callable[[float], float], values: Float64Array) -> Float64Array:

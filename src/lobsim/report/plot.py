@@ -25,6 +25,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
 if TYPE_CHECKING:
+    from lobsim.analysis.maturity import MaturityChoice
     from lobsim.model.config import Config
     from lobsim.validation.backtest import Placebos
 
@@ -588,3 +589,58 @@ def save(fig: Figure | Axes, path: Any, *, dpi: int = 100) -> None:
     """Save a figure (or the figure of an Axes) as PNG with the Agg renderer."""
     figure = figure_of(fig) if isinstance(fig, Axes) else fig
     figure.savefig(path, dpi=dpi, format="png")
+
+
+def maturity_tradeoff(choice: MaturityChoice, fig: Figure | None = None) -> Figure:
+    """The maturity trade-off of :func:`lobsim.analysis.maturity.choose_maturity`.
+
+    Top: P(default) (with two standard errors) and E[IRR] by candidate
+    maturity, the recommended one marked; bottom: E[overpayment] (the
+    state's risk), E[shortfall] x price (the provider's) and signal to noise.
+
+    Parameters
+    ----------
+    choice : MaturityChoice
+        The candidates and the recommendation.
+    fig : matplotlib.figure.Figure, optional
+        Figure to draw on (a new 7 x 7 inch one by default).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Save it with :func:`save` (the CLI uses ``dpi=120``).
+    """
+    c = choice.candidates
+    t = np.array([x.maturity for x in c])
+    if fig is None:
+        fig = Figure(figsize=(7, 7))
+    top, bottom = fig.subplots(2, 1, sharex=True)
+    p = np.array([x.default_probability for x in c])
+    top.errorbar(t, p, yerr=2 * np.array([x.default_probability_se for x in c]), marker="o",
+                 color="C3", label="P(default) (±2 se)")
+    top.set_ylabel("P(default)")
+    top.axvline(choice.recommended, color="grey", linestyle=":", label="recommended")
+    irr_ax = top.twinx()
+    irr_ax.plot(t, [100 * x.mean_irr for x in c], marker="s", color="C0", label="E[IRR]")
+    irr_ax.set_ylabel("E[IRR] (%)")
+    lines = top.get_legend_handles_labels()
+    more = irr_ax.get_legend_handles_labels()
+    top.legend(lines[0] + more[0], lines[1] + more[1], loc="best", fontsize="small")
+    top.set_title(f"Bond {choice.bond}: maturity trade-off ({choice.scenarios} scenarios)")
+    bottom.plot(t, [x.expected_overpayment for x in c], marker="o", color="C1",
+                label="E[overpayment] (state)")
+    bottom.plot(t, [x.expected_shortfall_value for x in c], marker="o", color="C2",
+                label="E[shortfall] x price (provider)")
+    bottom.set_ylabel("amount")
+    bottom.set_xlabel("maturity (years after the base year)")
+    snr_ax = bottom.twinx()
+    snr = np.array([x.signal_to_noise for x in c])
+    # an infinite signal to noise (no noise at all) is left out of the line
+    snr_ax.plot(t, np.where(np.isfinite(snr), snr, np.nan), marker="^", color="k",
+                linestyle="--", label="signal/noise")
+    snr_ax.set_ylabel("signal / noise")
+    lines = bottom.get_legend_handles_labels()
+    more = snr_ax.get_legend_handles_labels()
+    bottom.legend(lines[0] + more[0], lines[1] + more[1], loc="best", fontsize="small")
+    fig.tight_layout()
+    return fig

@@ -1,10 +1,15 @@
 """Checks of the model against real data: synthetic control, placebo backtests, calibration.
 
-``scm`` is the classic synthetic-control estimator with predictors;
-``backtest`` measures real placebo bonds and compares them with the model;
-``calibrate`` fits the outcome process to an observed panel (REML).
+``scm`` is the classic synthetic-control estimator with predictors, on a
+``predictor_panel``;
+``backtest`` measures real placebo bonds and simulated ones from a calibrated model,
+``placebo_stats`` summarises and compares them, ``sensitivity`` asks the engine;
+``calibrate`` fits the outcome process to an observed panel (REML);
+``universe_file`` writes a calibration as a universe file and reads it back.
 """
 
 from lobsim._lazy import lazy_submodules
 
-__getattr__, __dir__ = lazy_submodules(__name__, ("backtest", "calibrate", "scm"))
+__getattr__, __dir__ = lazy_submodules(
+    __name__, ("backtest", "calibrate", "placebo_stats", "predictor_panel", "scm", "sensitivity",
+                 "universe_file"))

@@ -18,9 +18,11 @@ count (5,000 of Birmingham's 50,000), and the false-positive rates are the
 shares of placebos measuring at least 10%, 50% and 100% of that target.
 
 :func:`simulate_placebos` runs the same experiment on panels simulated from
-a calibrated process (:mod:`lobsim.validation.calibrate`), and :func:`compare` sets the
-two distributions side by side (quantiles, two-sample Kolmogorov-Smirnov
-test, QQ plot).
+a calibrated process (:mod:`lobsim.validation.calibrate`);
+:func:`lobsim.validation.placebo_stats.compare` sets the two distributions side
+by side (quantiles, two-sample Kolmogorov-Smirnov test; the QQ plot is
+:func:`lobsim.report.plot.placebo_qq`), and :mod:`lobsim.validation.sensitivity`
+asks the engine the same question of one bond.
 """
 
 from __future__ import annotations
@@ -28,20 +30,20 @@ from __future__ import annotations
 import csv
 import dataclasses
 import functools
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from lobsim.errors import ConfigError
 from lobsim.kernels.synth import simplex_weights_batch
 from lobsim.model.areas import AreaTable, read_areas, read_outcome
 from lobsim.model.config import PERIODS_PER_YEAR, Bond, WeightScheme, parse_config
 from lobsim.model.control import nearest_donors
-from lobsim.validation._blas import single_threaded_blas
-from lobsim.validation.calibrate import Universe
+from lobsim.model.process import ar1_period_parameters, simulate_ar1, stationary_sd
+from lobsim.validation.universe_file import CalibratedUniverse
 
 #: Target as a share of the area's base count (Appendix: 5,000 of 50,000).
 TARGET_SHARE = 0.10
@@ -54,7 +56,7 @@ DONORS = (3, 5, 10, 20)
 
 
 @dataclass(frozen=True)
-class Panel:
+class ObservedPanel:
     """An observed panel: the areas table and values, areas x periods.
 
     Attributes
@@ -76,11 +78,11 @@ class Panel:
         return np.log(self.values)
 
 
-def read_panel(history: str | Path, areas: str | Path | AreaTable) -> Panel:
+def read_panel(history: str | Path, areas: str | Path | AreaTable) -> ObservedPanel:
     """Read a history CSV (``area,region,period,value``) on an areas table."""
     table = areas if isinstance(areas, AreaTable) else read_areas(areas)
     data = read_outcome(history, None, table)
-    return Panel(areas=table, periods=data.periods, values=np.exp(data.log_history))
+    return ObservedPanel(areas=table, periods=data.periods, values=np.exp(data.log_history))
 
 
 @dataclass
@@ -225,7 +227,7 @@ def start_indices(periods: Sequence[str], *, pre: int, horizon: int,
     return sorted(set(out))
 
 
-def placebo_backtest(panel: Panel, *, pre: int = 12, horizon: int = 12,
+def placebo_backtest(panel: ObservedPanel, *, pre: int = 12, horizon: int = 12,
                      donors: Iterable[int] = DONORS, weights: Iterable[str] = WEIGHTS,
                      starts: Sequence[str] | None = None, step: int = 3,
                      match_on: Sequence[str] | None = None, periods_per_year: int = 12,
@@ -235,7 +237,7 @@ def placebo_backtest(panel: Panel, *, pre: int = 12, horizon: int = 12,
 
     Parameters
     ----------
-    panel : Panel
+    panel : ObservedPanel
         The observed history and the areas table (covariates for the donor
         choice; they must be known at every start, e.g. means over a window
         before the first start).
@@ -290,7 +292,7 @@ def placebo_backtest(panel: Panel, *, pre: int = 12, horizon: int = 12,
         "rmspe")}
     donor_ids: list[str] = []
     ids, regions = np.array(areas.ids), np.array(areas.regions)
-    with single_threaded_blas():
+    with threadpool_limits(1, "blas"):
         for s in idx:
             # the contract sees the history up to its start only
             window = logs[:, s - pre + 1: s + 1]
@@ -371,103 +373,15 @@ def donor_pools_for(areas: AreaTable, ks: Iterable[int],
 
 
 # --------------------------------------------------------------------------
-# Summaries
-# --------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SummaryRow:
-    """Statistics of the measured change of one group of placebos.
-
-    ``false_positive[i]`` is the share of placebos measuring at least
-    ``FALSE_POSITIVE_LEVELS[i]`` of their target; ``paid_share`` the mean of
-    ``clip(M, 0, target) / target``: the share of the target a per-unit bond
-    capped at its target pays when the programme does nothing.
-    """
-
-    weights: str
-    donors: int
-    start: str
-    n: int
-    mean: float
-    sd: float
-    quantiles: tuple[float, ...]
-    false_positive: tuple[float, ...]
-    paid_share: float
-    rmspe: float
-
-
-def summarize_placebos(p: Placebos, by_start: bool = True) -> list[SummaryRow]:
-    """Summary rows per (weights, donors), over all starts and (optionally) per start."""
-    rows = []
-    starts = ["all"] + (sorted(set(p.start.tolist())) if by_start else [])
-    ratio = p.units / p.target
-    for w in dict.fromkeys(p.weights.tolist()):
-        for k in sorted(set(p.donors.tolist())):
-            for s in starts:
-                mask = p.select(w, k, None if s == "all" else s)
-                c = p.change[mask]
-                r = ratio[mask]
-                rows.append(SummaryRow(
-                    weights=w, donors=int(k), start=s, n=int(mask.sum()),
-                    mean=float(c.mean()), sd=float(c.std(ddof=1)) if c.size > 1 else math.nan,
-                    quantiles=tuple(float(v) for v in np.quantile(c, QUANTILES)),
-                    false_positive=tuple(float(np.mean(r >= lv)) for lv in FALSE_POSITIVE_LEVELS),
-                    paid_share=float(np.mean(np.clip(r, 0.0, 1.0))),
-                    rmspe=float(np.mean(p.rmspe[mask])),
-                ))
-    return rows
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
-
-
-def summary_table(rows: Sequence[SummaryRow], markdown: bool = False) -> str:
-    """The summary rows as a plain-text or markdown table."""
-    head = (["weights", "k", "start", "n", "mean %", "sd %"]
-            + [f"q{round(100 * q)} %" for q in QUANTILES]
-            + [f"P(M>={round(100 * lv)}% T)" for lv in FALSE_POSITIVE_LEVELS]
-            + ["E[paid/T]", "RMSPE"])
-    body = [[r.weights, str(r.donors), r.start, str(r.n), f"{r.mean:+.2f}", f"{r.sd:.2f}",
-             *(f"{q:+.1f}" for q in r.quantiles), *(_pct(f) for f in r.false_positive),
-             _pct(r.paid_share), f"{r.rmspe:.4f}"] for r in rows]
-    return _table(head, body, markdown)
-
-
-def _table(head: list[str], body: list[list[str]], markdown: bool, left: int = 3) -> str:
-    if markdown:
-        lines = ["| " + " | ".join(head) + " |", "|" + "|".join(" --- " for _ in head) + "|"]
-        lines += ["| " + " | ".join(row) + " |" for row in body]
-        return "\n".join(lines)
-    widths = [max(len(h), *(len(row[i]) for row in body)) for i, h in enumerate(head)]
-    fmt = "  ".join(f"{{:<{w}}}" if i < left else f"{{:>{w}}}" for i, w in enumerate(widths))
-    return "\n".join([fmt.format(*head)] + [fmt.format(*row) for row in body])
-
-
-def write_summary(rows: Sequence[SummaryRow], path: str | Path) -> None:
-    """Write summary rows as CSV."""
-    with open(path, "w", encoding="utf-8", newline="") as fh:
-        out = csv.writer(fh, lineterminator="\n")
-        out.writerow(["weights", "donors", "start", "n", "mean_pct", "sd_pct",
-                      *(f"q{round(100 * q)}_pct" for q in QUANTILES),
-                      *(f"p_units_ge_{round(100 * lv)}pct_target" for lv in FALSE_POSITIVE_LEVELS),
-                      "mean_paid_share", "mean_rmspe"])
-        for r in rows:
-            out.writerow([r.weights, r.donors, r.start, r.n, f"{r.mean:.4f}", f"{r.sd:.4f}",
-                          *(f"{q:.4f}" for q in r.quantiles),
-                          *(f"{f:.4f}" for f in r.false_positive), f"{r.paid_share:.4f}",
-                          f"{r.rmspe:.6f}"])
-
-
-# --------------------------------------------------------------------------
 # The model check: the same experiment on simulated panels
 # --------------------------------------------------------------------------
-def simulate_panel(universe: Universe, rng: np.random.Generator, *, size_scaled: bool = False
+def simulate_panel(universe: CalibratedUniverse, rng: np.random.Generator, *, size_scaled: bool = False
                    ) -> np.ndarray:
     """One panel of values drawn from a calibrated process (docs/model.md section 3).
 
     Same areas, regions and number of periods as the universe's history,
     stepped period by period with the per-year parameters converted exactly
-    (:func:`lobsim.model.demo.ar1_period_parameters`); F, G and U start from their
+    (:func:`lobsim.model.process.ar1_period_parameters`); F, G and U start from their
     stationary distributions (at 0 for a random walk); trends are drawn from
     the calibrated spread around the mean trend; levels are the areas'
     observed mean log levels. With ``size_scaled`` the area shocks and noise
@@ -480,8 +394,6 @@ def simulate_panel(universe: Universe, rng: np.random.Generator, *, size_scaled:
     ndarray, shape (n_areas, n_periods)
         Simulated observed values, ``exp(x + sigma_e e - sigma_e^2 / 2)``.
     """
-    from lobsim.model.demo import ar1_period_parameters, simulate_ar1, stationary_sd
-
     u = universe
     proc, ppy = u.process, u.periods_per_year
     areas = u.areas
@@ -513,7 +425,7 @@ def simulate_panel(universe: Universe, rng: np.random.Generator, *, size_scaled:
     return np.exp(x + noise)
 
 
-def size_scale(universe: Universe) -> np.ndarray:
+def size_scale(universe: CalibratedUniverse) -> np.ndarray:
     """Per-area variance multiplier fitted on the log level (mean 1).
 
     ``exp(c + b level)`` with ``b``, ``c`` the least-squares line of the log of
@@ -526,7 +438,7 @@ def size_scale(universe: Universe) -> np.ndarray:
     return np.asarray(fitted / fitted.mean())
 
 
-def simulate_placebos(universe: Universe, *, replicates: int = 10, seed: int = 0,
+def simulate_placebos(universe: CalibratedUniverse, *, replicates: int = 10, seed: int = 0,
                       size_scaled: bool = False, pre: int = 12, horizon: int = 12,
                       donors: Iterable[int] = DONORS, weights: Iterable[str] = WEIGHTS,
                       starts: Sequence[str] | None = None, step: int = 3,
@@ -544,7 +456,7 @@ def simulate_placebos(universe: Universe, *, replicates: int = 10, seed: int = 0
     for child in np.random.SeedSequence(seed).spawn(replicates):
         rng = np.random.Generator(np.random.PCG64(child))
         values = simulate_panel(universe, rng, size_scaled=size_scaled)
-        panel = Panel(areas=universe.areas, periods=universe.data.periods, values=values)
+        panel = ObservedPanel(areas=universe.areas, periods=universe.data.periods, values=values)
         runs.append(placebo_backtest(
             panel, pre=pre, horizon=horizon, donors=ks, weights=weights, starts=starts,
             step=step, match_on=match_on, periods_per_year=universe.periods_per_year,
@@ -578,122 +490,6 @@ def size_groups(p: Placebos, cuts: Sequence[float]) -> dict[str, np.ndarray]:
             "middle": (lvl >= cuts[0]) & (lvl < cuts[1]), "large": lvl >= cuts[1]}
 
 
-@dataclass(frozen=True)
-class ComparisonRow:
-    """Real against simulated placebo changes for one (weights, donors, group, model).
-
-    ``group`` is ``all`` or a tercile of the areas' base values (``small``,
-    ``middle``, ``large``, cut at the real placebos' terciles).
-    """
-
-    weights: str
-    donors: int
-    group: str
-    model: str
-    n_real: int
-    n_model: int
-    sd_real: float
-    sd_model: float
-    quantiles_real: tuple[float, ...]
-    quantiles_model: tuple[float, ...]
-    fp_real: float
-    fp_model: float
-    ks_statistic: float
-    ks_pvalue: float
-
-
-def compare(real: Placebos, models: dict[str, Placebos]) -> list[ComparisonRow]:
-    """Quantiles, sds, false-positive rates and two-sample KS tests, real vs each model.
-
-    Per (weights, donors), over all areas and per tercile of the base value:
-    a pooled process gives every area the same relative noise, so a
-    disagreement that depends on the area's size shows in the terciles.
-    The KS p-value treats placebos as independent; they are not (areas share
-    donors and shocks, starts overlap), so it overstates the evidence: read
-    the statistic as a distance and the quantiles as the substance.
-    """
-    from scipy import stats
-
-    rows = []
-    for w in dict.fromkeys(real.weights.tolist()):
-        for k in sorted(set(real.donors.tolist())):
-            sel = real.select(w, k)
-            cuts = tuple(float(c) for c in np.quantile(np.log(real.base[sel]), [1 / 3, 2 / 3]))
-            real_groups = size_groups(real, cuts)
-            for name, sim in models.items():
-                sim_sel = sim.select(w, k)
-                sim_groups = size_groups(sim, cuts)
-                for g in GROUPS:
-                    ma, mb = sel & real_groups[g], sim_sel & sim_groups[g]
-                    a, b = real.change[ma], sim.change[mb]
-                    if a.size < 2 or b.size < 2:
-                        continue
-                    ks = stats.ks_2samp(a, b)
-                    rows.append(ComparisonRow(
-                        weights=w, donors=int(k), group=g, model=name, n_real=a.size,
-                        n_model=b.size, sd_real=float(a.std(ddof=1)),
-                        sd_model=float(b.std(ddof=1)),
-                        quantiles_real=tuple(float(v) for v in np.quantile(a, QUANTILES)),
-                        quantiles_model=tuple(float(v) for v in np.quantile(b, QUANTILES)),
-                        fp_real=_fp(real, ma), fp_model=_fp(sim, mb),
-                        ks_statistic=float(ks.statistic), ks_pvalue=float(ks.pvalue)))
-    return rows
-
-
-def _fp(p: Placebos, mask: np.ndarray) -> float:
-    return float(np.mean(p.units[mask] >= FALSE_POSITIVE_LEVELS[0] * p.target[mask]))
-
-
-def comparison_table(rows: Sequence[ComparisonRow], markdown: bool = False) -> str:
-    """Real vs model rows as a table."""
-    head = (["weights", "k", "group", "model", "sd real", "sd model"]
-            + [f"q{round(100 * q)} real/model" for q in QUANTILES]
-            + ["P(M>=10% T) real/model", "KS D", "KS p"])
-    body = [[r.weights, str(r.donors), r.group, r.model, f"{r.sd_real:.2f}",
-             f"{r.sd_model:.2f}",
-             *(f"{a:+.1f} / {b:+.1f}" for a, b in zip(r.quantiles_real, r.quantiles_model,
-                                                      strict=True)),
-             f"{_pct(r.fp_real)} / {_pct(r.fp_model)}", f"{r.ks_statistic:.3f}",
-             f"{r.ks_pvalue:.2g}"] for r in rows]
-    return _table(head, body, markdown, left=4)
-
-
-def tercile_table(rows: Sequence[ComparisonRow], markdown: bool = False) -> str:
-    """The sd of the measured change per size tercile, real against each model."""
-    keyed = {(r.weights, r.donors, r.model, r.group): r for r in rows}
-    head = ["weights", "k", "model", "sd real: small / middle / large",
-            "sd model: small / middle / large"]
-    body = []
-    for (w, k, model, g) in keyed:
-        if g != "all":
-            continue
-        parts = [keyed.get((w, k, model, t)) for t in GROUPS[1:]]
-        if any(p is None for p in parts):
-            continue
-        body.append([w, str(k), model,
-                     " / ".join(f"{p.sd_real:.1f}" for p in parts if p is not None),
-                     " / ".join(f"{p.sd_model:.1f}" for p in parts if p is not None)])
-    return _table(head, body, markdown, left=3)
-
-
-def write_comparison(rows: Sequence[ComparisonRow], path: str | Path) -> None:
-    """Write comparison rows as CSV."""
-    with open(path, "w", encoding="utf-8", newline="") as fh:
-        out = csv.writer(fh, lineterminator="\n")
-        out.writerow(["weights", "donors", "group", "model", "n_real", "n_model", "sd_real_pct",
-                      "sd_model_pct",
-                      *(f"q{round(100 * q)}_real_pct" for q in QUANTILES),
-                      *(f"q{round(100 * q)}_model_pct" for q in QUANTILES),
-                      "p_fp10_real", "p_fp10_model", "ks_statistic", "ks_pvalue"])
-        for r in rows:
-            out.writerow([r.weights, r.donors, r.group, r.model, r.n_real, r.n_model,
-                          f"{r.sd_real:.4f}", f"{r.sd_model:.4f}",
-                          *(f"{q:.4f}" for q in r.quantiles_real),
-                          *(f"{q:.4f}" for q in r.quantiles_model),
-                          f"{r.fp_real:.4f}", f"{r.fp_model:.4f}",
-                          f"{r.ks_statistic:.4f}", f"{r.ks_pvalue:.4g}"])
-
-
 def periods_per_year_of(periods: Sequence[str]) -> int:
     """Infer the period length from labels: ``YYYY-MM`` month, ``YYYY-Qn`` quarter, ``YYYY`` year."""
     p = periods[-1]
@@ -704,102 +500,3 @@ def periods_per_year_of(periods: Sequence[str]) -> int:
     if len(p) == 4 and p.isdigit():
         return PERIODS_PER_YEAR["year"]
     raise ValueError(f"cannot tell the period length from {p!r}; give --period")
-
-
-# --------------------------------------------------------------------------
-# A bond's measurement risk under other control groups (the engine's view)
-# --------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SensitivityRow:
-    """One control-group variant of a bond, simulated by the engine.
-
-    ``p_default`` is under the config's evidence prior; ``p_false_positive``
-    the probability that the measurement with no true effect (the engine's
-    ``prediction_error``) reaches ``FALSE_POSITIVE_LEVELS[0]`` of the target,
-    ``p_full_target`` that it reaches the whole target; ``noise_mean`` and
-    ``noise_sd`` its mean (the drift the base-period state and the trends
-    predict) and sd in units of the target (the sd is the inverse of the
-    signal-to-noise ratio).
-    """
-
-    weights: str
-    donors: int
-    volatility: str
-    p_default: float
-    p_default_se: float
-    p_false_positive: float
-    p_full_target: float
-    noise_mean: float
-    noise_sd: float
-    rmspe: float
-
-
-def bond_sensitivity(config: str | Path, *, bond: str | None = None,
-                     donors: Iterable[int] = DONORS, weights: Iterable[str] = WEIGHTS,
-                     volatility_scale: float | None = None, scenarios: int | None = None,
-                     seed: int | None = None) -> list[SensitivityRow]:
-    """Default and false-positive probabilities of a bond under each control group.
-
-    Parameters
-    ----------
-    config : str or Path
-        A config file; its ``bond`` (default: the first) gets each control
-        group in turn (``donors`` nearest neighbours, ``weights``), nothing
-        else changes.
-    volatility_scale : float, optional
-        Also run every variant with the outcome's ``area_sigma`` and
-        ``measurement_sigma`` scaled by ``sqrt(volatility_scale)``: the
-        variance a size-dependent process gives areas of the bond's size
-        (:func:`size_scale`), which the config's pooled process cannot.
-    scenarios, seed : int, optional
-        Override the config's.
-
-    Returns
-    -------
-    list of SensitivityRow
-    """
-    import copy
-    import tomllib
-
-    from lobsim.model.simulate import simulate
-
-    path = Path(config)
-    doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    index = 0 if bond is None else [b["id"] for b in doc["bonds"]].index(bond)
-    outcome = doc["bonds"][index]["outcome"]
-    scales = [("pooled", 1.0)]
-    if volatility_scale is not None:
-        scales.append(("size-scaled", float(volatility_scale)))
-    rows = []
-    for label, scale in scales:
-        for w in weights:
-            for k in donors:
-                variant = copy.deepcopy(doc)
-                variant["bonds"][index]["control"] = {"donors": int(k), "weights": w}
-                for o in variant["outcomes"]:
-                    if o["id"] == outcome and scale != 1.0:
-                        o["process"]["area_sigma"] *= math.sqrt(scale)
-                        o["process"]["measurement_sigma"] *= math.sqrt(scale)
-                cfg = parse_config(variant, source=str(path), base_dir=path.parent)
-                ds = simulate(cfg, scenarios=scenarios, seed=seed)
-                target = float(cfg.bonds[index].target_units)
-                err = ds["prediction_error"].values[:, index]
-                dflt = ds["default"].values[:, index]
-                rows.append(SensitivityRow(
-                    weights=w, donors=int(k), volatility=label, p_default=float(dflt.mean()),
-                    p_default_se=float(dflt.std() / math.sqrt(dflt.size)),
-                    p_false_positive=float(np.mean(err >= FALSE_POSITIVE_LEVELS[0] * target)),
-                    p_full_target=float(np.mean(err >= target)),
-                    noise_mean=float(err.mean() / target), noise_sd=float(err.std() / target), rmspe=float(ds["rmspe"].values[index])))
-    return rows
-
-
-def sensitivity_table(rows: Sequence[SensitivityRow], markdown: bool = False) -> str:
-    """Sensitivity rows as a table."""
-    head = ["weights", "k", "volatility", "P(default)", "P(M>=10% T), no effect",
-            "P(M>=T), no effect", "E[M]/T", "sd(M)/T", "RMSPE"]
-    body = [[r.weights, str(r.donors), r.volatility,
-             f"{100 * r.p_default:.1f}% ±{100 * r.p_default_se:.1f}", _pct(r.p_false_positive),
-             _pct(r.p_full_target), f"{r.noise_mean:+.2f}", f"{r.noise_sd:.2f}",
-             f"{r.rmspe:.4f}"] for r in rows]
-    return _table(head, body, markdown)

@@ -50,7 +50,7 @@ that cannot get there raises :class:`~lobsim.errors.ConfigError`.
 
 Per-period AR(1) parameters are converted exactly to the year:
 ``phi_year = phi_p^n``, ``sigma_year^2 = sigma_p^2 (1 - phi_p^(2n)) / (1 - phi_p^2)``
-with ``n`` periods a year (:func:`ar1_year_parameters`); ``measurement_sigma``
+with ``n`` periods a year (:func:`lobsim.model.process.ar1_year_parameters`); ``measurement_sigma``
 is the sd of one observation's log noise, the same at any period length.
 
 Limits, stated in ``docs/real_data.md``: pooled volatilities (every area
@@ -62,18 +62,18 @@ imprecise; it cancels from every control-group measurement).
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from scipy import optimize
+from threadpoolctl import threadpool_limits
 
 from lobsim.errors import ConfigError
-from lobsim.model.areas import AreaTable, OutcomeData, read_areas, read_outcome, read_volatility
-from lobsim.model.config import PACKAGE_DATA_PREFIX, OutcomeProcess
-from lobsim.validation._blas import single_threaded_blas
+from lobsim.model.areas import AreaTable, OutcomeData, read_areas, read_outcome
+from lobsim.model.config import OutcomeProcess
+from lobsim.model.process import ar1_year_parameters
 from lobsim.validation._reml import (
     STEP_TOL,
     Objective,
@@ -94,44 +94,6 @@ MIN_AREAS_PER_REGION = 2
 _SIGMA_MAX = 5.0
 # Per-year phi grid of the 1-D search of the within-region step.
 _PHI_GRID = np.linspace(0.0, 1.0, 101)
-
-
-def ar1_year_parameters(phi_p: float, sigma_p: float, periods_per_year: int) -> tuple[float, float]:
-    """Convert per-period AR(1) parameters exactly to the year.
-
-    The inverse of :func:`lobsim.model.demo.ar1_period_parameters`: ``n`` steps of
-    ``S[t+1] = phi_p S[t] + sigma_p z`` are one step of the yearly process.
-
-    Parameters
-    ----------
-    phi_p : float
-        Persistence per period, in [0, 1].
-    sigma_p : float
-        Shock sd per period, >= 0.
-    periods_per_year : int
-        ``n``, periods per year.
-
-    Returns
-    -------
-    phi, sigma : float
-        ``phi = phi_p^n``, ``sigma^2 = sigma_p^2 (1 - phi_p^(2n)) / (1 - phi_p^2)``
-        (``n sigma_p^2`` for a random walk, ``sigma_p^2`` when ``phi_p = 0``).
-    """
-    if not 0.0 <= phi_p <= 1.0:
-        raise ValueError(f"phi_p must lie in [0, 1], got {phi_p!r}")
-    if sigma_p < 0.0:
-        raise ValueError(f"sigma_p must be >= 0, got {sigma_p!r}")
-    n = periods_per_year
-    if n < 1:
-        raise ValueError(f"periods_per_year must be >= 1, got {n!r}")
-    if phi_p == 1.0:
-        return 1.0, sigma_p * math.sqrt(n)
-    if phi_p == 0.0:
-        return 0.0, sigma_p
-    log_phi = math.log(phi_p)
-    # (1 - phi^(2n)) / (1 - phi^2) without cancellation as phi -> 1
-    ratio = math.expm1(2.0 * n * log_phi) / math.expm1(2.0 * log_phi)
-    return phi_p**n, sigma_p * math.sqrt(ratio)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -432,7 +394,7 @@ def calibrate(history: str | Path | OutcomeData, areas: str | Path | AreaTable,
     per period and ``var / var0``), the same to about ten digits on any CPU.
     Runs in about 0.2 s for 215 areas over 34 months.
     """
-    with single_threaded_blas():
+    with threadpool_limits(1, "blas"):
         panel = _panel(history, areas, periods_per_year)
         t = panel.y.shape[1]
         try:
@@ -485,7 +447,7 @@ def calibrate_at(history: str | Path | OutcomeData, areas: str | Path | AreaTabl
     params = _Parameters(p["area_phi"], p["area_sigma"] ** 2, float(measurement_sigma) ** 2,
                          p["national_phi"], p["national_sigma"] ** 2,
                          p["regional_phi"], p["regional_sigma"] ** 2)
-    with single_threaded_blas():
+    with threadpool_limits(1, "blas"):
         return _at_parameters(_panel(history, areas, periods_per_year), params)
 
 
@@ -588,198 +550,3 @@ def _at_parameters(panel: _Panel, p: _Parameters) -> Calibration:
         volatility_scale=vol, volatility_slope=vol_slope,
         loglik_within=ll_w, loglik_between=ll_b,
     )
-
-# --------------------------------------------------------------------------
-# Writing and reading a calibrated universe
-# --------------------------------------------------------------------------
-_PROCESS_KEYS = ("national_phi", "national_sigma", "regional_phi", "regional_sigma",
-                 "area_phi", "area_sigma", "measurement_sigma", "national_loading",
-                 "regional_loading")
-_PERIOD_NAMES = {12: "month", 4: "quarter", 1: "year"}
-
-
-def _toml_string(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _write_lines(path: Path, lines: list[str]) -> None:
-    with open(path, "w", encoding="utf-8", newline="\n") as fh:
-        fh.write("\n".join(lines) + "\n")
-
-
-def data_reference(path: str | Path, toml_dir: Path) -> str:
-    """How a universe file names a data file: ``lobsim:`` names kept, else relative."""
-    text = str(path)
-    if text.startswith(PACKAGE_DATA_PREFIX):
-        return text
-    return Path(os.path.relpath(Path(text).resolve(), toml_dir.resolve())).as_posix()
-
-
-def write_universe(cal: Calibration, out: str | Path, *, areas: str, history: str,
-                   outcome: str = "claimants", kind: str = "count", unit: str = "claimant",
-                   name: str | None = None) -> dict[str, Path]:
-    """Write a calibration as a universe file with its state and diagnostics.
-
-    Parameters
-    ----------
-    cal : Calibration
-    out : str or Path
-        The universe TOML to write; ``<outcome>_state.csv`` and
-        ``<outcome>_volatility.csv`` are written next to it.
-    areas, history : str
-        How the TOML refers to the areas and history files (relative to the
-        TOML's folder, absolute, or ``lobsim:...``; see :func:`data_reference`).
-    outcome, kind, unit, name : str
-        The ``[[outcomes]]`` entry's id, kind, unit and name.
-
-    Returns
-    -------
-    dict of str to Path
-        The files written, by name.
-
-    Notes
-    -----
-    The TOML holds ``[universe]`` and an ``[[outcomes]]`` entry with its
-    per-year ``[outcomes.process]``, ready to copy into a config (paths are
-    relative to the TOML, as a config's are relative to the config), and a
-    ``[calibration]`` table of diagnostics: per-period parameters, the trend
-    spread, the volatility slope and the REML log likelihoods.
-    """
-    path = Path(out)
-    folder = path.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    state_name, vol_name = f"{outcome}_state.csv", f"{outcome}_volatility.csv"
-    period = _PERIOD_NAMES.get(cal.periods_per_year)
-    if period is None:
-        raise ValueError(f"no config period has {cal.periods_per_year} periods a year")
-    lines = [
-        f"# lobsim calibration of {history} (docs/model.md section 3), written by",
-        "# `lobsim calibrate`: REML on within-region deviations and regional means,",
-        "# BLUP of the base-period state (docs/real_data.md). Paths are relative to",
-        "# this file. To use it, copy [universe] and [[outcomes]] (with its",
-        "# [outcomes.process], per year) into a config and adjust the paths.",
-        "",
-        "[universe]",
-        f"areas = {_toml_string(areas)}",
-        f"period = {_toml_string(period)}",
-        "",
-        "[[outcomes]]",
-        f"id = {_toml_string(outcome)}",
-        f"name = {_toml_string(name or outcome)}",
-        f"kind = {_toml_string(kind)}",
-        f"unit = {_toml_string(unit)}",
-        f"history = {_toml_string(history)}",
-        f"state = {_toml_string(state_name)}",
-        "",
-        "[outcomes.process]",
-        *(f"{k} = {getattr(cal.process, k)!r}" for k in _PROCESS_KEYS),
-        "",
-        "[calibration]",
-        'method = "reml-blup"',
-        f"areas = {len(cal.areas)}",
-        f"regions = {len(cal.regional_state)}",
-        f"periods = {len(cal.periods)}",
-        f"periods_per_year = {cal.periods_per_year}",
-        f"first_period = {_toml_string(cal.periods[0])}",
-        f"base_period = {_toml_string(cal.periods[-1])}",
-        "# area trends mu[a] = mean + regional + area deviation, log change per year",
-        f"trend_mean = {cal.trend_mean!r}",
-        f"trend_sd_region = {cal.trend_sd_region!r}",
-        f"trend_sd_area = {cal.trend_sd_area!r}",
-        "# slope of log(area variance / pooled variance) on the log level",
-        f"volatility_slope = {cal.volatility_slope!r}",
-        f"volatility = {_toml_string(vol_name)}",
-        f"loglik_within = {cal.loglik_within!r}",
-        f"loglik_between = {cal.loglik_between!r}",
-        "",
-        "[calibration.per_period]",
-        *(f"{k} = {v!r}" for k, v in cal.per_period.items()),
-    ]
-    _write_lines(path, lines)
-    state = ["area,trend,log_level,area_state,regional_state,national_state"]
-    vol = ["area,region,volatility_scale"]
-    for i, (area, region) in enumerate(zip(cal.areas, cal.regions, strict=True)):
-        fields = (cal.trend[i], cal.log_level[i], cal.area_state[i],
-                  cal.regional_state[region], cal.national_state)
-        state.append(",".join([area, *(repr(float(v)) for v in fields)]))
-        vol.append(f"{area},{region},{float(cal.volatility_scale[i])!r}")
-    _write_lines(folder / state_name, state)
-    _write_lines(folder / vol_name, vol)
-    return {path.name: path, state_name: folder / state_name, vol_name: folder / vol_name}
-
-
-@dataclass(frozen=True, kw_only=True)
-class Universe:
-    """A calibrated universe read back from its TOML (:func:`read_universe`).
-
-    Attributes
-    ----------
-    path : Path
-        The TOML file.
-    areas : AreaTable
-    data : OutcomeData
-        History and base-period state.
-    process : OutcomeProcess
-        Per-year parameters.
-    periods_per_year : int
-    trend_mean, trend_sd_region, trend_sd_area : float
-        Per year.
-    volatility_scale : ndarray
-        Per area, in the areas table's order.
-    outcome : dict
-        The ``[[outcomes]]`` entry as written.
-    """
-
-    path: Path
-    areas: AreaTable
-    data: OutcomeData
-    process: OutcomeProcess
-    periods_per_year: int
-    trend_mean: float
-    trend_sd_region: float
-    trend_sd_area: float
-    volatility_scale: np.ndarray
-    outcome: dict[str, object]
-
-
-def read_universe(path: str | Path) -> Universe:
-    """Read a universe TOML written by :func:`write_universe`.
-
-    Raises
-    ------
-    ConfigError
-        If the file is missing, not TOML, or lacks a table this needs.
-    """
-    import tomllib
-
-    from lobsim.model.realdata import resolve_data_path
-
-    source = str(path)
-    p = resolve_data_path(path)
-    try:
-        doc = tomllib.loads(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read the file: {exc.strerror or exc}", source=source) from None
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"is not valid TOML: {exc}", source=source) from None
-    try:
-        universe, (outcome,), cal = doc["universe"], doc["outcomes"], doc["calibration"]
-        process = OutcomeProcess(**{k: float(outcome["process"][k]) for k in _PROCESS_KEYS})
-        ppy = int(cal["periods_per_year"])
-        trends = tuple(float(cal[k]) for k in ("trend_mean", "trend_sd_region",
-                                                "trend_sd_area"))
-        refs = (universe["areas"], outcome["history"], outcome["state"], cal["volatility"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"is not a universe written by `lobsim calibrate` ({exc!r} is "
-                          "missing or malformed)", source=source) from None
-
-    def locate(ref: str) -> Path:
-        return resolve_data_path(ref) if ref.startswith(PACKAGE_DATA_PREFIX) else p.parent / ref
-
-    areas_path, history_path, state_path, vol_path = (locate(str(r)) for r in refs)
-    table = read_areas(areas_path)
-    data = read_outcome(history_path, state_path, table, ppy)
-    scale = read_volatility(vol_path, table)
-    return Universe(path=p, areas=table, data=data, process=process, periods_per_year=ppy,
-                    trend_mean=trends[0], trend_sd_region=trends[1], trend_sd_area=trends[2],
-                    volatility_scale=scale, outcome=dict(outcome))

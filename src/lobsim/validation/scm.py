@@ -42,217 +42,43 @@ in a local optimum.  :func:`fit_predictor_weights` therefore
 
 :func:`placebo_in_space` refits with every donor in turn as the treated unit
 and ranks the ratios of post- to pre-period RMSPE (Abadie et al. 2010, 2015).
+
+The panel the predictors come from is :class:`lobsim.validation.predictor_panel.PredictorPanel`;
+the nested problem and its searches (steps 1 to 3) are in
+``lobsim.validation._scm_nested``.
 """
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy.optimize import linprog, minimize
 
 from lobsim.arraytypes import Float64Array
-from lobsim.errors import ConfigError
 from lobsim.kernels.synth import simplex_weights
+from lobsim.validation._scm_nested import (
+    REL_TOL,
+    START_NAMES,
+    NestedProblem,
+    closest_to_equal,
+    reach_lower_bound,
+    search,
+)
 
 __all__ = [
     "ClassicSyntheticControl",
-    "Panel",
     "PlaceboInSpace",
     "fit_cross_validated",
     "fit_predictor_weights",
     "placebo_in_space",
 ]
 
-START_NAMES = ("equal", "regression")
-_THETA_BOUND = 30.0  # |theta| cap: v ratios up to e^60 are plenty
-_REL_TOL = 1e-9  # relative slack when comparing MSPEs (certificate, canonical v)
 
 ProblemArrays = tuple[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike, npt.ArrayLike]
-
-
-# --------------------------------------------------------------------------
-# Panel data
-# --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, eq=False)
-class Panel:
-    """A balanced unit x year panel of numeric variables (NaN where missing).
-
-    Attributes
-    ----------
-    units : tuple of str
-        Unit names, in order of first appearance in the source.
-    years : ndarray of int64, shape (n_years,)
-        Sorted years.
-    variables : dict of str to ndarray of float64, shape (n_units, n_years)
-        The variables, NaN where missing.
-    """
-
-    units: tuple[str, ...]
-    years: npt.NDArray[np.int64]
-    variables: dict[str, Float64Array]
-
-    @classmethod
-    def from_csv(cls, path: str | Path, unit: str, time: str) -> Panel:
-        """Read a long-format CSV (one row per unit and year).
-
-        Parameters
-        ----------
-        path : str or Path
-            The file.
-        unit, time : str
-            Names of the unit and year columns.  Every other column whose
-            non-empty entries all parse as numbers becomes a variable; empty
-            and ``NA`` entries are missing.
-
-        Returns
-        -------
-        Panel
-
-        Raises
-        ------
-        ConfigError
-            (a ValueError) naming the file and row: a missing column, a row
-            of the wrong length, a year that is not whole, a unit with two
-            rows for one year.
-        """
-        source = str(path)
-        try:  # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is not part of the header
-            with open(path, newline="", encoding="utf-8-sig") as fh:
-                reader = csv.DictReader(fh)
-                rows = list(reader)
-                header = reader.fieldnames or []
-        except (OSError, UnicodeDecodeError, csv.Error) as exc:
-            raise ConfigError(f"cannot read the file: {exc}", source=source) from None
-        for col in (unit, time):
-            if col not in header:
-                raise ConfigError(f"has no column {col!r} (columns: {', '.join(header)})",
-                                  source=source, path="row 1")
-        if not rows:
-            raise ConfigError("has no data rows", source=source)
-        seen: dict[tuple[str, int], str] = {}
-        row_years = []
-        for i, row in enumerate(rows):
-            where = f"row {i + 2}"
-            if None in row or None in row.values():  # csv.DictReader's rest key and value
-                raise ConfigError(f"has a different number of fields than the header's "
-                                  f"{len(header)}", source=source, path=where)
-            try:
-                year = float(row[time])
-            except ValueError:
-                year = math.nan
-            if not year.is_integer():
-                raise ConfigError(f"{time} must be a whole year, got {row[time]!r}",
-                                  source=source, path=where)
-            key = (row[unit], int(year))
-            if key in seen:
-                raise ConfigError(f"{unit} {key[0]!r} has a second row for {key[1]} (first at "
-                                  f"{seen[key]})", source=source, path=where)
-            seen[key] = where
-            row_years.append(int(year))
-        units = tuple(dict.fromkeys(r[unit] for r in rows))
-        years = np.array(sorted(set(row_years)), dtype=np.int64)
-        uidx = {u: i for i, u in enumerate(units)}
-        yidx = {int(y): t for t, y in enumerate(years)}
-        variables: dict[str, Float64Array] = {}
-        for col in rows[0]:
-            if col in (unit, time):
-                continue
-            arr = np.full((len(units), len(years)), np.nan)
-            try:
-                for r, year in zip(rows, row_years, strict=True):
-                    s = r[col].strip()
-                    if s not in ("", "NA"):
-                        arr[uidx[r[unit]], yidx[year]] = float(s)
-            except ValueError:
-                continue  # a text column
-            variables[col] = arr
-        return cls(units=units, years=years, variables=variables)
-
-    def index(self, unit: str) -> int:
-        """Position of ``unit`` in :attr:`units`."""
-        try:
-            return self.units.index(unit)
-        except ValueError:
-            raise KeyError(f"unknown unit {unit!r}") from None
-
-    def _columns(self, years: Sequence[int]) -> npt.NDArray[np.intp]:
-        ys = np.asarray(list(years), dtype=np.int64)
-        pos = np.searchsorted(self.years, ys)
-        bad = (pos >= len(self.years)) | (self.years[np.minimum(pos, len(self.years) - 1)] != ys)
-        if ys.size == 0 or np.any(bad):
-            raise KeyError(f"years not in the panel: {ys[bad].tolist() or 'none given'}")
-        return pos
-
-    def _variable(self, variable: str) -> Float64Array:
-        try:
-            return self.variables[variable]
-        except KeyError:
-            raise KeyError(f"unknown variable {variable!r}") from None
-
-    def values(self, variable: str, years: Sequence[int]) -> Float64Array:
-        """Values of ``variable`` in ``years``, shape ``(len(years), n_units)``."""
-        return np.ascontiguousarray(self._variable(variable)[:, self._columns(years)].T)
-
-    def mean(self, variable: str, years: Sequence[int]) -> Float64Array:
-        """Mean of ``variable`` over ``years`` per unit, ignoring missing years.
-
-        As Synth's ``dataprep`` (``na.rm = TRUE``).  Raises ValueError if a
-        unit has no value in any of the years.
-        """
-        block = self._variable(variable)[:, self._columns(years)]
-        n = np.sum(~np.isnan(block), axis=1)
-        if np.any(n == 0):
-            missing = [self.units[i] for i in np.flatnonzero(n == 0)]
-            raise ValueError(f"{variable} has no value in {list(years)} for {missing}")
-        return np.asarray(np.nansum(block, axis=1) / n, dtype=np.float64)
-
-    def predictors(self, specs: Sequence[tuple[str, Sequence[int]]]) -> Float64Array:
-        """Predictor matrix, shape ``(len(specs), n_units)``: row ``i`` is the mean of
-        ``specs[i][0]`` over the years ``specs[i][1]``."""
-        return np.array([self.mean(var, yrs) for var, yrs in specs])
-
-    def design(
-        self,
-        treated: str,
-        donors: Sequence[str],
-        specs: Sequence[tuple[str, Sequence[int]]],
-        outcome: str,
-        fit_years: Sequence[int],
-    ) -> tuple[Float64Array, Float64Array, Float64Array, Float64Array]:
-        """``(X1, X0, Z1, Z0)`` for :func:`fit_predictor_weights`.
-
-        Parameters
-        ----------
-        treated : str
-            The treated unit.
-        donors : sequence of str
-            The donor pool, in the column order of ``X0`` and ``Z0``.
-        specs : sequence of (variable, years)
-            Predictors: each the mean of a variable over some years.
-        outcome : str
-            The outcome variable.
-        fit_years : sequence of int
-            Years whose outcomes the outer problem fits.
-
-        Returns
-        -------
-        tuple of ndarray
-            ``X1 (k,)``, ``X0 (k, J)``, ``Z1 (T,)``, ``Z0 (T, J)``.
-        """
-        t = self.index(treated)
-        d = [self.index(u) for u in donors]
-        x = self.predictors(specs)
-        z = self.values(outcome, fit_years)
-        return x[:, t].copy(), x[:, d].copy(), z[:, t].copy(), z[:, d].copy()
 
 
 # --------------------------------------------------------------------------
@@ -374,226 +200,6 @@ class PlaceboInSpace:
 
 
 # --------------------------------------------------------------------------
-# The nested problem
-# --------------------------------------------------------------------------
-
-
-def _softmax(theta: Float64Array) -> Float64Array:
-    e = np.exp(theta - theta.max())
-    return np.asarray(e / e.sum())
-
-
-class _Nested:
-    """Outer objective on normalised predictors; losses are divided by ``norm``."""
-
-    def __init__(
-        self, x1s: Float64Array, x0s: Float64Array, z1: Float64Array, z0: Float64Array
-    ) -> None:
-        self.x1s, self.x0s, self.z1, self.z0 = x1s, x0s, z1, z0
-        self.k, self.n_donors = x0s.shape
-        self.t = z0.shape[0]
-        # Typical single-donor MSPE: puts the optimisers' objective near O(1).
-        self.norm = float(np.mean((z0 - z1[:, None]) ** 2)) or 1.0
-        self._w = np.empty(self.n_donors)
-
-    def inner(self, v: Float64Array) -> tuple[Float64Array, float]:
-        """Exact inner weights and their predictor loss."""
-        w = np.empty(self.n_donors)
-        obj = simplex_weights(self.x1s, self.x0s, np.ascontiguousarray(v), w)
-        if math.isnan(obj):
-            raise RuntimeError("synthetic-control inner solver failed (active-set NNLS)")
-        return w, float(obj)
-
-    def mspe(self, w: Float64Array) -> float:
-        res = self.z1 - self.z0 @ w
-        return float(res @ res) / self.t
-
-    def value(self, theta: Float64Array) -> float:
-        """Normalised ``L(softmax(theta))``, for Nelder-Mead."""
-        w = self._w
-        if math.isnan(simplex_weights(self.x1s, self.x0s, _softmax(theta), w)):
-            return math.inf
-        return self.mspe(w) / self.norm
-
-    def value_grad(self, theta: Float64Array) -> tuple[float, Float64Array]:
-        """Normalised ``L`` and its gradient in ``theta`` (for a locally fixed support)."""
-        v = _softmax(theta)
-        w = self._w
-        if math.isnan(simplex_weights(self.x1s, self.x0s, v, w)):
-            return math.inf, np.zeros(self.k)
-        res = self.z1 - self.z0 @ w
-        support = np.flatnonzero(w > 0.0)
-        a = self.x0s[:, support]
-        s = support.size
-        kkt = np.zeros((s + 1, s + 1))
-        kkt[:s, :s] = a.T @ (v[:, None] * a)
-        kkt[:s, s] = 1.0
-        kkt[s, :s] = 1.0
-        # KKT matrix M = [[A'VA, 1], [1', 0]] is symmetric, so the first block of
-        # M^-1 [grad_S f; 0] is P grad_S f, and dL/dv_i = r_i a_i' P grad_S f.
-        grad_f = np.append(-(2.0 / self.t) * (self.z0[:, support].T @ res), 0.0)
-        try:
-            y = np.linalg.solve(kkt, grad_f)[:s]
-        except np.linalg.LinAlgError:
-            y = np.linalg.lstsq(kkt, grad_f, rcond=None)[0][:s]
-        g = (self.x1s - a @ w[support]) * (a @ y)  # dL/dv
-        grad = v * (g - v @ g)  # chain rule through the softmax
-        return float(res @ res) / self.t / self.norm, grad / self.norm
-
-    def kkt_rows(self, w: Float64Array) -> tuple[Float64Array, Float64Array]:
-        """Linear conditions on ``v`` under which ``w`` solves the inner problem.
-
-        With ``C = X0 - X1 1'`` and ``r = -C w``, the simplex KKT conditions of
-        ``min |sqrt(V) C w|^2`` at ``w`` read ``h_j(v) = c(v)`` on the support
-        and ``h_j(v) <= c(v)`` off it, where ``h_j(v) = sum_i v_i C_ij r_i`` and
-        ``c(v) = -sum_i v_i r_i^2``: linear in ``v``.  Returns
-        ``(eq, ub)`` with ``eq @ v = 0`` and ``ub @ v <= 0``, rows scaled to unit
-        max-norm.
-        """
-        c = self.x0s - self.x1s[:, None]
-        r = -(c @ w)
-        h = (c * r[:, None]).T  # (J, k)
-        support = np.flatnonzero(w > 0.0)
-        off = np.flatnonzero(w <= 0.0)
-        # Sum of w_j (h_j - c) is identically 0, so equal h_j on the support suffice.
-        eq = h[support[1:]] - h[support[0]]
-        ub = h[off] + r**2
-        return _unit_rows(eq), _unit_rows(ub)
-
-
-def _unit_rows(a: Float64Array) -> Float64Array:
-    if a.size == 0:
-        return a
-    m = np.abs(a).max(axis=1, keepdims=True)
-    return np.asarray(a / np.where(m > 0.0, m, 1.0))
-
-
-def _reach(nested: _Nested, w: Float64Array) -> Float64Array | None:
-    """A ``v`` whose inner solution is ``w`` with the largest KKT margin, or None.
-
-    Linear program in ``(v, t)``: maximise ``t`` subject to ``eq v = 0``,
-    ``ub v + t <= 0``, ``v >= 0``, ``sum(v) = 1``.  Requires a positive margin.
-    """
-    eq, ub = nested.kkt_rows(w)
-    k = nested.k
-    a_eq = np.vstack([np.hstack([eq, np.zeros((eq.shape[0], 1))]), np.append(np.ones(k), 0.0)])
-    b_eq = np.append(np.zeros(eq.shape[0]), 1.0)
-    a_ub = np.hstack([ub, np.ones((ub.shape[0], 1))]) if ub.size else None
-    b_ub = np.zeros(ub.shape[0]) if ub.size else None
-    cost = np.append(np.zeros(k), -1.0)
-    lp = linprog(
-        cost,
-        A_ub=a_ub,
-        b_ub=b_ub,
-        A_eq=a_eq,
-        b_eq=b_eq,
-        bounds=[(0.0, None)] * k + [(None, 1.0)],
-        method="highs",
-    )
-    if lp.status != 0 or not lp.x[-1] > 1e-9:
-        return None
-    v = np.clip(lp.x[:k], 0.0, None)
-    return np.asarray(v / v.sum())
-
-
-def _closest_to_equal(nested: _Nested, v: Float64Array, w: Float64Array) -> Float64Array:
-    """The ``v`` closest to equal weights among those with the same inner solution ``w``."""
-    eq, ub = nested.kkt_rows(w)
-    k = nested.k
-    target = np.full(k, 1.0 / k)
-    cons: list[dict[str, Any]] = [
-        {"type": "eq", "fun": lambda x: x.sum() - 1.0, "jac": lambda x: np.ones((1, k))}
-    ]
-    if eq.size:
-        cons.append({"type": "eq", "fun": lambda x: eq @ x, "jac": lambda x: eq})
-    if ub.size:
-        cons.append({"type": "ineq", "fun": lambda x: -(ub @ x), "jac": lambda x: -ub})
-    res = minimize(
-        lambda x: float((x - target) @ (x - target)),
-        v,
-        jac=lambda x: 2.0 * (x - target),
-        method="SLSQP",
-        bounds=[(0.0, 1.0)] * k,
-        constraints=cons,
-        options={"maxiter": 500, "ftol": 1e-14},
-    )
-    # SLSQP meets the equalities only to ~1e-13; project back onto them exactly
-    # (least-squares correction), since W reacts to their residual.
-    e = np.vstack([eq, np.ones((1, k))])
-    rhs = np.append(np.zeros(eq.shape[0]), 1.0)
-    x = np.where(res.x > 1e-12, res.x, 0.0)
-    free = x > 0.0  # zeros stay zeros, so the correction cannot make them negative
-    x[free] -= np.linalg.lstsq(e[:, free], e @ x - rhs, rcond=None)[0]
-    x = np.clip(x, 0.0, None)
-    return np.asarray(x / x.sum()) if x.sum() > 0.0 else v
-
-
-def _regression_start(
-    x1s: Float64Array, x0s: Float64Array, z1: Float64Array, z0: Float64Array
-) -> Float64Array | None:
-    """Synth's second start: ``diag(B B')`` for the OLS of outcomes on predictors."""
-    xall = np.column_stack([np.ones(x0s.shape[1] + 1), np.column_stack([x1s, x0s]).T])
-    zall = np.column_stack([z1, z0]).T
-    if xall.shape[0] <= xall.shape[1] or np.linalg.matrix_rank(xall) < xall.shape[1]:
-        return None
-    beta = np.linalg.lstsq(xall, zall, rcond=None)[0][1:]
-    sv = np.sum(beta**2, axis=1)
-    return np.asarray(sv / sv.sum()) if sv.sum() > 0.0 else None
-
-
-def _theta(v: Float64Array) -> Float64Array:
-    return np.asarray(np.clip(np.log(np.maximum(v, 1e-300)), -_THETA_BOUND, 0.0))
-
-
-def _lbfgs(nested: _Nested, theta: Float64Array) -> Float64Array:
-    res = minimize(
-        nested.value_grad,
-        theta,
-        jac=True,
-        method="L-BFGS-B",
-        bounds=[(-_THETA_BOUND, _THETA_BOUND)] * nested.k,
-        options={"maxiter": 1000},
-    )
-    return np.asarray(res.x)
-
-
-def _nelder_mead_lbfgs(nested: _Nested, theta: Float64Array) -> Float64Array:
-    res = minimize(
-        nested.value,
-        theta,
-        method="Nelder-Mead",
-        options={"maxfev": 400 * nested.k + 1000, "xatol": 1e-7, "fatol": 1e-13, "adaptive": True},
-    )
-    return _lbfgs(nested, np.asarray(res.x))
-
-
-def _search(
-    nested: _Nested, starts: Sequence[str], n_random: int, rng: np.random.Generator
-) -> tuple[Float64Array, list[tuple[str, float]]]:
-    """Multi-start local search; returns the best ``v`` and every local optimum."""
-    k = nested.k
-    runs: list[tuple[str, Float64Array]] = []
-    for name in starts:
-        if name == "equal":
-            v0: Float64Array | None = np.full(k, 1.0 / k)
-        else:
-            v0 = _regression_start(nested.x1s, nested.x0s, nested.z1, nested.z0)
-        if v0 is not None:
-            runs.append((name, _nelder_mead_lbfgs(nested, _theta(v0))))
-    for i in range(n_random):
-        runs.append((f"random {i}", _lbfgs(nested, _theta(rng.dirichlet(np.ones(k))))))
-    values = [nested.value(th) for _, th in runs]
-    best = runs[int(np.argmin(values))][1]
-    polished = _nelder_mead_lbfgs(nested, best)
-    if nested.value(polished) < min(values):
-        runs.append(("polish", polished))
-        values.append(nested.value(polished))
-        best = polished
-    log = [(name, val * nested.norm) for (name, _), val in zip(runs, values, strict=True)]
-    return _softmax(best), log
-
-
-# --------------------------------------------------------------------------
 # Public API
 # --------------------------------------------------------------------------
 
@@ -697,7 +303,7 @@ def fit_predictor_weights(
     # Synth's normalisation: divide by the sd over treated and donors (constant rows: 1).
     sd = np.std(np.column_stack([x1a, x0a]), axis=1, ddof=1)
     scale = np.where(sd > 0.0, sd, 1.0)
-    nested = _Nested(x1a / scale, np.ascontiguousarray(x0a / scale[:, None]), z1a, z0a)
+    nested = NestedProblem(x1a / scale, np.ascontiguousarray(x0a / scale[:, None]), z1a, z0a)
 
     # Lower bound: the outcome-only fit, i.e. the inner problem on (Z1, Z0), v = 1.
     w_lb = np.empty(n_donors)
@@ -707,7 +313,7 @@ def fit_predictor_weights(
     log: list[tuple[str, float]] = []
 
     def no_worse(v_new: Float64Array, target: float) -> bool:
-        return nested.mspe(nested.inner(v_new)[0]) <= target * (1.0 + _REL_TOL) + (
+        return nested.mspe(nested.inner(v_new)[0]) <= target * (1.0 + REL_TOL) + (
             1e-15 * nested.norm
         )
 
@@ -719,7 +325,7 @@ def fit_predictor_weights(
     elif n_donors == 1:
         v_best = np.full(k, 1.0 / k)
     else:
-        v_cert = _reach(nested, w_lb) if certify else None
+        v_cert = reach_lower_bound(nested, w_lb) if certify else None
         if v_cert is not None and no_worse(v_cert, lower):
             v_best = v_cert
             log.append(("lower-bound certificate", nested.mspe(nested.inner(v_cert)[0])))
@@ -727,16 +333,16 @@ def fit_predictor_weights(
             if not (starts or n_random):
                 raise ValueError("no starts: give starts or n_random > 0")
             rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-            v_best, runs = _search(nested, starts, n_random, rng)
+            v_best, runs = search(nested, starts, n_random, rng)
             log.extend(runs)
         if canonical_v:
             w_best, _ = nested.inner(v_best)
-            v_can = _closest_to_equal(nested, v_best, w_best)
+            v_can = closest_to_equal(nested, v_best, w_best)
             if no_worse(v_can, nested.mspe(w_best)):
                 v_best = v_can
     w, pred_loss = nested.inner(v_best)
     mspe = nested.mspe(w)
-    certified = v is None and mspe <= lower * (1.0 + _REL_TOL) + 1e-15 * nested.norm
+    certified = v is None and mspe <= lower * (1.0 + REL_TOL) + 1e-15 * nested.norm
     w.setflags(write=False)
     v_best.setflags(write=False)
     return ClassicSyntheticControl(
