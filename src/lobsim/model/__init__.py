@@ -1,6 +1,8 @@
 """The model: a config, its area universe, control groups, the world the kernel runs on.
 
-``config`` loads and validates a TOML file; ``areas``, ``demo`` and ``realdata``
+``schema`` holds the config's frozen dataclasses, ``config`` loads and
+validates a TOML file into them, ``checks`` cross-checks it and ``derive``
+builds a config from a changed one, checked and hashed again; ``areas``, ``demo`` and ``realdata``
 provide the area universe; ``control`` fixes each bond's donors and weights;
 ``world`` turns a config into the kernel's arrays; ``simulate`` runs the
 kernel and labels its outputs; ``basket``, ``waterfall``, ``tax`` and
@@ -11,5 +13,6 @@ classes and the provider.
 from lobsim._lazy import lazy_submodules
 
 __getattr__, __dir__ = lazy_submodules(__name__, (
-    "areas", "basket", "blocks", "config", "control", "demo", "realdata", "screening",
+    "areas", "basket", "blocks", "checks", "config", "control", "demo", "derive", "realdata",
+    "schema", "screening",
     "shortfall", "simulate", "tax", "waterfall", "world"))

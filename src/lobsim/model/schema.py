@@ -235,8 +235,12 @@ class Bond:
         Summed term by term so that round figures stay exact
         (2000 x (1 + 0.10 + 0.07) is 2340.0, not 2340.0000000000005).
         """
+        return self.price_with_loading(self.basket_risk)
+
+    def price_with_loading(self, basket_risk: float) -> float:
+        """The price per unit were the bond's ``basket_risk`` loading ``basket_risk``."""
         c = self.cost_per_unit
-        return math.fsum((c, c * self.basket_risk, c * self.return_premium))
+        return math.fsum((c, c * basket_risk, c * self.return_premium))
 
     @property
     def principal(self) -> float:

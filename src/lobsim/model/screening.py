@@ -9,7 +9,6 @@ their basket.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from dataclasses import dataclass
 
@@ -17,6 +16,7 @@ import numpy as np
 
 from lobsim.model.basket import RISK_BAND_SCENARIOS, basket_membership, screening_seed
 from lobsim.model.config import Config
+from lobsim.model.derive import derive
 from lobsim.model.world import screen_bonds
 
 
@@ -85,9 +85,7 @@ def _resolve(cfg: Config, n: int, s: int) -> RiskBands:
     pd, areas = screen_bonds(cfg, n, s)
     pd_se = np.sqrt(pd * (1.0 - pd) / max(n - 1, 1))
     _, member = basket_membership(cfg, areas, default_probability=pd)
-    baskets = tuple(
-        b if b.risk_band is None else dataclasses.replace(
-            b, bonds=tuple(bd.id for bd, m in zip(bonds, member[k], strict=True) if m),
-            where=None, risk_band=None)
-        for k, b in enumerate(cfg.baskets))
-    return RiskBands(dataclasses.replace(cfg, baskets=baskets), pd, pd_se, n, s)
+    members = {b.id: {"bonds": tuple(bd.id for bd, m in zip(bonds, member[k], strict=True) if m),
+                      "where": None, "risk_band": None}
+               for k, b in enumerate(cfg.baskets) if b.risk_band is not None}
+    return RiskBands(derive(cfg, changed_baskets=members), pd, pd_se, n, s)

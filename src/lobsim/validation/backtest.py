@@ -26,7 +26,6 @@ test, QQ plot).
 from __future__ import annotations
 
 import csv
-import dataclasses
 import functools
 import math
 from collections.abc import Iterable, Sequence
@@ -38,8 +37,9 @@ import numpy as np
 from lobsim.errors import ConfigError
 from lobsim.kernels.synth import simplex_weights_batch
 from lobsim.model.areas import AreaTable, read_areas, read_outcome
-from lobsim.model.config import PERIODS_PER_YEAR, Bond, WeightScheme, parse_config
+from lobsim.model.config import PERIODS_PER_YEAR, Bond, Config, WeightScheme, parse_config
 from lobsim.model.control import nearest_donors
+from lobsim.model.derive import derive_bond
 from lobsim.validation._blas import single_threaded_blas
 from lobsim.validation.calibrate import Universe
 
@@ -156,7 +156,7 @@ class Placebos:
 
 
 @functools.lru_cache(maxsize=256)
-def _template(donors: int, weights: str, pre: int, match_on: tuple[str, ...] | None) -> Bond:
+def _template(donors: int, weights: str, pre: int, match_on: tuple[str, ...] | None) -> Config:
     # a bond parsed from a minimal config: the control-group fields are the
     # contract's own, whatever else a Bond holds
     control: dict[str, object] = {"donors": donors, "weights": weights, "pre_periods": pre}
@@ -173,7 +173,7 @@ def _template(donors: int, weights: str, pre: int, match_on: tuple[str, ...] | N
                    "cost_per_unit": 1.0, "maturity": 1.0,
                    "payers": [{"agency": "agency", "share": 1.0}], "control": control}],
     }
-    return parse_config(doc, source="<placebo>").bonds[0]
+    return parse_config(doc, source="<placebo>")
 
 
 def placebo_bond(area: str, donors: int, weights: str, pre: int,
@@ -185,7 +185,7 @@ def placebo_bond(area: str, donors: int, weights: str, pre: int,
     """
     template = _template(int(donors), str(weights), int(pre),
                          tuple(match_on) if match_on else None)
-    return dataclasses.replace(template, id=f"placebo-{area}", area=area)
+    return derive_bond(template, "placebo", id=f"placebo-{area}", area=area).bonds[0]
 
 
 def start_indices(periods: Sequence[str], *, pre: int, horizon: int,
