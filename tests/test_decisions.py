@@ -475,7 +475,7 @@ def test_cli_maturity_on_birmingham(tmp_path, capsys):
     assert doc["schema"] == "lobsim.maturity/1"
     assert [c["maturity"] for c in doc["candidates"]] == [2.0, 4.0]
     assert doc["recommended"] in (2.0, 4.0)
-    for argv, needle in ((["maturity", config, "--bond", "nope"], "(bonds: bham-jsa)"),
+    for argv, needle in ((["maturity", config, "--bond", "nope"], "no bond 'nope' (known: 'bham-jsa')"),
                          (["maturity", config, "--scenarios", "1"], "at least 2 scenarios"),
                          (["maturity", config, "--plot", str(tmp_path / "t.txt")],
                           "plotted as PNG; use a .png path"),

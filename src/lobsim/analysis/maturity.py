@@ -39,6 +39,7 @@ from lobsim.jsonio import number
 from lobsim.model.areas import read_areas
 from lobsim.model.config import Bond, Config
 from lobsim.model.control import nearest_donors
+from lobsim.model.derive import derive
 
 #: Latest candidate maturity, in years after the base year (as for the config's dates).
 LAST_YEAR = 100.0
@@ -119,14 +120,11 @@ def bond_alone_at(cfg: Config, bond_id: str, maturity: float) -> Config:
     if not bond.start < maturity <= LAST_YEAR:
         raise ValueError(f"maturity {maturity:g} must be after the bond's start "
                          f"({bond.start:g}) and at most {LAST_YEAR:g}")
-    moved = dataclasses.replace(pay, measurements=(dataclasses.replace(
-        pay.measurements[0], at=maturity),))
-    new = dataclasses.replace(bond, maturity=maturity, payment=moved,
-                              control=_pinned_control(cfg, bond, index))
-    groups = tuple(dataclasses.replace(g, bonds=(bond_id,)) for g in cfg.cap_groups
-                   if bond_id in g.bonds)
-    return dataclasses.replace(cfg, bonds=(new,), baskets=(), cap_groups=groups,
-                               providers=(cfg.provider(bond.provider),), investor_classes=())
+    # cap groups keep this bond alone (derive drops the members it drops)
+    return derive(cfg, bonds=(bond,), baskets=(), providers=(cfg.provider(bond.provider),),
+                  investor_classes=(), changed_bonds={bond_id: {
+                      "maturity": maturity, "payment": {"measurements": ({"at": maturity},)},
+                      "control": _pinned_control(cfg, bond, index)}})
 
 
 def _pinned_control(cfg: Config, bond: Bond, index: int) -> Any:
@@ -137,7 +135,7 @@ def _pinned_control(cfg: Config, bond: Bond, index: int) -> Any:
     treated = {b.area for b in cfg.bonds}
     donors = nearest_donors(bond, areas, treated, cfg.source, f"bonds[{index}]")
     ids = tuple(areas.ids[int(i)] for i in donors)
-    return dataclasses.replace(control, donor_areas=ids, donors=len(ids))
+    return {"donor_areas": ids, "donors": len(ids)}  # changes, for derive
 
 
 def recommend(default: np.ndarray, mean_irr: np.ndarray,

@@ -37,6 +37,7 @@ from scipy import optimize
 
 from lobsim.jsonio import number
 from lobsim.model.config import Basket, Bond, Config
+from lobsim.model.derive import derive
 from lobsim.model.screening import resolve_risk_bands
 
 #: Loadings searched: the config's own range starts at 0; 10 is a 1,000% loading.
@@ -100,17 +101,15 @@ def with_loading(cfg: Config, bonds: set[str] | frozenset[str], basket_risk: flo
     A binary bond's ``amount`` follows the price when it is the default
     ``target x price``; an explicit amount stays a fixed sum.
     """
-    out = []
+    changes: dict[str, dict[str, Any]] = {}
     for b in cfg.bonds:
         if b.id in bonds:
-            nb = dataclasses.replace(b, basket_risk=basket_risk)
+            changes[b.id] = {"basket_risk": basket_risk}
             pay = b.payment
             if pay.mechanism == "binary" and pay.amount == b.target_units * b.price_per_unit:
-                nb = dataclasses.replace(nb, payment=dataclasses.replace(
-                    pay, amount=nb.target_units * nb.price_per_unit))
-            b = nb
-        out.append(b)
-    return dataclasses.replace(cfg, bonds=tuple(out))
+                changes[b.id]["payment"] = {
+                    "amount": b.target_units * b.price_with_loading(basket_risk)}
+    return derive(cfg, changed_bonds=changes)
 
 
 def _members(cfg: Config, bond: str | None, basket: str | None) -> tuple[str, tuple[Bond, ...]]:
@@ -118,17 +117,14 @@ def _members(cfg: Config, bond: str | None, basket: str | None) -> tuple[str, tu
     if bond is not None and basket is not None:
         raise ValueError("price either a bond or a basket, not both")
     if bond is not None:
-        if bond not in ids:
-            raise ValueError(f"no bond {bond!r} (bonds: {', '.join(ids)})")
-        return f"bond {bond}", (cfg.bond(bond),)
+        return f"bond {bond}", (cfg.bond(bond),)  # an unknown id: UnknownIdError
     if basket is None:
         if len(ids) != 1:
             raise ValueError("the config has several bonds: choose a bond or a basket to price "
                              "(--bond ID or --basket ID)")
         return f"bond {ids[0]}", cfg.bonds
+    cfg.basket(basket)  # an unknown id: UnknownIdError
     keys = [k.id for k in cfg.baskets]
-    if basket not in keys:
-        raise ValueError(f"no basket {basket!r} (baskets: {', '.join(keys) or 'none'})")
     resolved = resolve_risk_bands(cfg).config
     from lobsim.model.world import build_world
 
@@ -192,7 +188,7 @@ def solve_loading(cfg: Config, *, target_irr: float | None = None,
     # one basket of just the priced bonds: the kernel aggregates its cash flows
     one = Basket(id="priced", name=subject, bonds=tuple(b.id for b in members), where=None,
                  risk_band=None, tranches=(), guarantee=None)
-    base = dataclasses.replace(cfg, baskets=(one,))
+    base = derive(cfg, baskets=(one,))
     single = len(members) == 1
     index = [b.id for b in cfg.bonds].index(members[0].id)
 
@@ -215,7 +211,7 @@ def solve_loading(cfg: Config, *, target_irr: float | None = None,
     tol = xtol if kind == "irr" else max(xtol, 1e-5)
     value, se, achieved, a_se, slope, evals = _solve(sample, target, LOADING_BOUNDS, kind,
                                                      "basket_risk", tol)
-    prices = {b.id: dataclasses.replace(b, basket_risk=value).price_per_unit for b in members}
+    prices = {b.id: b.price_with_loading(value) for b in members}
     return Solution(parameter="basket_risk", subject=subject, target=kind, target_value=target,
                     value=value, value_se=se, achieved=achieved, achieved_se=a_se, slope=slope,
                     scenarios=n, seed=s, evaluations=evals, price_per_unit=prices)
@@ -350,13 +346,11 @@ def solve_tranche_premium(cfg: Config, basket: str, tranche: str, target_irr: fl
     from lobsim.model.simulate import simulate
     from lobsim.model.waterfall import basket_waterfall
 
-    spec = next((b for b in cfg.baskets if b.id == basket), None)
-    if spec is None or not spec.tranches:
+    spec = cfg.basket(basket)
+    if not spec.tranches:
         raise ValueError(f"basket {basket!r} has no tranches")
+    cfg.tranche(basket, tranche)  # an unknown id: UnknownIdError
     ids = [t.id for t in spec.tranches]
-    if tranche not in ids:
-        raise ValueError(f"basket {basket!r} has no tranche {tranche!r} (tranches: "
-                         f"{', '.join(ids)})")
     junior = max(spec.tranches, key=lambda t: t.seniority).id
     if tranche == junior and len(ids) > 1:
         raise ValueError(f"tranche {tranche!r} is the most junior: it takes the residual, so "
@@ -389,9 +383,11 @@ def solve_tranche_premiums(cfg: Config, basket: str, targets: Mapping[str, float
     """
     from lobsim.model.simulate import simulate
 
-    spec = next((b for b in cfg.baskets if b.id == basket), None)
-    if spec is None or not spec.tranches:
+    spec = cfg.basket(basket)
+    if not spec.tranches:
         raise ValueError(f"basket {basket!r} has no tranches")
+    for tranche in targets:  # before any simulation
+        cfg.tranche(basket, tranche)
     if ds is None:
         ds = simulate(cfg, scenarios=scenarios, seed=seed, threads=threads)
     solved: dict[str, float] = {}
@@ -402,9 +398,6 @@ def solve_tranche_premiums(cfg: Config, basket: str, targets: Mapping[str, float
                                         premiums=solved)
             solved[t.id] = sol.value
             out.append(sol)
-    unknown = set(targets) - {t.id for t in spec.tranches}
-    if unknown:
-        raise ValueError(f"basket {basket!r} has no tranche {sorted(unknown)[0]!r}")
     return out
 
 

@@ -38,7 +38,6 @@ level).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +46,8 @@ import numpy as np
 import xarray as xr
 
 from lobsim.model.config import Basket, Config
+from lobsim.model.derive import derive
+from lobsim.model.schema import check_ids
 
 #: Half-width of the VaR-contribution window, as a fraction of the tail mass.
 VAR_WINDOW = 0.25
@@ -318,8 +319,7 @@ def _one_basket(cfg: Config, basket: str | None) -> tuple[Config, str]:
         if basket is None:  # the largest basket by principal
             principal = np.array([b.principal for b in cfg.bonds])
             basket = ids[int(np.argmax(world.basket_members @ principal))]
-        if basket not in ids:
-            raise ValueError(f"no basket {basket!r} (baskets: {', '.join(ids)})")
+        check_ids(cfg, [basket], ids, "basket")  # resolved ids: an UnknownIdError
         k = ids.index(basket)
         members = tuple(b.id for b, m in zip(cfg.bonds, world.basket_members[k], strict=True)
                         if m)
@@ -329,7 +329,7 @@ def _one_basket(cfg: Config, basket: str | None) -> tuple[Config, str]:
         basket, members = "all", tuple(b.id for b in cfg.bonds)
     one = Basket(id=basket, name=basket, bonds=members, where=None, risk_band=None,
                  tranches=(), guarantee=None)
-    return dataclasses.replace(cfg, baskets=(one,)), basket
+    return derive(cfg, baskets=(one,)), basket
 
 
 def cross_entropy_tilt(cfg: Config, basket: str | None = None, level: float = 0.995, *,

@@ -72,9 +72,7 @@ def _cmd_maturity(args: argparse.Namespace) -> int:
             raise UsageError(f"the config has {len(ids)} bonds; choose one with --bond "
                              f"({', '.join(ids[:5])}{', ...' if len(ids) > 5 else ''})")
         args.bond = ids[0]
-    if args.bond not in ids:
-        raise UsageError(f"--bond {args.bond}: no such bond in {args.config} (bonds: "
-                         f"{', '.join(ids[:5])}{', ...' if len(ids) > 5 else ''})")
+    cfg.bond(args.bond)  # an unknown id: UnknownIdError, as every lookup by id
     if cfg.universe is None:
         raise UsageError(f"{args.config}: choosing a maturity simulates the bond, which needs "
                          "a [universe]")

@@ -19,7 +19,7 @@ from lobsim.model._limits import ENVELOPE_SDS, LOG_CHANGE_MAX, ar_variance
 from lobsim.model.areas import AreaTable, OutcomeData, period_kind, read_outcome, read_volatility
 
 if TYPE_CHECKING:
-    from lobsim.model.config import Config, Outcome
+    from lobsim.model.schema import Config, Outcome
 
 #: Label kinds that name the period length, and the ``[universe] period`` they need.
 _LABEL_PERIOD = {"month": "month", "quarter": "quarter"}

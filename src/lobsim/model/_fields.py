@@ -20,6 +20,8 @@ from lobsim.errors import ConfigError
 T = TypeVar("T")
 _MISSING: Any = object()
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+# An id: letters, digits, "_", "." or "-", starting with a letter or digit.
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 
 
 def quote_key(key: str) -> str:
@@ -182,6 +184,17 @@ class Table:
             raise self.error(key, f"must be at least {low}, got {value}")
         if high is not None and value > high:
             raise self.error(key, f"must be at most {high}, got {value}")
+        return value
+
+    def identifier(self, key: str = "id") -> str:
+        """The id in ``key``: a non-empty string of letters, digits, '_', '.' or '-'."""
+        value: str = self.string(key)
+        if not _ID.fullmatch(value):
+            raise self.error(
+                key,
+                f"{value!r} is not a valid id; use letters, digits, '_', '.' or '-', "
+                "starting with a letter or digit",
+            )
         return value
 
     def boolean(self, key: str, default: Any = _MISSING) -> Any:

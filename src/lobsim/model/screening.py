@@ -9,7 +9,6 @@ their basket.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from dataclasses import dataclass
 
@@ -17,6 +16,7 @@ import numpy as np
 
 from lobsim.model.basket import RISK_BAND_SCENARIOS, basket_membership, screening_seed
 from lobsim.model.config import Config
+from lobsim.model.derive import derive
 from lobsim.model.world import screen_bonds
 
 
@@ -28,13 +28,16 @@ class RiskBands:
     ----------
     config : Config
         The config with every risk-band basket replaced by the explicit list
-        of its members (same hash: the resolution is a function of the
-        config, the scenario count and the seed).
+        of its members, derived (:mod:`lobsim.model.derive`: checked, and
+        hashed from the config's hash and the members).
     default_probability, default_probability_se : ndarray, shape (bonds,)
         Stand-alone default probabilities of the screening run and their
         Monte Carlo standard errors.
     scenarios, seed : int
         Size and seed of the screening run (the seed of its own stream).
+    source_hash : str
+        The hash of the config as given: a run of it records this one (the
+        resolution is part of running it, and the run is of that config).
     """
 
     config: Config
@@ -42,6 +45,7 @@ class RiskBands:
     default_probability_se: np.ndarray
     scenarios: int
     seed: int
+    source_hash: str
 
 
 def resolve_risk_bands(cfg: Config, scenarios: int | None = None,
@@ -81,13 +85,11 @@ def _resolve(cfg: Config, n: int, s: int) -> RiskBands:
     bonds = cfg.bonds
     if not any(b.risk_band is not None for b in cfg.baskets):
         zeros = np.zeros(len(bonds))
-        return RiskBands(cfg, zeros * np.nan, zeros * np.nan, 0, s)
+        return RiskBands(cfg, zeros * np.nan, zeros * np.nan, 0, s, cfg.hash)
     pd, areas = screen_bonds(cfg, n, s)
     pd_se = np.sqrt(pd * (1.0 - pd) / max(n - 1, 1))
     _, member = basket_membership(cfg, areas, default_probability=pd)
-    baskets = tuple(
-        b if b.risk_band is None else dataclasses.replace(
-            b, bonds=tuple(bd.id for bd, m in zip(bonds, member[k], strict=True) if m),
-            where=None, risk_band=None)
-        for k, b in enumerate(cfg.baskets))
-    return RiskBands(dataclasses.replace(cfg, baskets=baskets), pd, pd_se, n, s)
+    members = {b.id: {"bonds": tuple(bd.id for bd, m in zip(bonds, member[k], strict=True) if m),
+                      "where": None, "risk_band": None}
+               for k, b in enumerate(cfg.baskets) if b.risk_band is not None}
+    return RiskBands(derive(cfg, changed_baskets=members), pd, pd_se, n, s, cfg.hash)

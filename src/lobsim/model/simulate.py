@@ -101,6 +101,7 @@ def finish_run(world: World, cfg: Config, out: dict[str, np.ndarray], *, seed: i
     """
     ds = label(world, cfg, out, seed=seed, version=__version__)
     if bands is not None:
+        ds.attrs["config_hash"] = bands.source_hash  # a run of the config as given
         ds["screening_default_probability"] = ("bond", bands.default_probability, {
             "units": "1", "long_name": "stand-alone default probability of the risk-band "
                                        f"screening run ({bands.scenarios} scenarios)"})

@@ -32,6 +32,8 @@ from lobsim.model.basket import RISK_BAND_SCENARIOS, basket_membership, screenin
 from lobsim.model.blocks import run_blocks
 from lobsim.model.config import PERIODS_PER_YEAR, Bond, Config, InterventionType, OutcomeProcess
 from lobsim.model.control import ControlFit, fit_control, nearest_donors
+from lobsim.model.derive import derive
+from lobsim.model.schema import check_ids
 
 # Beta quantile table on a grid in z (docs/model.md section 10.3): 4,097 points over [-8.3, 8.3].
 Z_POINTS = 4097
@@ -138,6 +140,8 @@ def build_world(cfg: Config, *, tilt_global: float = 0.0,
     _require(cfg)
     assert cfg.universe is not None
     tilt_types = tilt_types or {}
+    check_ids(cfg, tilt_types, (t.id for t in cfg.interventions), "intervention type",
+              path="tilt_types")
     ppy = PERIODS_PER_YEAR[cfg.universe.period]
     areas = read_areas(cfg.universe.areas)
     data: dict[str, OutcomeData] = {}
@@ -513,7 +517,7 @@ def screen_bonds(cfg: Config, scenarios: int, seed: int) -> tuple[np.ndarray, Ar
     ``scenarios`` scenarios of the stream ``seed``; returns the probabilities
     (read-only: cached and shared by every caller) and the world's areas.
     """
-    world = build_world(dataclasses.replace(cfg, baskets=()))
+    world = build_world(derive(cfg, baskets=()))
     out = run_blocks(world, scenarios, seed, cfg.simulation.block_size)
     pd = out["default"].mean(axis=0)
     pd.flags.writeable = False

@@ -28,7 +28,6 @@ asks the engine the same question of one bond.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -40,8 +39,9 @@ from threadpoolctl import threadpool_limits
 from lobsim.errors import ConfigError
 from lobsim.kernels.synth import simplex_weights_batch
 from lobsim.model.areas import AreaTable, read_areas, read_outcome
-from lobsim.model.config import PERIODS_PER_YEAR, Bond, WeightScheme, parse_config
+from lobsim.model.config import PERIODS_PER_YEAR, Bond, Config, WeightScheme, parse_config
 from lobsim.model.control import nearest_donors
+from lobsim.model.derive import derive_bond
 from lobsim.model.process import ar1_period_parameters, simulate_ar1, stationary_sd
 from lobsim.validation.universe_file import CalibratedUniverse
 
@@ -158,7 +158,7 @@ class Placebos:
 
 
 @functools.lru_cache(maxsize=256)
-def _template(donors: int, weights: str, pre: int, match_on: tuple[str, ...] | None) -> Bond:
+def _template(donors: int, weights: str, pre: int, match_on: tuple[str, ...] | None) -> Config:
     # a bond parsed from a minimal config: the control-group fields are the
     # contract's own, whatever else a Bond holds
     control: dict[str, object] = {"donors": donors, "weights": weights, "pre_periods": pre}
@@ -175,7 +175,7 @@ def _template(donors: int, weights: str, pre: int, match_on: tuple[str, ...] | N
                    "cost_per_unit": 1.0, "maturity": 1.0,
                    "payers": [{"agency": "agency", "share": 1.0}], "control": control}],
     }
-    return parse_config(doc, source="<placebo>").bonds[0]
+    return parse_config(doc, source="<placebo>")
 
 
 def placebo_bond(area: str, donors: int, weights: str, pre: int,
@@ -187,7 +187,7 @@ def placebo_bond(area: str, donors: int, weights: str, pre: int,
     """
     template = _template(int(donors), str(weights), int(pre),
                          tuple(match_on) if match_on else None)
-    return dataclasses.replace(template, id=f"placebo-{area}", area=area)
+    return derive_bond(template, "placebo", id=f"placebo-{area}", area=area).bonds[0]
 
 
 def start_indices(periods: Sequence[str], *, pre: int, horizon: int,
