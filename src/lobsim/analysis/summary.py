@@ -25,8 +25,12 @@ TAIL_LEVELS = (0.95, 0.99, 0.995)
 DEPARTMENT_QUANTILES = (0.5, 0.95, 0.99)
 
 
-def _investor_stats(payment: np.ndarray, principal: np.ndarray, irr: np.ndarray,
+def _investor_stats(payment: xr.DataArray, principal: xr.DataArray, irr: xr.DataArray,
                     dim: str, w: np.ndarray | None) -> dict[str, Any]:
+    """Investor statistics of one group (bonds, baskets, tranches), reduced over ``scenario``."""
+    payment, principal = xr.broadcast(payment, principal)
+    payment = payment.transpose("scenario", dim)
+    principal = principal.transpose("scenario", dim)
     multiple = payment / principal
     loss = principal - payment
     out: dict[str, Any] = {}
@@ -74,10 +78,8 @@ def summarize(ds: xr.Dataset) -> xr.Dataset:
         Monte Carlo standard errors.
     """
     w = stats.run_weights(ds)
-    bond = _investor_stats(ds.investor_payment.values, ds.principal.values, ds.irr.values,
-                           "bond", w)
-    basket = _investor_stats(ds.basket_payment.values, ds.basket_principal.values,
-                             ds.basket_irr.values, "basket", w)
+    bond = _investor_stats(ds.investor_payment, ds.principal, ds.irr, "bond", w)
+    basket = _investor_stats(ds.basket_payment, ds.basket_principal, ds.basket_irr, "basket", w)
     data: dict[str, Any] = dict(bond)
     data.update({f"basket_{k}": v for k, v in basket.items()})
     over, over_se = mean_se(ds.overpayment, w)
@@ -306,8 +308,8 @@ def _add_structure_stats(out: xr.Dataset, ds: xr.Dataset, w: np.ndarray | None) 
     if "basket_member" in ds:
         data.update(diversification(out, ds.basket_member.values))
     if "tranche_payment" in ds:
-        tranche = _investor_stats(ds.tranche_payment.values, ds.tranche_principal.values,
-                                  ds.tranche_irr.values, "tranche", w)
+        tranche = _investor_stats(ds.tranche_payment, ds.tranche_principal, ds.tranche_irr,
+                                  "tranche", w)
         data.update({f"tranche_{k}": v for k, v in tranche.items()})
         for name in ("guarantee", "protection"):
             m, se = mean_se(ds[f"tranche_{name}"], w)
