@@ -161,7 +161,7 @@ def test_one_value_on_a_plain_run(cfg, plain, tmp_path, capsys):
 
 def test_one_value_on_an_importance_sampled_run(cfg, plain, tmp_path, capsys):
     ds, _ = plain
-    tilt, tilted = importance_sampled_run(cfg, ds, pilot_scenarios=PILOT)
+    _, tilted = importance_sampled_run(cfg, ds, pilot_scenarios=PILOT)
     assert np.any(tilted.log_weight.values != 0.0)
     s = summarize(tilted)
     # summarize weights the scenarios: it is not the unweighted summary of the same draws
