@@ -114,10 +114,11 @@ def test_return_distribution_of_a_basket_and_bad_arguments(basket):
 def test_return_distribution_weights_importance_sampled_runs(bham):
     ds, _ = bham
     lw = np.linspace(-1.0, 1.0, SCENARIOS)
+    lw -= np.log(np.exp(lw).mean())  # likelihood ratios: mean weight one
     tilted = ds.assign(log_weight=("scenario", lw))
     ax = plot.return_distribution(tilted, bond="bham-jsa")
-    w = np.exp(lw) / np.exp(lw).sum()
-    pd = float(w @ ds.default.values[:, 0])
+    # lobsim.analysis.stats: sum w 1{default} / n, not self-normalised
+    pd = float((np.exp(lw) * ds.default.values[:, 0]).mean())
     assert _shown_pd(ax.texts[0].get_text())[0] == pytest.approx(100 * pd, abs=0.051)
     loss, gain = _steps(ax)
     assert loss.get_data()[0].sum() + gain.get_data()[0].sum() == pytest.approx(1.0)
@@ -140,7 +141,7 @@ def test_default_probability_sorted_with_error_bars(basket):
     np.testing.assert_allclose(pd[[list(ds.bond.values).index(k) for k in labels]], top)
     (errors,) = [c for c in ax.collections if isinstance(c, LineCollection)]
     half = [abs(seg[1][0] - seg[0][0]) / 2 for seg in errors.get_segments()]
-    se = np.sqrt(top * (1 - top) / SCENARIOS)
+    se = np.sqrt(top * (1 - top) / (SCENARIOS - 1))  # sd with ddof 1 over sqrt n, as summarize
     np.testing.assert_allclose(sorted(half), sorted(1.96 * 100 * se), atol=1e-9)
     assert "highest 10 of 60" in ax.get_title()
     assert ax.get_xlabel().startswith("P(default) (%)")

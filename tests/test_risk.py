@@ -34,8 +34,9 @@ def test_tail_measure_by_hand():
     # Acerbi and Tasche (2002): ES_a = (1 / (n (1 - a))) (sum of the losses
     # above VaR + VaR x the fraction of the boundary scenario in the tail).
     loss = np.random.default_rng(0).permutation(np.arange(1.0, 101.0))
-    est = tail_estimate(loss, 0.95)  # tail mass 5: the five largest
-    assert (est.var, est.es) == (96.0, 98.0)
+    # tail mass 5: the five largest; VaR is the 95th smallest (5 losses above it)
+    est = tail_estimate(loss, 0.95)
+    assert (est.var, est.es) == (95.0, 98.0)
     est = tail_estimate(loss, 0.955)  # tail mass 4.5: 97..100 and half of 96
     assert est.var == 96.0
     assert est.es == pytest.approx((97 + 98 + 99 + 100 + 0.5 * 96) / 4.5, rel=1e-15)

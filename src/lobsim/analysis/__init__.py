@@ -1,6 +1,9 @@
 """What a risk team reads off the results: statistics, tail risk, prices and decisions.
 
-``summary`` reduces results to statistics with standard errors; ``risk``
+``stats`` holds the one estimator of every statistic (means, probabilities,
+quantiles, Acerbi-Tasche expected shortfall, with importance weights) that
+every output uses; ``summary`` reduces results to statistics with standard
+errors; ``risk``
 gives basket VaR, expected shortfall, risk contributions and importance
 sampling; ``pricing`` solves for the loading a target needs; ``maturity`` and
 ``setaside`` are the bank's and the departments' decisions; ``terms`` is the
@@ -9,4 +12,4 @@ term-sheet arithmetic at full target.
 
 from lobsim._lazy import lazy_submodules
 
-__getattr__, __dir__ = lazy_submodules(__name__, ("maturity", "pricing", "risk", "setaside", "summary", "terms"))
+__getattr__, __dir__ = lazy_submodules(__name__, ("maturity", "pricing", "risk", "setaside", "stats", "summary", "terms"))

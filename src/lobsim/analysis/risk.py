@@ -4,19 +4,10 @@ contributions, and importance sampling of the copula factors (docs/model.md sect
 Loss is ``principal - payment`` (undiscounted, as in :mod:`lobsim.analysis.summary`);
 a basket's loss is the sum of its bonds' losses.
 
-**Tail measure.** With scenario weights ``w`` (likelihood ratios under
-importance sampling, 1 otherwise) the tail at level ``a`` is the set of the
-largest losses holding weight ``n (1 - a)``: scenarios above the VaR in full
-and the scenarios *at* the VaR with the fraction that makes up the rest
-(Acerbi and Tasche 2002). Expected shortfall is the loss averaged over that
-tail measure ``q`` (``sum q = 1``); it equals the Rockafellar-Uryasev form
-``VaR + sum w (L - VaR)^+ / (n (1 - a))``. The weights are *not*
-self-normalised: the tail mass of importance sampling, ``sum w 1{L > x} / n``,
-is unbiased on its own, while normalising would divide by ``sum w / n``,
-whose noise comes from the whole sample, not the tail (Glasserman 2004,
-section 4.6). The standard error of expected shortfall is
-``sd(w (L - VaR)^+) / ((1 - a) sqrt n)``, the first-order (envelope)
-variance of the Rockafellar-Uryasev estimator (Sun and Hong 2010).
+**Tail measure.** VaR, expected shortfall (Acerbi-Tasche, fractional ties),
+their standard errors and the weighting convention of importance sampling
+(likelihood ratios, not self-normalised) are those of
+:mod:`lobsim.analysis.stats`, the one definition every output uses.
 
 **Euler contributions** (Tasche 1999): ``ES_i = E[L_i | L in the tail]``,
 averaged over the *same* tail measure for every bond, so that the
@@ -45,123 +36,21 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from lobsim.analysis import stats
+from lobsim.analysis.stats import VAR_WINDOW, TailEstimate, tail_estimate, tail_measure
 from lobsim.model.config import Basket, Config
 from lobsim.model.derive import derive
 from lobsim.model.schema import check_ids
 
-#: Half-width of the VaR-contribution window, as a fraction of the tail mass.
-VAR_WINDOW = 0.25
+__all__ = ["VAR_WINDOW", "TailComparison", "TailEstimate", "Tilt", "bond_losses",
+           "compare_tails", "cross_entropy_tilt", "format_contributions", "format_tail_comparison",
+           "format_tilt", "importance_sampled_run", "pilot_seed", "risk_contributions",
+           "tail_estimate", "tail_measure"]
+
 #: Spawn key of the pilot stream of importance sampling.
 PILOT_KEY = 0x7FFF_FFFE
 #: Step used to read the factor draws back from the log likelihood ratios.
 _EPS = 1e-5
-
-
-@dataclass(frozen=True)
-class TailEstimate:
-    """VaR and expected shortfall of a loss at one level, with standard errors.
-
-    ``tail_ess`` is the effective number of scenarios in the tail,
-    ``(sum w)^2 / sum w^2`` over the tail: ``n (1 - level)`` for plain
-    sampling, more when importance sampling puts more weight-light scenarios
-    there.
-    """
-
-    level: float
-    var: float
-    var_se: float
-    es: float
-    es_se: float
-    scenarios: int
-    tail_ess: float
-
-
-def _weights(log_weight: np.ndarray | None, n: int) -> np.ndarray:
-    return np.ones(n) if log_weight is None else np.exp(np.asarray(log_weight, float))
-
-
-def tail_measure(loss: np.ndarray, level: float,
-                 log_weight: np.ndarray | None = None) -> tuple[float, np.ndarray]:
-    """VaR and the tail measure ``q`` (``sum q = 1``) of ``loss`` at ``level``.
-
-    Parameters
-    ----------
-    loss : ndarray, shape (scenarios,)
-    level : float
-        In (0, 1), e.g. 0.995.
-    log_weight : ndarray, optional
-        Log likelihood ratios of an importance-sampling run.
-
-    Returns
-    -------
-    var : float
-    q : ndarray, shape (scenarios,)
-        Weight of each scenario in the tail: ``w / (n (1 - level))`` above the
-        VaR, a common fraction of that at the VaR, 0 below.
-    """
-    loss = np.asarray(loss, float)
-    n = loss.size
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must lie in (0, 1), got {level}")
-    w = _weights(log_weight, n)
-    mass = min(n * (1.0 - level), float(w.sum()))
-    order = np.argsort(-loss, kind="stable")
-    cum = np.cumsum(w[order])
-    j = min(int(np.searchsorted(cum, mass * (1.0 - 1e-12))), n - 1)
-    var = float(loss[order[j]])
-    above = loss > var
-    at = loss == var
-    rest = mass - float(w[above].sum())
-    frac = rest / float(w[at].sum())
-    q = np.where(above, w, 0.0) + np.where(at, w * frac, 0.0)
-    return var, q / mass
-
-
-def tail_estimate(loss: np.ndarray, level: float,
-                  log_weight: np.ndarray | None = None) -> TailEstimate:
-    """VaR and expected shortfall of ``loss`` at ``level`` with standard errors.
-
-    See the module docstring for the estimators. Works for plain samples
-    (``log_weight`` None or zero) and importance-sampling runs alike.
-    """
-    loss = np.asarray(loss, float)
-    n = loss.size
-    w = _weights(log_weight, n)
-    var, q = tail_measure(loss, level, log_weight)
-    es = float(q @ loss)
-    excess = w * np.maximum(loss - var, 0.0)
-    es_se = float(excess.std(ddof=1) / ((1.0 - level) * math.sqrt(n))) if n > 1 else math.nan
-    # VaR: sd of the tail indicator over the loss density near the VaR, the
-    # density from the weighted spacing of the losses around it
-    order = np.argsort(-loss, kind="stable")
-    cum = np.cumsum(w[order]) / n
-    p = 1.0 - level
-    lo_i = min(int(np.searchsorted(cum, p * (1.0 - VAR_WINDOW))), n - 1)
-    hi_i = min(int(np.searchsorted(cum, p * (1.0 + VAR_WINDOW))), n - 1)
-    spread = float(loss[order[lo_i]] - loss[order[hi_i]])
-    ind = w * (loss > var)
-    if spread > 0.0 and n > 1:
-        density = (cum[hi_i] - cum[lo_i]) / spread
-        var_se = float(ind.std(ddof=1) / math.sqrt(n) / density)
-    else:
-        var_se = math.nan
-    tail = q > 0
-    ess = float(q[tail].sum() ** 2 / (q[tail] ** 2).sum()) if tail.any() else 0.0
-    return TailEstimate(level=level, var=var, var_se=var_se, es=es, es_se=es_se, scenarios=n,
-                        tail_ess=ess)
-
-
-def _var_window(loss: np.ndarray, level: float, w: np.ndarray) -> np.ndarray:
-    """Weights of the scenarios whose tail position lies within VAR_WINDOW of the VaR's."""
-    n = loss.size
-    order = np.argsort(-loss, kind="stable")
-    cum = np.cumsum(w[order]) / n
-    p = 1.0 - level
-    inside = (cum >= p * (1.0 - VAR_WINDOW)) & (cum - w[order] / n <= p * (1.0 + VAR_WINDOW))
-    out = np.zeros(n)
-    out[order[inside]] = w[order[inside]]
-    return out
-
 
 # --------------------------------------------------------------------------
 # Euler contributions
@@ -208,18 +97,21 @@ def risk_contributions(ds: xr.Dataset, basket: str, level: float = 0.99) -> xr.D
     members, loss_i = bond_losses(ds, basket)
     lw = ds.log_weight.values if "log_weight" in ds else None
     n = loss_i.shape[0]
-    w = _weights(lw, n)
-    total = loss_i.sum(axis=1)
+    w = stats.weights(lw)
+    k = list(ds.basket.values).index(basket)
+    # the basket's loss as the summary forms it, so that both report the same ES
+    total = float(ds.basket_principal.values[k]) - ds.basket_payment.values[:, k]
     est = tail_estimate(total, level, lw)
     _, q = tail_measure(total, level, lw)
     es_i = q @ loss_i
-    window = _var_window(total, level, w)
+    window = stats.var_window(total, level, w)
     denom = float(window @ total)
     share = (window @ loss_i) / denom if denom != 0.0 else np.full(members.size, 1.0 / members.size)
     var_i = est.var * share
     alone = [tail_estimate(loss_i[:, j], level, lw) for j in range(members.size)]
     alone_es = np.array([a.es for a in alone])
-    el = (w @ loss_i) / n
+    alone_sum = float(stats.standalone_sum(alone_es, np.ones((1, members.size), bool))[0])
+    el = stats.mean_se(loss_i, w)[0]
     bonds = ds.bond.values[members]
     data: dict[str, Any] = {
         "es_contribution": (("bond",), es_i),
@@ -229,10 +121,9 @@ def risk_contributions(ds: xr.Dataset, basket: str, level: float = 0.99) -> xr.D
         "expected_loss": (("bond",), el),
         "expected_shortfall": ((), est.es), "expected_shortfall_se": ((), est.es_se),
         "value_at_risk": ((), est.var), "value_at_risk_se": ((), est.var_se),
-        "standalone_es_sum": ((), float(alone_es.sum())),
-        "diversification_benefit": ((), float(alone_es.sum()) - est.es),
-        "diversification_ratio": ((), est.es / float(alone_es.sum())
-                                   if alone_es.sum() != 0 else math.nan),
+        "standalone_es_sum": ((), alone_sum),
+        "diversification_benefit": ((), stats.diversification_benefit(alone_sum, est.es)),
+        "diversification_ratio": ((), est.es / alone_sum if alone_sum != 0 else math.nan),
     }
     coords: dict[str, Any] = {"bond": bonds}
     for group in ("provider", "intervention", "region"):
@@ -401,6 +292,98 @@ def cross_entropy_tilt(cfg: Config, basket: str | None = None, level: float = 0.
     return Tilt(global_shift=float(mu[0]),
                 type_shifts={t: float(m) for t, m in zip(types, mu[1:], strict=True)},
                 basket=basket, level=level, pilot_scenarios=n * iterations * (1 + mu.size))
+
+
+@dataclass(frozen=True)
+class TailComparison:
+    """A basket's VaR and ES at one level by importance sampling beside plain sampling."""
+
+    basket: str
+    level: float
+    tilted: TailEstimate
+    plain: TailEstimate
+
+    @property
+    def variance_reduction(self) -> float:
+        """The variance of plain ES over that of importance-sampled ES (inf if the latter is 0)."""
+        t = self.tilted.es_se
+        return (self.plain.es_se / t) ** 2 if t > 0 else math.inf
+
+
+def importance_sampled_run(cfg: Config, plain: xr.Dataset, basket: str | None = None, *,
+                           level: float = 0.995, pilot_scenarios: int = 5000,
+                           chunk_size: int | None = None,
+                           threads: int | None = None) -> tuple[Tilt, xr.Dataset]:
+    """The twin of a plain run under the cross-entropy tilt towards a basket's tail.
+
+    Same number of scenarios and seed as ``plain``; the pilot runs use an
+    independent stream (:func:`pilot_seed`).
+
+    Parameters
+    ----------
+    cfg : Config
+        The config of ``plain``.
+    plain : xarray.Dataset
+        The plain run's results.
+    basket : str, optional
+        Basket whose tail the tilt targets (default: the largest by principal).
+    level, pilot_scenarios, threads
+        As :func:`cross_entropy_tilt`.
+    chunk_size : int, optional
+        As :func:`lobsim.simulate`.
+
+    Returns
+    -------
+    tilt : Tilt
+    tilted : xarray.Dataset
+        Results carrying the likelihood ratios (``log_weight``).
+    """
+    from lobsim.model.simulate import simulate
+
+    n = int(plain.sizes["scenario"])
+    seed = int(plain.attrs["seed"])
+    tilt = cross_entropy_tilt(cfg, basket, level, pilot_scenarios=pilot_scenarios, seed=seed,
+                              threads=threads)
+    tilted = simulate(cfg, scenarios=n, seed=seed, chunk_size=chunk_size, threads=threads,
+                      **tilt.kwargs())
+    return tilt, tilted
+
+
+def compare_tails(plain: xr.Dataset, tilted: xr.Dataset,
+                  levels: tuple[float, ...] = (0.99, 0.995)) -> list[TailComparison]:
+    """Every basket's VaR and ES at ``levels`` on an importance-sampled run and a plain one.
+
+    The basket's loss is the summary's, ``basket_principal - basket_payment``.
+    """
+    out = []
+    lw = tilted.log_weight.values if "log_weight" in tilted else None
+    for k, key in enumerate(plain.basket.values.tolist()):
+        p_loss = float(plain.basket_principal.values[k]) - plain.basket_payment.values[:, k]
+        t_loss = float(tilted.basket_principal.values[k]) - tilted.basket_payment.values[:, k]
+        for level in levels:
+            out.append(TailComparison(basket=str(key), level=level,
+                                      tilted=tail_estimate(t_loss, level, lw),
+                                      plain=tail_estimate(p_loss, level)))
+    return out
+
+
+def format_tail_comparison(rows: list[TailComparison], scenarios: int, header: str) -> str:
+    """Plain-text table of :func:`compare_tails`."""
+    lines = [f"Tail of basket losses by importance sampling ({scenarios:,} "
+             "scenarios, as the plain run)", f"  {header}",
+             f"{'':<16}{'level':>7}{'VaR (IS)':>14}{'ES (IS)':>14}{'± se':>11}"
+             f"{'ES (plain)':>14}{'± se':>11}{'variance reduction':>20}"]
+    worse = False
+    for r in rows:
+        t, p = r.tilted, r.plain
+        worse |= r.variance_reduction < 1.0
+        lines.append(f"{r.basket[:16]:<16}{r.level:>7.3f}{t.var:>14,.0f}{t.es:>14,.0f}"
+                     f"{t.es_se:>11,.0f}{p.es:>14,.0f}{p.es_se:>11,.0f}"
+                     f"{r.variance_reduction:>19.2f}x")
+    if worse:
+        lines.append("  a variance reduction below 1x: that tail is driven by risks the shift does "
+                     "not move (control-group noise, provider failure); prefer the plain estimate")
+    return "\n".join(lines)
 
 
 def format_tilt(t: Tilt) -> str:

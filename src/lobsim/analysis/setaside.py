@@ -6,7 +6,9 @@ section 5.2). For a department, a year and a level ``p`` (0.99), the
 set-aside is the amount that the department's LOB payments of that year
 exceed with probability at most ``1 - p``.
 
-**Quantile convention.** The set-aside is the empirical ``p``-quantile by
+**Quantile convention.** The set-aside is the VaR of
+:func:`lobsim.analysis.stats.quantile`, the one quantile every output of
+lobsim reports: the empirical ``p``-quantile by
 inverting the empirical distribution function: the ``ceil(p n)``-th smallest
 of the ``n`` scenario payments (numpy's ``method="inverted_cdf"``, with
 ``p n`` rounded to 9 decimals first so that 0.07 x 100 is rank 7, not 8). It
@@ -45,8 +47,9 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
-from scipy import stats
+from scipy.stats import binom
 
+from lobsim.analysis import stats
 from lobsim.jsonio import number
 
 #: Coverage of the order-statistic interval.
@@ -89,17 +92,16 @@ def set_aside(payments: np.ndarray, level: float) -> np.ndarray:
     >>> float(set_aside(np.array([0.0, 0.0, 0.0, 5.0]), 0.75))  # an atom at 0
     0.0
     """
-    x = np.asarray(payments, float)
-    k = set_aside_rank(x.shape[0], level) - 1
-    return np.asarray(np.partition(x, k, axis=0)[k])
+    # VaR of lobsim.analysis.stats: its rank is set_aside_rank's (tests/test_decisions.py)
+    return np.asarray(stats.quantiles(np.asarray(payments, float), (level,))[0][0])
 
 
 def order_stat_interval(sorted_payments: np.ndarray, level: float,
                         coverage: float = COVERAGE) -> tuple[np.ndarray, np.ndarray]:
     """Distribution-free interval for the ``level``-quantile from sorted samples (axis 0)."""
     n = sorted_payments.shape[0]
-    lo_rank = int(stats.binom.ppf((1.0 - coverage) / 2.0, n, level))
-    hi_rank = int(stats.binom.ppf((1.0 + coverage) / 2.0, n, level)) + 1
+    lo_rank = int(binom.ppf((1.0 - coverage) / 2.0, n, level))
+    hi_rank = int(binom.ppf((1.0 + coverage) / 2.0, n, level)) + 1
     lo = min(max(lo_rank, 1), n) - 1  # 1-based ranks to indices
     hi = min(max(hi_rank, 1), n) - 1
     return sorted_payments[lo], sorted_payments[hi]
@@ -235,9 +237,12 @@ def compute_set_asides(ds: xr.Dataset, level: float) -> SetAsides:
     """
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must lie strictly between 0 and 1, got {level}")
-    if "log_weight" in ds and np.any(ds.log_weight.values != 0.0):
-        raise ValueError("the scenarios carry importance-sampling weights; set-asides need a "
-                         "plain run (lobsim run without a tilt)")
+    if stats.run_weights(ds) is not None:
+        # the weighted VaR itself is valid (lobsim.analysis.stats), but the order-statistic
+        # interval above is a binomial argument about equally likely scenarios
+        raise ValueError("the scenarios carry importance-sampling weights: the set-asides' "
+                         "order-statistic interval holds for plain runs only (lobsim run "
+                         "without a tilt)")
     pay = ds.department_payment.values
     n = pay.shape[0]
     years = [int(y) for y in ds.year.values]
@@ -261,7 +266,7 @@ def compute_set_asides(ds: xr.Dataset, level: float) -> SetAsides:
             alone = set_aside(bond_pay, level)
             standalone[i, j] = alone.sum()
             split_book[i, j] = set_aside(bond_pay.sum(axis=1), level)
-            means = bond_pay.mean(axis=0)
+            means = stats.mean_se(bond_pay)[0]
             per_bond.setdefault(d, []).extend(
                 (bond_ids[b], y, float(m), float(q)) for b, m, q in zip(cols, means, alone,
                                                                        strict=True))
@@ -269,8 +274,8 @@ def compute_set_asides(ds: xr.Dataset, level: float) -> SetAsides:
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.where(standalone > 0.0, benefit / standalone, np.nan)
     return SetAsides(level=level, scenarios=n, departments=deps, years=years,
-                     expected_payment=pay.mean(axis=0),
-                     expected_saving=ds.department_saving.values.mean(axis=0),
+                     expected_payment=stats.mean_se(ds.department_payment)[0],
+                     expected_saving=stats.mean_se(ds.department_saving)[0],
                      book=book, book_low=low, book_high=high, standalone_sum=standalone,
                      split_book=split_book, benefit=benefit, benefit_share=share,
                      bonds=per_bond)

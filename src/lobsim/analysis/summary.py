@@ -1,20 +1,22 @@
 """Reduce simulation results to the statistics a risk team reads (docs/model.md section 9).
 
-Every statistic comes with its Monte Carlo standard error where one exists:
-``sd / sqrt(n)`` for means and probabilities; for a quantile ``q`` the
-asymptotic ``sqrt(q (1 - q) / n) / f(x_q)``, with the density ``f`` estimated
-by the spacing of neighbouring order statistics; for expected shortfall the
-standard error of the tail mean.
+Every statistic, and its Monte Carlo standard error where one exists, is the
+estimator of :mod:`lobsim.analysis.stats`: means and probabilities, quantiles
+(VaR, the inverse of the empirical distribution function), Acerbi-Tasche
+expected shortfall with fractional ties, the diversification benefit. An
+importance-sampling run is weighted by its likelihood ratios
+(``exp(log_weight)``, not self-normalised), so its summary is unbiased.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
+from lobsim.analysis import stats
+from lobsim.analysis.stats import mean_se
 from lobsim.jsonio import number
 from lobsim.model import tax
 
@@ -23,46 +25,12 @@ TAIL_LEVELS = (0.95, 0.99, 0.995)
 DEPARTMENT_QUANTILES = (0.5, 0.95, 0.99)
 
 
-def _mean_se(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    n = x.shape[0]
-    mean = x.mean(axis=0)
-    se = x.std(axis=0, ddof=1) / math.sqrt(n) if n > 1 else np.full_like(mean, np.nan)
-    return mean, se
-
-
-def _quantile_se(x: np.ndarray, levels: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Quantiles along axis 0 and their asymptotic standard errors."""
-    n = x.shape[0]
-    xs = np.sort(x, axis=0)
-    q = np.quantile(xs, levels, axis=0)
-    se = np.empty_like(q)
-    for i, p in enumerate(levels):
-        # density from the spacing of order statistics around the quantile
-        h = max(1, int(math.sqrt(n)))
-        lo = min(max(int(p * n) - h, 0), n - 1)
-        hi = min(max(int(p * n) + h, 0), n - 1)
-        spacing = (xs[hi] - xs[lo]) / max(hi - lo, 1) * n
-        se[i] = math.sqrt(p * (1.0 - p) / n) * spacing
-    return q, se
-
-
-def _tail(loss: np.ndarray, levels: tuple[float, ...]) -> tuple[np.ndarray, ...]:
-    """VaR and expected shortfall of ``loss`` along axis 0, with standard errors."""
-    var, var_se = _quantile_se(loss, levels)
-    es = np.empty_like(var)
-    es_se = np.empty_like(var)
-    for i in range(len(levels)):
-        tail = loss >= var[i]
-        count = tail.sum(axis=0)
-        total = np.where(tail, loss, 0.0).sum(axis=0)
-        es[i] = total / np.maximum(count, 1)
-        sq = np.where(tail, (loss - es[i]) ** 2, 0.0).sum(axis=0)
-        es_se[i] = np.sqrt(sq / np.maximum(count - 1, 1) / np.maximum(count, 1))
-    return var, var_se, es, es_se
-
-
-def _investor_stats(payment: np.ndarray, principal: np.ndarray, irr: np.ndarray,
-                    dim: str) -> dict[str, Any]:
+def _investor_stats(payment: xr.DataArray, principal: xr.DataArray, irr: xr.DataArray,
+                    dim: str, w: np.ndarray | None) -> dict[str, Any]:
+    """Investor statistics of one group (bonds, baskets, tranches), reduced over ``scenario``."""
+    payment, principal = xr.broadcast(payment, principal)
+    payment = payment.transpose("scenario", dim)
+    principal = principal.transpose("scenario", dim)
     multiple = payment / principal
     loss = principal - payment
     out: dict[str, Any] = {}
@@ -70,14 +38,14 @@ def _investor_stats(payment: np.ndarray, principal: np.ndarray, irr: np.ndarray,
                     ("total_loss_probability", payment == 0.0),
                     ("expected_loss", np.maximum(loss, 0.0)),
                     ("mean_multiple", multiple), ("mean_irr", irr)):
-        m, se = _mean_se(x.astype(float))
+        m, se = mean_se(x.astype(float), w)
         out[name] = ((dim,), m)
         out[name + "_se"] = ((dim,), se)
     for name, x in (("multiple_quantile", multiple), ("irr_quantile", irr)):
-        q, se = _quantile_se(x, QUANTILES)
+        q, se = stats.quantiles(x, QUANTILES, w)
         out[name] = (("quantile", dim), q)
         out[name + "_se"] = (("quantile", dim), se)
-    var, var_se, es, es_se = _tail(loss, TAIL_LEVELS)
+    var, var_se, es, es_se = stats.tails(loss, TAIL_LEVELS, w)
     out["loss_var"] = (("level", dim), var)
     out["loss_var_se"] = (("level", dim), var_se)
     out["loss_es"] = (("level", dim), es)
@@ -109,18 +77,17 @@ def summarize(ds: xr.Dataset) -> xr.Dataset:
         probability of paying more than is saved. ``*_se`` variables are the
         Monte Carlo standard errors.
     """
-    bond = _investor_stats(ds.investor_payment.values, ds.principal.values, ds.irr.values,
-                           "bond")
-    basket = _investor_stats(ds.basket_payment.values, ds.basket_principal.values,
-                             ds.basket_irr.values, "basket")
+    w = stats.run_weights(ds)
+    bond = _investor_stats(ds.investor_payment, ds.principal, ds.irr, "bond", w)
+    basket = _investor_stats(ds.basket_payment, ds.basket_principal, ds.basket_irr, "basket", w)
     data: dict[str, Any] = dict(bond)
     data.update({f"basket_{k}": v for k, v in basket.items()})
-    over, over_se = _mean_se(ds.overpayment.values)
+    over, over_se = mean_se(ds.overpayment, w)
     data["expected_overpayment"] = (("bond",), over)
     data["expected_overpayment_se"] = (("bond",), over_se)
     # the provider's mirror risk: units truly achieved but not paid (lobsim.model.shortfall)
     for name, x in shortfall_series(ds).items():
-        m, se = _mean_se(x)
+        m, se = mean_se(x, w)
         data[name] = (("bond",), m)
         data[name + "_se"] = (("bond",), se)
     data["rmspe"] = (("bond",), ds.rmspe.values)
@@ -129,18 +96,18 @@ def summarize(ds: xr.Dataset) -> xr.Dataset:
     with np.errstate(divide="ignore"):  # verified outcomes have no noise: infinite
         data["signal_to_noise"] = (("bond",), ds.target_units.values / noise)
 
-    pay = ds.department_payment.values
-    save = ds.department_saving.values
+    pay = ds.department_payment
+    save = ds.department_saving
     dy = ("department", "year")
     for name, x in (("department_payment_mean", pay), ("department_saving_mean", save),
                     ("net_fiscal_position", save - pay)):
-        m, se = _mean_se(x)
+        m, se = mean_se(x, w)
         data[name] = (dy, m)
         data[name + "_se"] = (dy, se)
-    q, q_se = _quantile_se(pay, DEPARTMENT_QUANTILES)
+    q, q_se = stats.quantiles(pay, DEPARTMENT_QUANTILES, w)
     data["department_payment_quantile"] = (("department_quantile", *dy), q)
     data["department_payment_quantile_se"] = (("department_quantile", *dy), q_se)
-    m, se = _mean_se((pay > save).astype(float))
+    m, se = stats.probability_se(pay > save, w)
     data["probability_pays_more_than_saves"] = (dy, m)
     data["probability_pays_more_than_saves_se"] = (dy, se)
 
@@ -151,9 +118,9 @@ def summarize(ds: xr.Dataset) -> xr.Dataset:
         "department_quantile": list(DEPARTMENT_QUANTILES),
     }
     out = xr.Dataset(data, coords=coords)
-    out = _add_structure_stats(out, ds)
+    out = _add_structure_stats(out, ds, w)
     if "holding" in ds.dims:
-        means = {k: _mean_se(x.astype(float)) for k, x in tax.holding_series(ds).items()}
+        means = {k: mean_se(x.astype(float), w) for k, x in tax.holding_series(ds).items()}
         out = add_holding_stats(out, ds, means)
     out.attrs.update(ds.attrs)
     return out
@@ -328,7 +295,7 @@ def format_summary(s: xr.Dataset) -> str:
 # --------------------------------------------------------------------------
 # Tranches and diversification (model.md §8; lobsim.model.waterfall, docs/baskets.md)
 # --------------------------------------------------------------------------
-def _add_structure_stats(out: xr.Dataset, ds: xr.Dataset) -> xr.Dataset:
+def _add_structure_stats(out: xr.Dataset, ds: xr.Dataset, w: np.ndarray | None) -> xr.Dataset:
     """Tranche statistics and each basket's diversification benefit, if the run has them.
 
     ``tranche_*``: the investor statistics of :func:`summarize` per tranche,
@@ -339,17 +306,13 @@ def _add_structure_stats(out: xr.Dataset, ds: xr.Dataset) -> xr.Dataset:
     data: dict[str, Any] = {}
     coords: dict[str, Any] = {}
     if "basket_member" in ds:
-        member = ds.basket_member.values.astype(float)
-        alone = out.loss_es.values @ member.T  # (level, basket)
-        data["basket_standalone_es_sum"] = (("level", "basket"), alone)
-        data["basket_diversification_benefit"] = (("level", "basket"),
-                                                  alone - out.basket_loss_es.values)
+        data.update(diversification(out, ds.basket_member.values))
     if "tranche_payment" in ds:
-        stats = _investor_stats(ds.tranche_payment.values, ds.tranche_principal.values,
-                                ds.tranche_irr.values, "tranche")
-        data.update({f"tranche_{k}": v for k, v in stats.items()})
+        tranche = _investor_stats(ds.tranche_payment, ds.tranche_principal, ds.tranche_irr,
+                                  "tranche", w)
+        data.update({f"tranche_{k}": v for k, v in tranche.items()})
         for name in ("guarantee", "protection"):
-            m, se = _mean_se(ds[f"tranche_{name}"].values)
+            m, se = mean_se(ds[f"tranche_{name}"], w)
             data[f"tranche_expected_{name}"] = (("tranche",), m)
             data[f"tranche_expected_{name}_se"] = (("tranche",), se)
         for name in ("share", "premium", "seniority", "principal"):
@@ -357,6 +320,18 @@ def _add_structure_stats(out: xr.Dataset, ds: xr.Dataset) -> xr.Dataset:
         coords = {"tranche": ds.tranche.values, "tranche_basket": ("tranche",
                                                                    ds.tranche_basket.values)}
     return out.assign_coords(coords).assign(data) if data else out
+
+
+def diversification(out: xr.Dataset, member: np.ndarray) -> dict[str, Any]:
+    """Each basket's stand-alone ES sum and diversification benefit from a summary's ES.
+
+    ``member`` (basket, bond) booleans. Used by :func:`summarize` and the
+    streaming summary alike (:func:`lobsim.analysis.stats.standalone_sum`).
+    """
+    alone = stats.standalone_sum(out.loss_es.values, np.asarray(member, bool))
+    return {"basket_standalone_es_sum": (("level", "basket"), alone),
+            "basket_diversification_benefit": (("level", "basket"), stats.diversification_benefit(
+                alone, out.basket_loss_es.values))}
 
 
 def _structure_lines(s: xr.Dataset) -> list[str]:

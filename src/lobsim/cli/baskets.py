@@ -48,57 +48,31 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
 def run_extras(args: argparse.Namespace, cfg: Config, ds: xr.Dataset) -> None:
     """Print what the tail options of ``lobsim run`` ask for."""
     from lobsim.analysis.risk import (
-        cross_entropy_tilt,
+        compare_tails,
         format_contributions,
+        format_tail_comparison,
         format_tilt,
+        importance_sampled_run,
         risk_contributions,
     )
     from lobsim.model.basket import basket_composition, format_composition
-    from lobsim.model.simulate import simulate
 
     if args.composition:
         print("\nBasket composition\n" + format_composition(basket_composition(ds)))
     tail_ds = ds
     if args.importance_sampling:
-        n = int(ds.sizes["scenario"])
-        seed = int(ds.attrs["seed"])
         try:
-            tilt = cross_entropy_tilt(cfg, args.tail_basket, 0.995,
-                                      pilot_scenarios=args.pilot_scenarios, seed=seed,
-                                      threads=args.threads)
+            tilt, tail_ds = importance_sampled_run(
+                cfg, ds, args.tail_basket, pilot_scenarios=args.pilot_scenarios,
+                chunk_size=args.chunk_size, threads=args.threads)
         except ValueError as exc:
             raise UsageError(f"--tail-basket: {exc}") from None
-        tail_ds = simulate(cfg, scenarios=n, seed=seed, chunk_size=args.chunk_size,
-                           threads=args.threads, **tilt.kwargs())
-        print("\n" + format_importance_table(ds, tail_ds, format_tilt(tilt)))
+        rows = compare_tails(ds, tail_ds, TAIL_LEVELS)
+        print("\n" + format_tail_comparison(rows, int(tail_ds.sizes["scenario"]),
+                                            format_tilt(tilt)))
     if args.contributions:
         for basket in ds.basket.values.tolist():
             print("\n" + format_contributions(risk_contributions(tail_ds, basket, 0.99)))
-
-
-def format_importance_table(plain: xr.Dataset, tilted: xr.Dataset, header: str) -> str:
-    """Basket VaR and ES by importance sampling beside plain sampling."""
-    from lobsim.analysis.risk import tail_estimate
-
-    lines = [f"Tail of basket losses by importance sampling ({tilted.sizes['scenario']:,} "
-             "scenarios, as the plain run)", f"  {header}",
-             f"{'':<16}{'level':>7}{'VaR (IS)':>14}{'ES (IS)':>14}{'± se':>11}"
-             f"{'ES (plain)':>14}{'± se':>11}{'variance reduction':>20}"]
-    principal = plain.basket_principal.values
-    worse = False
-    for k, key in enumerate(plain.basket.values.tolist()):
-        for level in TAIL_LEVELS:
-            p = tail_estimate(principal[k] - plain.basket_payment.values[:, k], level)
-            t = tail_estimate(principal[k] - tilted.basket_payment.values[:, k], level,
-                              tilted.log_weight.values)
-            ratio = (p.es_se / t.es_se) ** 2 if t.es_se > 0 else float("inf")
-            worse |= ratio < 1.0
-            lines.append(f"{str(key)[:16]:<16}{level:>7.3f}{t.var:>14,.0f}{t.es:>14,.0f}"
-                         f"{t.es_se:>11,.0f}{p.es:>14,.0f}{p.es_se:>11,.0f}{ratio:>19.2f}x")
-    if worse:
-        lines.append("  a variance reduction below 1x: that tail is driven by risks the shift does "
-                     "not move (control-group noise, provider failure); prefer the plain estimate")
-    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------

@@ -23,6 +23,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from lobsim._version import __version__
+from lobsim.analysis import stats
 from lobsim.model.config import Config
 from lobsim.report import plot
 
@@ -77,12 +78,12 @@ def _grid(n: int, cols: int, height: float) -> tuple[Figure, list]:
 
 
 def _expected_loss(ds: xr.Dataset, dim: str) -> np.ndarray:
-    w = plot.scenario_weights(ds)
+    """E[loss] per bond or basket, as the summary's ``expected_loss`` (lobsim.analysis.stats)."""
     if dim == "bond":
         loss = ds.principal.values - ds.investor_payment.values
     else:
         loss = ds.basket_principal.values - ds.basket_payment.values
-    return np.asarray(w @ np.maximum(loss, 0.0))
+    return stats.mean_se(np.maximum(loss, 0.0), stats.run_weights(ds))[0]
 
 
 def report_figures(ds: xr.Dataset, cfg: Config) -> list[ReportFigure]:

@@ -8,8 +8,9 @@ Single-panel figures return their ``Axes``; figures of several panels
 ``pyplot``, so nothing needs a display or closing: save it with
 ``fig.savefig("x.png")`` (Agg), or let Jupyter show it.
 
-Statistics are weighted by ``exp(log_weight)`` when the run was
-importance-sampled, as :func:`lobsim.summarize` weights them.
+Statistics are those of :mod:`lobsim.analysis.stats`, weighted by the
+likelihood ratios ``exp(log_weight)`` when the run was importance-sampled
+(not self-normalised), as :func:`lobsim.summarize` weights them.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import xarray as xr
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, PercentFormatter
+
+from lobsim.analysis import stats
 
 if TYPE_CHECKING:
     from lobsim.analysis.maturity import MaturityChoice
@@ -55,37 +58,35 @@ def _axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
 
 
 def scenario_weights(ds: xr.Dataset) -> np.ndarray:
-    """Normalised scenario weights: ``exp(log_weight)`` summing to one (equal if absent)."""
+    """Each scenario's share in the estimators: ``exp(log_weight) / n`` (``1 / n`` if plain).
+
+    Not self-normalised (:mod:`lobsim.analysis.stats`): under importance
+    sampling the shares sum to about one, not exactly.
+    """
     n = int(ds.sizes["scenario"])
-    if "log_weight" not in ds:
-        return np.full(n, 1.0 / n)
-    lw = ds.log_weight.values
-    w = np.exp(lw - lw.max())
-    return np.asarray(w / w.sum())
+    w = stats.run_weights(ds)
+    return np.full(n, 1.0 / n) if w is None else w / n
+
+
+def _estimator_weights(share: np.ndarray) -> np.ndarray | None:
+    """The weights of :mod:`lobsim.analysis.stats` from :func:`scenario_weights` shares."""
+    return None if np.all(share == share[0]) else share * share.size
 
 
 def _probability(x: np.ndarray, w: np.ndarray) -> tuple[float, float]:
-    """Weighted probability of a boolean array and its standard error.
+    """Probability of a boolean array and its standard error (lobsim.analysis.stats)."""
+    p, se = stats.probability_se(np.asarray(x, bool), _estimator_weights(w))
+    return float(p), float(se)
 
-    With equal weights the error is the binomial ``sqrt(p (1 - p) / n)``.
-    """
-    p = float(w @ x)
-    return p, float(np.sqrt(w**2 @ (x - p) ** 2))
+
+def _mean(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Mean over scenarios (axis 0) of lobsim.analysis.stats."""
+    return stats.mean_se(x, _estimator_weights(w))[0]
 
 
 def _quantiles(x: np.ndarray, w: np.ndarray, levels: Sequence[float]) -> np.ndarray:
-    """Weighted quantiles along axis 0 (inverse of the weighted empirical cdf)."""
-    order = np.argsort(x, axis=0, kind="stable")
-    xs = np.take_along_axis(x, order, axis=0)
-    cw = np.cumsum(w[order], axis=0)
-    # A cumulative weight within rounding of a level counts as reaching it:
-    # n equal weights of 1/n sum to k/n only to a few ulp (3 x 1/9 < 1/3).
-    slack = 4.0 * np.finfo(float).eps * x.shape[0] * cw[-1]
-    out = np.empty((len(levels), *x.shape[1:]))
-    for i, q in enumerate(levels):
-        idx = np.minimum((cw < q * cw[-1] - slack).sum(axis=0), x.shape[0] - 1)
-        out[i] = np.take_along_axis(xs, idx[None, ...], axis=0)[0]
-    return out
+    """Quantiles along axis 0: the VaR of lobsim.analysis.stats (the inverse of the cdf)."""
+    return stats.quantiles(x, tuple(levels), _estimator_weights(w))[0]
 
 
 def _money_axis(ax: Axes, axis: str, currency: str) -> None:
@@ -178,7 +179,7 @@ def return_distribution(ds: xr.Dataset, bond: str | None = None, basket: str | N
     ax.set_xlabel(label)
     ax.set_ylabel("share of scenarios")
     ax.set_title(f"{name}: investor {'IRR' if measure == 'irr' else 'multiple'}")
-    mean = float(w[ok] @ x[ok] / w[ok].sum())
+    mean = float(_mean(x[ok], w[ok]))
     unit = "%" if measure == "irr" else "x"
     ax.text(0.98, 0.95, f"P(default) {100 * pd:.1f}% ± {100 * pd_se:.1f}%\n"
                         f"P(total loss) {100 * total:.1f}%\nmean {mean:.2f}{unit}",
@@ -228,18 +229,17 @@ def default_probability(ds: xr.Dataset, *, dim: Literal["bond", "basket"] = "bon
         default = ds.basket_payment.values < ds.basket_principal.values
     w = scenario_weights(ds)
     keys = [str(k) for k in ds[dim].values.tolist()]
-    stats = np.array([_probability(default[:, j].astype(float), w) for j in range(len(keys))])
-    stats = stats.reshape(-1, 2)
-    order = np.argsort(-stats[:, 0], kind="stable")[:top]
+    pd = np.array([_probability(default[:, j], w) for j in range(len(keys))]).reshape(-1, 2)
+    order = np.argsort(-pd[:, 0], kind="stable")[:top]
     ax = _axes(ax, (6.5, 1.2 + 0.22 * len(order)))
     y = np.arange(len(order))[::-1]  # highest at the top
-    ax.barh(y, 100 * stats[order, 0], xerr=1.96 * 100 * stats[order, 1], color=LOSS,
+    ax.barh(y, 100 * pd[order, 0], xerr=1.96 * 100 * pd[order, 1], color=LOSS,
             alpha=0.8, error_kw={"ecolor": "black", "capsize": 2, "lw": 0.8})
     ax.set_yticks(y, [keys[j] for j in order], fontsize=8 if len(order) > 12 else 9)
     ax.set_xlabel("P(default) (%), with 95% Monte Carlo error bars")
     shown = "" if top is None or top >= len(keys) else f" (highest {len(order)} of {len(keys)})"
     ax.set_title(f"Default probability by {dim}{shown}")
-    ax.set_xlim(0, max(1.0, 100 * float((stats[order, 0] + 2 * stats[order, 1]).max()) * 1.1))
+    ax.set_xlim(0, max(1.0, 100 * float((pd[order, 0] + 2 * pd[order, 1]).max()) * 1.1))
     ax.set_ylim(-0.6, len(order) - 0.4)
     ax.grid(axis="x", alpha=0.3)
     return ax
@@ -277,7 +277,7 @@ def department_fan(ds: xr.Dataset, department: str, *, ax: Axes | None = None) -
     ax.fill_between(years, q[1], q[3], color=LOSS, alpha=0.35, lw=0, label="payments, 50% band")
     ax.plot(years, q[2], color=LOSS, marker="o", ms=3, label="payments, median")
     s = _quantiles(save, w, [BANDS[1][0], BANDS[1][1]])
-    ax.plot(years, w @ save, color=SAVING, marker="s", ms=3, label="savings, mean")
+    ax.plot(years, _mean(save, w), color=SAVING, marker="s", ms=3, label="savings, mean")
     ax.plot(years, s[0], color=SAVING, ls=":", lw=1, label="savings, 90% band")
     ax.plot(years, s[1], color=SAVING, ls=":", lw=1)
     ax.set_xlabel("year after the base year")
