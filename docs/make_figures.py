@@ -9,11 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from lobsim import load_config, simulate
-from lobsim.validation import backtest
-from lobsim.report import plot
-from lobsim.validation.universe_file import read_universe
-from lobsim.model.realdata import resolve_data_path
 from lobsim.analysis.risk import risk_contributions
+from lobsim.model.realdata import resolve_data_path
+from lobsim.report import plot, studies
+from lobsim.validation import backtest
+from lobsim.validation.universe_file import read_universe
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "figures"
@@ -41,7 +41,7 @@ def main() -> None:
     real = backtest.placebo_backtest(panel, **design)
     universe = read_universe(resolve_data_path("lobsim:gm/universe.toml"))
     model = backtest.simulate_placebos(universe, replicates=5, seed=1, **design)
-    figures["placebo_qq"] = plot.placebo_qq(real, {"pooled": model})
+    figures["placebo_qq"] = studies.placebo_qq(real, {"pooled": model})
 
     for name, fig in figures.items():
         plot.save(fig, OUT / f"{name}.png", dpi=DPI)

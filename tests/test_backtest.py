@@ -225,7 +225,7 @@ def test_model_check_on_gm_compares_and_plots(gm_panel, tmp_path):
     small, large = rows[1], rows[3]
     assert small.sd_real > 1.5 * large.sd_real
     assert small.sd_model < 1.25 * large.sd_model
-    from lobsim.report.plot import placebo_qq
+    from lobsim.report.studies import placebo_qq
 
     png = tmp_path / "qq.png"
     placebo_qq(real, {"pooled": pooled}).savefig(png, dpi=100)

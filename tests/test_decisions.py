@@ -445,7 +445,8 @@ def test_the_maturity_plot_leaves_matplotlib_state_alone(tmp_path):
     # trade-off is drawn on an explicit Figure, without pyplot.
     import matplotlib
 
-    from lobsim.report.plot import maturity_tradeoff, save
+    from lobsim.report.plot import save
+    from lobsim.report.studies import maturity_tradeoff
 
     cfg = load_config(CONFIGS / "birmingham_jsa.toml")
     choice = choose_maturity(cfg, "bham-jsa", [3, 5], scenarios=200, seed=1)

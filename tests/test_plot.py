@@ -19,7 +19,7 @@ from matplotlib.patches import Rectangle, StepPatch
 
 from lobsim import load_config, simulate
 from lobsim.analysis.risk import risk_contributions
-from lobsim.report import plot
+from lobsim.report import plot, studies
 from lobsim.validation.backtest import Placebos
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -306,7 +306,7 @@ def test_placebo_qq_plots_quantiles_against_each_other():
     base = np.exp(rng.uniform(5, 9, 300))
     real = _placebos(rng.normal(0, 3, 300), base)
     model = _placebos(rng.normal(0, 1, 300), base)
-    fig = plot.placebo_qq(real, {"pooled": model})
+    fig = studies.placebo_qq(real, {"pooled": model})
     assert isinstance(fig, Figure)
     axes = fig.axes
     assert [ax.get_title() for ax in axes] == ["equal, k = 5, all areas",

@@ -89,7 +89,8 @@ def _cmd_maturity(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.config}: {exc}") from None
     if plot is not None:
         try:
-            from lobsim.report.plot import maturity_tradeoff, save
+            from lobsim.report.plot import save
+            from lobsim.report.studies import maturity_tradeoff
 
             plot.parent.mkdir(parents=True, exist_ok=True)
             save(maturity_tradeoff(choice), plot, dpi=120)

@@ -202,7 +202,7 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
                   "Sd of the change by size (terciles of the base value):", "",
                   ps.tercile_table(comparison, markdown=True), ""]
             (out / "model_check.md").write_text("\n".join(md), encoding="utf-8")
-            from lobsim.report.plot import placebo_qq  # matplotlib: only when a model is checked
+            from lobsim.report.studies import placebo_qq  # matplotlib: only when a model is checked
 
             placebo_qq(real, models).savefig(out / "qq.png", dpi=100)
         print()

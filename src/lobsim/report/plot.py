@@ -3,7 +3,7 @@
 Every function takes the results (a :func:`lobsim.simulate` Dataset, or the
 object the figure is about) and an optional matplotlib ``ax`` to draw on.
 Single-panel figures return their ``Axes``; figures of several panels
-(:func:`control_fit`, :func:`placebo_qq`) return their ``Figure``. Without
+(:func:`control_fit`) return their ``Figure``. Without
 ``ax`` a new :class:`matplotlib.figure.Figure` is made directly, not through
 ``pyplot``, so nothing needs a display or closing: save it with
 ``fig.savefig("x.png")`` (Agg), or let Jupyter show it.
@@ -28,9 +28,7 @@ from matplotlib.ticker import FuncFormatter, PercentFormatter
 from lobsim.analysis import stats
 
 if TYPE_CHECKING:
-    from lobsim.analysis.maturity import MaturityChoice
     from lobsim.model.config import Config
-    from lobsim.validation.backtest import Placebos
 
 #: Colours: what investors lose is red, what they get back blue; savings green.
 LOSS, GAIN, NEUTRAL, SAVING = "#c0392b", "#2e6da4", "#7f8c8d", "#27ae60"
@@ -524,123 +522,7 @@ def risk_contributions(contrib: xr.Dataset, *, by: Group = "bond", top: int = 15
     return ax
 
 
-# --------------------------------------------------------------------------
-# real data: the placebo backtest
-# --------------------------------------------------------------------------
-def placebo_qq(real: Placebos, models: dict[str, Placebos], *, donors: int | None = None,
-               fig: Figure | None = None) -> Figure:
-    """QQ plots of placebo measured changes, real against each simulated model.
-
-    One row per weight scheme at donor-pool size ``donors`` (default: the
-    middle size run); columns: all areas, the smallest and the largest third
-    by base value (:func:`lobsim.validation.backtest.size_groups`). Points on the 45
-    degree line mean the model reproduces the real measurement error.
-
-    Parameters
-    ----------
-    real : lobsim.validation.backtest.Placebos
-        :func:`lobsim.validation.backtest.placebo_backtest` on the real panel.
-    models : dict of str to Placebos
-        :func:`lobsim.validation.backtest.simulate_placebos` runs, by name.
-    donors : int, optional
-    fig : matplotlib.figure.Figure, optional
-        Figure to draw the grid on.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
-    from lobsim.validation.backtest import size_groups
-
-    ks = sorted(set(real.donors.tolist()))
-    k = donors if donors is not None else ks[len(ks) // 2]
-    schemes = list(dict.fromkeys(real.weights.tolist()))
-    groups = ("all", "small", "large")
-    titles = {"all": "all areas", "small": "smallest third", "large": "largest third"}
-    if fig is None:
-        fig = Figure(figsize=(4.6 * len(groups), 4.3 * len(schemes)))
-    axes = fig.subplots(len(schemes), len(groups), squeeze=False)
-    levels = np.linspace(0.005, 0.995, 199)
-    for row, scheme in zip(axes, schemes, strict=True):
-        sel = real.select(scheme, k)
-        cuts = tuple(float(c) for c in np.quantile(np.log(real.base[sel]), [1 / 3, 2 / 3]))
-        real_groups = size_groups(real, cuts)
-        for ax, g in zip(row, groups, strict=True):
-            qa = np.quantile(real.change[sel & real_groups[g]], levels)
-            lo, hi = float(qa.min()), float(qa.max())
-            for (name, sim), marker in zip(models.items(), "o^sv", strict=False):
-                mask = sim.select(scheme, k) & size_groups(sim, cuts)[g]
-                qb = np.quantile(sim.change[mask], levels)
-                ax.plot(qb, qa, marker, ms=2.5, label=f"model: {name}")
-                lo, hi = min(lo, float(qb.min())), max(hi, float(qb.max()))
-            ax.plot([lo, hi], [lo, hi], "k-", lw=0.8, label="45 degrees")
-            ax.set_xlabel("simulated placebo change (%)")
-            ax.set_ylabel("real placebo change (%)")
-            ax.set_title(f"{scheme}, k = {k}, {titles[g]}", fontsize=10)
-            ax.grid(alpha=0.3)
-            ax.legend(loc="upper left", fontsize=7)
-    fig.suptitle(f"Placebo measured change at a horizon of {real.horizon} periods: "
-                 "real against simulated", fontsize=11)
-    fig.tight_layout()
-    return fig
-
-
 def save(fig: Figure | Axes, path: Any, *, dpi: int = 100) -> None:
     """Save a figure (or the figure of an Axes) as PNG with the Agg renderer."""
     figure = figure_of(fig) if isinstance(fig, Axes) else fig
     figure.savefig(path, dpi=dpi, format="png")
-
-
-def maturity_tradeoff(choice: MaturityChoice, fig: Figure | None = None) -> Figure:
-    """The maturity trade-off of :func:`lobsim.analysis.maturity.choose_maturity`.
-
-    Top: P(default) (with two standard errors) and E[IRR] by candidate
-    maturity, the recommended one marked; bottom: E[overpayment] (the
-    state's risk), E[shortfall] x price (the provider's) and signal to noise.
-
-    Parameters
-    ----------
-    choice : MaturityChoice
-        The candidates and the recommendation.
-    fig : matplotlib.figure.Figure, optional
-        Figure to draw on (a new 7 x 7 inch one by default).
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-        Save it with :func:`save` (the CLI uses ``dpi=120``).
-    """
-    c = choice.candidates
-    t = np.array([x.maturity for x in c])
-    if fig is None:
-        fig = Figure(figsize=(7, 7))
-    top, bottom = fig.subplots(2, 1, sharex=True)
-    p = np.array([x.default_probability for x in c])
-    top.errorbar(t, p, yerr=2 * np.array([x.default_probability_se for x in c]), marker="o",
-                 color="C3", label="P(default) (±2 se)")
-    top.set_ylabel("P(default)")
-    top.axvline(choice.recommended, color="grey", linestyle=":", label="recommended")
-    irr_ax = top.twinx()
-    irr_ax.plot(t, [100 * x.mean_irr for x in c], marker="s", color="C0", label="E[IRR]")
-    irr_ax.set_ylabel("E[IRR] (%)")
-    lines = top.get_legend_handles_labels()
-    more = irr_ax.get_legend_handles_labels()
-    top.legend(lines[0] + more[0], lines[1] + more[1], loc="best", fontsize="small")
-    top.set_title(f"Bond {choice.bond}: maturity trade-off ({choice.scenarios} scenarios)")
-    bottom.plot(t, [x.expected_overpayment for x in c], marker="o", color="C1",
-                label="E[overpayment] (state)")
-    bottom.plot(t, [x.expected_shortfall_value for x in c], marker="o", color="C2",
-                label="E[shortfall] x price (provider)")
-    bottom.set_ylabel("amount")
-    bottom.set_xlabel("maturity (years after the base year)")
-    snr_ax = bottom.twinx()
-    snr = np.array([x.signal_to_noise for x in c])
-    # an infinite signal to noise (no noise at all) is left out of the line
-    snr_ax.plot(t, np.where(np.isfinite(snr), snr, np.nan), marker="^", color="k",
-                linestyle="--", label="signal/noise")
-    snr_ax.set_ylabel("signal / noise")
-    lines = bottom.get_legend_handles_labels()
-    more = snr_ax.get_legend_handles_labels()
-    bottom.legend(lines[0] + more[0], lines[1] + more[1], loc="best", fontsize="small")
-    fig.tight_layout()
-    return fig

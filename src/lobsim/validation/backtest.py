@@ -21,7 +21,7 @@ shares of placebos measuring at least 10%, 50% and 100% of that target.
 a calibrated process (:mod:`lobsim.validation.calibrate`);
 :func:`lobsim.validation.placebo_stats.compare` sets the two distributions side
 by side (quantiles, two-sample Kolmogorov-Smirnov test; the QQ plot is
-:func:`lobsim.report.plot.placebo_qq`), and :mod:`lobsim.validation.sensitivity`
+:func:`lobsim.report.studies.placebo_qq`), and :mod:`lobsim.validation.sensitivity`
 asks the engine the same question of one bond.
 """
 
