@@ -6,4 +6,4 @@ synthetic-control weights (Lawson-Hanson NNLS on the simplex).
 
 from lobsim._lazy import lazy_submodules
 
-__getattr__, __dir__ = lazy_submodules(__name__, ("engine", "synth"))
+__getattr__, __dir__ = lazy_submodules(__name__, ("contract", "engine", "irr", "synth", "twins"))

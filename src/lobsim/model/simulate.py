@@ -16,6 +16,7 @@ import numpy as np
 import xarray as xr
 
 from lobsim._version import __version__
+from lobsim.kernels.contract import Outputs
 from lobsim.model.blocks import run_blocks
 from lobsim.model.config import Config, payment_years
 from lobsim.model.screening import resolve_risk_bands
@@ -81,7 +82,7 @@ def simulate(cfg: Config, *, scenarios: int | None = None, seed: int | None = No
     return finish_run(world, cfg, out, seed=s, bands=bands)
 
 
-def finish_run(world: World, cfg: Config, out: dict[str, np.ndarray], *, seed: int,
+def finish_run(world: World, cfg: Config, out: Outputs, *, seed: int,
                bands: Any = None) -> xr.Dataset:
     """Label kernel outputs and add what is derived from them (screening, tranches).
 
@@ -93,8 +94,8 @@ def finish_run(world: World, cfg: Config, out: dict[str, np.ndarray], *, seed: i
     world : World
     cfg : Config
         The config the world was built from (risk bands resolved).
-    out : dict of ndarray
-        Kernel outputs (:func:`run_blocks`), any number of scenarios.
+    out : Outputs
+        Kernel outputs (:func:`lobsim.model.blocks.run_blocks`), any number of scenarios.
     seed : int
     bands : lobsim.model.screening.RiskBands, optional
         The risk-band screening, if the config has risk-band baskets.
@@ -107,9 +108,13 @@ def finish_run(world: World, cfg: Config, out: dict[str, np.ndarray], *, seed: i
     return add_after_tax(add_tranches(ds, cfg), cfg)  # after-tax returns: lobsim.model.tax
 
 
-def label(world: World, cfg: Config, out: dict[str, np.ndarray], *, seed: int,
+def label(world: World, cfg: Config, outputs: Outputs, *, seed: int,
           version: str) -> xr.Dataset:
-    """Wrap kernel outputs in an :class:`xarray.Dataset` with coords and units."""
+    """Wrap kernel outputs in an :class:`xarray.Dataset` with coords and units.
+
+    Each output becomes the variable of its name (:class:`lobsim.kernels.contract.Outputs`).
+    """
+    out = outputs._asdict()
     bonds = world.bonds
     principal = np.array([b.principal for b in bonds])
     n = out["irr"].shape[0]
