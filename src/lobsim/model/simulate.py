@@ -155,6 +155,7 @@ def label(world: World, cfg: Config, outputs: Outputs, *, seed: int,
             "units": "1", "long_name": "log likelihood ratio (0 without importance sampling)"}),
         "rmspe": (("bond",), np.array([c.rmspe for c in world.controls]),
                   {"units": "log points", "long_name": "pre-period RMSPE of the control group"}),
+        **control_groups(world),
     }
     coords = {
         "scenario": np.arange(n),
@@ -212,6 +213,30 @@ def label(world: World, cfg: Config, outputs: Outputs, *, seed: int,
         normals_per_scenario=world.n_normals,
     )
     return ds
+
+
+def control_groups(world: World) -> dict[str, Any]:
+    """``control_donor`` and ``control_weight`` over (bond, donor): each bond's donor
+    pool (area ids, "" where a bond has fewer donors than the largest pool) and
+    the weights fitted at signing (0 where padded). Bonds with verified outcomes
+    have no control group."""
+    pools = [([], []) if b.control.weights == "verified"
+             else ([world.areas.ids[int(a)] for a in fit.donors], list(fit.weights))
+             for b, fit in zip(world.bonds, world.controls, strict=True)]
+    width = max(1, max(len(ids) for ids, _ in pools))
+    donors = np.array([ids + [""] * (width - len(ids)) for ids, _ in pools], str).reshape(
+        len(pools), width)
+    weights = np.array([w + [0.0] * (width - len(w)) for _, w in pools], float).reshape(
+        len(pools), width)
+    bd = ("bond", "donor")
+    return {
+        "control_donor": (bd, donors, {
+            "units": "area id", "long_name": "donor areas of the bond's control group "
+                                             "(\"\" pads a smaller pool)"}),
+        "control_weight": (bd, weights, {
+            "units": "1", "long_name": "weight of each donor in the bond's control group "
+                                       "(fitted at signing; 0 where padded)"}),
+    }
 
 
 def config_path(cfg: Config) -> str:
