@@ -90,6 +90,11 @@ def schedule_amount(performance, perf, amount, n):
 # ---------------------------------------------------------------------------
 # The phases of a scenario, in the order simulate_block runs them. Each has a
 # plain-Python twin in lobsim.kernels.twins, tested against it.
+#
+# Phases that allocate nothing are compiled without reference counting
+# (``_nrt=False``): each field read from a group is otherwise an atomic
+# incref/decref pair, and the per-bond phases read dozens per bond and
+# scenario (the basket demo ran 5-8x slower with them).
 # ---------------------------------------------------------------------------
 
 
@@ -108,7 +113,7 @@ def draw_scenario(gen, zbuf, fail, programme):
             fail[p] = np.inf
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def factor_paths(factors, zbuf, c, fac):
     """1. Every factor at every global date by its exact k-step transition,
     into ``fac`` (F, D); returns the cursor past the normals used."""
@@ -122,7 +127,7 @@ def factor_paths(factors, zbuf, c, fac):
     return c
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def series_states(series, fac, zbuf, c, xs, es):
     """2. Log states of every series at its dates, flattened into ``xs`` (series
     ``s``, date ``j`` at ``s * Dmax + j``); a treated series' noise normals into
@@ -147,7 +152,7 @@ def series_states(series, fac, zbuf, c, xs, es):
     return c
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def programme_factors(programme, zbuf, c):
     """3. The copula's global and type factors, shifted for importance sampling.
 
@@ -169,7 +174,7 @@ def programme_factors(programme, zbuf, c):
     return zglob, logw, ctype, c
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def success_share(programme, b, zb):
     """theta = F_Beta^-1(Phi(zb)) of bond ``b``'s type, by linear interpolation
     in its z table (clamped at the ends)."""
@@ -185,7 +190,7 @@ def success_share(programme, b, zb):
     return table[ty, iu] + (u - iu) * (table[ty, iu + 1] - table[ty, iu])
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def yearly_savings(savings, bonds, b, scale, stop, full, sv_dense, dsav):
     """Department savings of bond ``b`` in every year, added to ``dsav``
     (flat department x year). Without a failure they are ``scale`` times a
@@ -208,7 +213,7 @@ def yearly_savings(savings, bonds, b, scale, stop, full, sv_dense, dsav):
                 dsav[savings.department[b, q] * n_years + y] += savings.amount[b, q] * e_y
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def maturity_savings(savings, bonds, b, e_t, dsav):
     """Savings counted once (per unit at maturity) of a bond whose provider failed."""
     n_years = savings.year_horizon.shape[1]
@@ -232,7 +237,7 @@ def dense_savings(savings, n_dep):
     return sv_dense
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def measure(series, bonds, measurements, b, i, e_t, xs, es):
     """4. What measurement ``i`` of bond ``b`` measures when ``e_t`` units are truly
     achieved. Returns (measured units, prediction error of the control group,
@@ -270,7 +275,7 @@ def measure(series, bonds, measurements, b, i, e_t, xs, es):
     return meas, err, meas >= 100.0 * thr
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def payment(bonds, measurements, payments, b, i, meas, reached, paid, cash, gpaid):
     """5. The payment of measurement ``i`` of bond ``b``: returns (units paid
     for, cash, cumulative units paid for after it).
@@ -313,7 +318,7 @@ def payment(bonds, measurements, payments, b, i, meas, reached, paid, cash, gpai
     return units, amount, new_paid
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def charge_departments(payments, b, mech, year, units, amount, dpay, n_years):
     """6. Split a payment of bond ``b`` (mechanism ``mech``) in payment year
     ``year`` over its payers' departments (``dpay``: flat department x year):
@@ -327,7 +332,7 @@ def charge_departments(payments, b, mech, year, units, amount, dpay, n_years):
         dpay[payments.department[b, q] * n_years + year] += dp
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def overpayment(bonds, b, e_t, paid, cash, last_cash):
     """What bond ``b`` paid beyond what the true effect ``e_t`` would have earned
     (``last_cash``: the payment of its last measurement, for a return grid)."""
@@ -341,7 +346,7 @@ def overpayment(bonds, b, e_t, paid, cash, last_cash):
     return max(0.0, paid - e_t) * bonds.price[b]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def bond_irr(principal, cash, btime, bflow, nf):
     """The investor IRR of one bond from its flows ``1..nf-1`` at ``btime``
     (years after its start); -1 if nothing is paid. One payment has a closed
@@ -355,7 +360,7 @@ def bond_irr(principal, cash, btime, bflow, nf):
     return solve_irr(btime, bflow, nf, irr_guess(btime, bflow, nf))
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def basket_flows(baskets, bonds, measurements, payments, bcash, kflow, out, r):
     """7. Every basket's cash flows on the shared time grid, its payments and IRR
     into row ``r`` of ``out`` (a basket with mixed starts and maturities needs
