@@ -27,7 +27,8 @@ from lobsim import load_config, simulate, summarize, term_sheet
 from lobsim.analysis.setaside import bond_year_payments
 from lobsim.cli.commands import main
 from lobsim.errors import ConfigError
-from lobsim.model.world import ar_variance, build_world
+from lobsim.model.world import build_world
+from lobsim.model.world_groups import ar_variance
 from worlds import (
     ZERO_PROCESS,
     Universe,

@@ -98,7 +98,7 @@ def schedule_amount(performance, perf, amount, n):
 # ---------------------------------------------------------------------------
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def draw_scenario(gen, zbuf, fail, programme):
     """Every random number of a scenario: ``zbuf.size`` normals, then one
     exponential per provider with a positive hazard (``fail``: its failure time
