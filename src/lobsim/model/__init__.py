@@ -12,4 +12,4 @@ from lobsim._lazy import lazy_submodules
 
 __getattr__, __dir__ = lazy_submodules(__name__, (
     "areas", "basket", "blocks", "config", "control", "demo", "realdata", "screening",
-    "shortfall", "simulate", "tax", "waterfall", "world"))
+    "shortfall", "simulate", "tax", "waterfall", "world", "world_groups"))
