@@ -96,9 +96,10 @@ def schedule_amount(performance, perf, amount, n):
 # incref/decref pair, and the per-bond phases read dozens per bond and
 # scenario (the basket demo ran 5-8x slower with them).
 # ---------------------------------------------------------------------------
+_no_refcount = njit(cache=True, nogil=True, _nrt=False)  # type: ignore[call-overload]
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@_no_refcount
 def draw_scenario(gen, zbuf, fail, programme):
     """Every random number of a scenario: ``zbuf.size`` normals, then one
     exponential per provider with a positive hazard (``fail``: its failure time
@@ -113,7 +114,7 @@ def draw_scenario(gen, zbuf, fail, programme):
             fail[p] = np.inf
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@_no_refcount
 def factor_paths(factors, zbuf, c, fac):
     """1. Every factor at every global date by its exact k-step transition,
     into ``fac`` (F, D); returns the cursor past the normals used."""
@@ -127,7 +128,7 @@ def factor_paths(factors, zbuf, c, fac):
     return c
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@_no_refcount
 def series_states(series, fac, zbuf, c, xs, es):
     """2. Log states of every series at its dates, flattened into ``xs`` (series
     ``s``, date ``j`` at ``s * Dmax + j``); a treated series' noise normals into
@@ -152,7 +153,7 @@ def series_states(series, fac, zbuf, c, xs, es):
     return c
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@_no_refcount
 def programme_factors(programme, zbuf, c):
     """3. The copula's global and type factors, shifted for importance sampling.
 
@@ -174,7 +175,7 @@ def programme_factors(programme, zbuf, c):
     return zglob, logw, ctype, c
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@_no_refcount
 def success_share(programme, b, zb):
     """theta = F_Beta^-1(Phi(zb)) of bond ``b``'s type, by linear interpolation
     in its z table (clamped at the ends)."""
@@ -190,7 +191,7 @@ def success_share(programme, b, zb):
     return table[ty, iu] + (u - iu) * (table[ty, iu + 1] - table[ty, iu])
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@_no_refcount
 def yearly_savings(savings, bonds, b, scale, stop, full, sv_dense, dsav):
     """Department savings of bond ``b`` in every year, added to ``dsav``
     (flat department x year). Without a failure they are ``scale`` times a
@@ -213,7 +214,7 @@ def yearly_savings(savings, bonds, b, scale, stop, full, sv_dense, dsav):
                 dsav[savings.department[b, q] * n_years + y] += savings.amount[b, q] * e_y
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@_no_refcount
 def maturity_savings(savings, bonds, b, e_t, dsav):
     """Savings counted once (per unit at maturity) of a bond whose provider failed."""
     n_years = savings.year_horizon.shape[1]
@@ -237,7 +238,7 @@ def dense_savings(savings, n_dep):
     return sv_dense
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@_no_refcount
 def measure(series, bonds, measurements, b, i, e_t, xs, es):
     """4. What measurement ``i`` of bond ``b`` measures when ``e_t`` units are truly
     achieved. Returns (measured units, prediction error of the control group,
@@ -275,7 +276,7 @@ def measure(series, bonds, measurements, b, i, e_t, xs, es):
     return meas, err, meas >= 100.0 * thr
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@_no_refcount
 def payment(bonds, measurements, payments, b, i, meas, reached, paid, cash, gpaid):
     """5. The payment of measurement ``i`` of bond ``b``: returns (units paid
     for, cash, cumulative units paid for after it).
@@ -318,7 +319,7 @@ def payment(bonds, measurements, payments, b, i, meas, reached, paid, cash, gpai
     return units, amount, new_paid
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@_no_refcount
 def charge_departments(payments, b, mech, year, units, amount, dpay, n_years):
     """6. Split a payment of bond ``b`` (mechanism ``mech``) in payment year
     ``year`` over its payers' departments (``dpay``: flat department x year):
@@ -332,7 +333,7 @@ def charge_departments(payments, b, mech, year, units, amount, dpay, n_years):
         dpay[payments.department[b, q] * n_years + year] += dp
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@_no_refcount
 def overpayment(bonds, b, e_t, paid, cash, last_cash):
     """What bond ``b`` paid beyond what the true effect ``e_t`` would have earned
     (``last_cash``: the payment of its last measurement, for a return grid)."""
@@ -346,7 +347,7 @@ def overpayment(bonds, b, e_t, paid, cash, last_cash):
     return max(0.0, paid - e_t) * bonds.price[b]
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@_no_refcount
 def bond_irr(principal, cash, btime, bflow, nf):
     """The investor IRR of one bond from its flows ``1..nf-1`` at ``btime``
     (years after its start); -1 if nothing is paid. One payment has a closed
@@ -360,7 +361,7 @@ def bond_irr(principal, cash, btime, bflow, nf):
     return solve_irr(btime, bflow, nf, irr_guess(btime, bflow, nf))
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@_no_refcount
 def basket_flows(baskets, bonds, measurements, payments, bcash, kflow, out, r):
     """7. Every basket's cash flows on the shared time grid, its payments and IRR
     into row ``r`` of ``out`` (a basket with mixed starts and maturities needs
