@@ -28,8 +28,8 @@ from numba import njit
 from scipy.optimize import minimize, nnls
 
 from lobsim import Config, parse_config
-from lobsim.kernels.engine import simulate_block
-from lobsim.model.blocks import OUTPUTS, allocate_outputs, block_generator
+from lobsim.kernels.contract import Outputs
+from lobsim.model.blocks import allocate_outputs, block_generator, output_rows, simulate_rows
 from lobsim.model.world import World
 
 HERE = Path(__file__).resolve().parent
@@ -62,14 +62,14 @@ def run_floor(world: World, scenarios: int, seed: int, block_size: int) -> float
     return acc
 
 
-def touched_outputs(world: World, scenarios: int) -> dict[str, np.ndarray]:
+def touched_outputs(world: World, scenarios: int) -> Outputs:
     """Fresh output arrays of ``scenarios`` scenarios, every page written once.
 
     Timing this alone is the allocation and first-touch (page-fault) cost that
     a run into fresh arrays pays on top of the kernel.
     """
-    out: dict[str, np.ndarray] = allocate_outputs(world, scenarios)
-    for a in out.values():
+    out = allocate_outputs(world, scenarios)
+    for a in out:
         a.fill(0)
     return out
 
@@ -82,13 +82,11 @@ def kernel_on_reused_outputs(world: World, scenarios: int,
     pool, as in ``run_blocks``.
     """
     out = touched_outputs(world, scenarios)
-    order = OUTPUTS
 
     def block(seed: int, blk: int) -> None:
         lo = blk * block_size
         hi = min(lo + block_size, scenarios)
-        simulate_block(block_generator(seed, blk), hi - lo, *world.kernel_args,
-                       *[out[name][lo:hi] for name in order])
+        simulate_rows(world, block_generator(seed, blk), output_rows(out, lo, hi))
 
     def run(seed: int, threads: int) -> None:
         blocks = range(-(-scenarios // block_size))

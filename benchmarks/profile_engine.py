@@ -19,7 +19,6 @@ Writes benchmarks/results/engine_profile.md.
 from __future__ import annotations
 
 import argparse
-import importlib
 import math
 import sys
 import time
@@ -37,40 +36,38 @@ sys.path.insert(0, str(HERE))
 import lobsim.kernels.engine as engine  # noqa: E402
 from harness import machine, rng_floor  # noqa: E402
 from lobsim import load_config  # noqa: E402
-from lobsim.model.simulate import block_generator  # noqa: E402
+from lobsim.model.blocks import allocate_outputs, block_generator, output_rows  # noqa: E402
 from lobsim.model.world import build_world  # noqa: E402
 
-# piece -> (what it is, [(text in the kernel, replacement)])
+# piece -> (what it is, [(text in the kernel, replacement)]); the anchors are in
+# simulate_block or in its phases (one module: a variant compiles them all)
 EDITS: dict[str, tuple[str, list[tuple[str, str]]]] = {
     "basket IRR": ("root-finding on each basket's aggregated cash flows", [
-        ("out_kirr[r, k] = solve_irr_years(t_steps, t_grid, kflow, n_t, guess)",
-         "out_kirr[r, k] = kflow[0]"),
-        ("out_kirr[r, k] = solve_irr(t_grid, kflow, n_t, guess)", "out_kirr[r, k] = kflow[0]")]),
+        ("out.basket_irr[r, k] = solve_irr_years(baskets.steps, baskets.time, kflow, n_t, guess)",
+         "out.basket_irr[r, k] = kflow[0]"),
+        ("out.basket_irr[r, k] = solve_irr(baskets.time, kflow, n_t, guess)",
+         "out.basket_irr[r, k] = kflow[0]")]),
     "baskets": ("basket aggregation and IRR", [
-        ("for k in range(n_k):\n            for t in range(n_t):",
-         "for k in range(0):\n            for t in range(n_t):")]),
+        ("        basket_flows(baskets, bonds, measurements, payments, bcash, kflow, out, r)\n",
+         "")]),
     "bond IRR": ("per-bond IRR: pow for one payment date, solve_irr for several", [
-        ("out_irr[r, b] = (cash / principal) ** (1.0 / btime[1]) - 1.0", "out_irr[r, b] = cash"),
-        ("out_irr[r, b] = solve_irr(btime, bflow, nf, irr_guess(btime, bflow, nf))",
-         "out_irr[r, b] = bflow[0]")]),
+        ("out.irr[r, b] = bond_irr(principal, cash, btime, bflow, nf)", "out.irr[r, b] = cash")]),
     "savings": ("true effect at each year end and department savings", [
-        ("for q in range(n_dep * n_years):\n                    dsav[q] += scale * sv_dense[b, q]",
-         "for q in range(0):\n                    dsav[q] += scale * sv_dense[b, q]"),
-        ("for y in range(n_years):\n                    hz = y_horizon[b, y]",
-         "for y in range(0):\n                    hz = y_horizon[b, y]")]),
+        ("            yearly_savings(savings, bonds, b, scale, stop, full, sv_dense, dsav)\n", "")]),
     "payers": ("department payments per payer", [
-        ("for q in range(b_npay[b]):", "for q in range(0):")]),
+        ("for q in range(payments.npayers[b]):\n        if mech == MECH_UNITS:",
+         "for q in range(0):\n        if mech == MECH_UNITS:")]),
     "measurements": ("measurement loop: counterfactual, measured units, payments", [
         ("for i in range(nm):\n                bcash[b, i] = 0.0",
          "for i in range(0):\n                bcash[b, i] = 0.0")]),
     "area states": ("series states: factor terms and Cholesky rows (draws kept; a stand-in "
                     "const + L[j,j] z[j] keeps the values and branches realistic)", [
-        ("""                acc = s_const[s, j]
-                for i in range(j + 1):
-                    acc += s_chol[s, j, i] * zbuf[c + i]
-                d = s_dates[s, j]
-                xs[s * dmax + j] = acc + s_beta[s] * fac[fn, d] + s_gamma[s] * fac[fg, d]""",
-         "                xs[s * dmax + j] = s_const[s, j] + s_chol[s, j, j] * zbuf[c + j]")]),
+        ("""            acc = series.const[s, j]
+            for i in range(j + 1):
+                acc += series.chol[s, j, i] * zbuf[c + i]
+            d = series.dates[s, j]
+            xs[s * dmax + j] = acc + series.beta[s] * fac[fn, d] + series.gamma[s] * fac[fg, d]""",
+         "            xs[s * dmax + j] = series.const[s, j] + series.chol[s, j, j] * zbuf[c + j]")]),
 }
 ALL_BUT_DRAWS = ["baskets", "bond IRR", "savings", "measurements", "area states"]
 
@@ -103,23 +100,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(HERE / "results" / "engine_profile.md"))
     args = ap.parse_args(argv)
 
-    sim = importlib.import_module("lobsim.model.blocks")
     cfg = load_config(ROOT / args.config)
     world = build_world(cfg)
     bs = cfg.simulation.block_size
     n = args.blocks * bs
-    out = sim.allocate_outputs(world, n)
-    for a in out.values():
+    out = allocate_outputs(world, n)
+    for a in out:
         a.fill(0)
-    views = [out[name] for name in sim.OUTPUTS]
     source = Path(engine.__file__).read_text(encoding="utf-8").replace("cache=True, ", "")
 
     def kernel_case(fn: Callable[..., object]) -> Callable[[], None]:
         def run() -> None:
             for blk in range(args.blocks):
-                sl = slice(blk * bs, (blk + 1) * bs)
-                fn(block_generator(1, blk), bs, *world.kernel_args, *[v[sl] for v in views])
-        fn(block_generator(1, 0), 8, *world.kernel_args, *[v[:8] for v in views])  # compile
+                fn(block_generator(1, blk), bs, *world.arrays,
+                   output_rows(out, blk * bs, (blk + 1) * bs))
+        fn(block_generator(1, 0), 8, *world.arrays, output_rows(out, 0, 8))  # compile
         return run
 
     def floor_case() -> None:

@@ -10,7 +10,10 @@ GIL, and cached on disk so that a second process starts fast.
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +25,7 @@ from numba.core.registry import CPUDispatcher
 import lobsim
 from lobsim import load_config
 from lobsim.kernels.engine import simulate_block
-from lobsim.model.blocks import OUTPUTS, allocate_outputs, block_generator
+from lobsim.model.blocks import allocate_outputs, block_generator, simulate_rows
 from lobsim.model.world import build_world
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,8 +53,7 @@ def test_draws_per_scenario(config: str, normals: int, exponentials: int) -> Non
     # the kernel's generator ends exactly where drawing those counts ends
     n = 37
     gen = block_generator(5, 0)
-    out = allocate_outputs(world, n)
-    simulate_block(gen, n, *world.kernel_args, *[out[k] for k in OUTPUTS])
+    simulate_rows(world, gen, allocate_outputs(world, n))
     expected = block_generator(5, 0)
     _draw(expected, n, normals, exponentials)
     got, want = gen.bit_generator.state, expected.bit_generator.state
@@ -64,13 +66,12 @@ def test_draws_per_scenario_formula() -> None:
     series: state and noise), one global, one per type, one per bond; one
     exponential per provider with a failure hazard."""
     world = build_world(load_config(ROOT / "configs/basket_demo.toml"))
-    a = dict(zip(simulate_block.py_func.__code__.co_varnames[2:], world.kernel_args,
-                 strict=False))
-    nd = a["s_ndates"]
-    expected = (a["f_phik"].size + nd.sum() + nd[a["s_treated"].astype(bool)].sum() + 1
-                + a["n_types"] + a["b_start"].size)
+    a = world.arrays
+    nd = a.series.ndates
+    expected = (a.factors.phik.size + nd.sum() + nd[a.series.treated].sum() + 1
+                + a.programme.n_types + a.bonds.start.size)
     assert world.n_normals == expected
-    assert world.n_exponentials == int((a["p_hazard"] > 0).sum())
+    assert world.n_exponentials == int((a.programme.hazard > 0).sum())
 
 
 def _dispatchers() -> list[tuple[str, CPUDispatcher]]:
@@ -97,8 +98,28 @@ def test_kernels_are_nopython_nogil_and_cached() -> None:
 def test_engine_compiles_without_object_mode() -> None:
     world = build_world(load_config(ROOT / "configs/birmingham_jsa.toml"))
     out = allocate_outputs(world, 3)
-    simulate_block(block_generator(1, 0), 3, *world.kernel_args, *[out[k] for k in OUTPUTS])
+    simulate_rows(world, block_generator(1, 0), out)
     assert simulate_block.signatures
     for cres in simulate_block.overloads.values():
         assert not cres.objectmode
-    assert np.isfinite(out["irr"]).all()
+    assert np.isfinite(out.irr).all()
+
+
+def test_engine_is_cached_for_a_second_process(tmp_path: Path) -> None:
+    """The named groups are typed tuples numba can cache: a fresh process loads the
+    compiled kernel from disk instead of compiling it again."""
+    script = tmp_path / "second.py"
+    script.write_text(
+        "from lobsim import load_config\n"
+        "from lobsim.kernels.engine import simulate_block\n"
+        "from lobsim.model.blocks import allocate_outputs, block_generator, simulate_rows\n"
+        "from lobsim.model.world import build_world\n"
+        f"world = build_world(load_config({str(ROOT / 'configs/birmingham_jsa.toml')!r}))\n"
+        "simulate_rows(world, block_generator(1, 0), allocate_outputs(world, 3))\n"
+        "print(sum(simulate_block.stats.cache_hits.values()),"
+        " sum(simulate_block.stats.cache_misses.values()))\n", encoding="utf-8")
+    for _ in range(2):  # the first may compile (a cold cache); the second must not
+        done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                              check=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    hits, misses = map(int, done.stdout.split())
+    assert (hits, misses) == (1, 0)

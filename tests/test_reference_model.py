@@ -75,7 +75,7 @@ def test_reference_and_engine_agree(case: str) -> None:
     reference = simulate_reference(cfg, N, 5678, period=period, world=world)
     failures = []
     for name in COMPARED:
-        a = engine[name].astype(float)
+        a = getattr(engine, name).astype(float)
         b = reference[name].astype(float)
         diff = a.mean(axis=0) - b.mean(axis=0)
         se = np.sqrt(a.var(axis=0, ddof=1) / N + b.var(axis=0, ddof=1) / N)
@@ -100,7 +100,7 @@ def test_mixed_subset_covers_the_features() -> None:
     [1.0, 2.0, 3.0, 1.5, 2.25])
 def test_engine_ramp_is_linear_over_ramp_years(ramp_years: float) -> None:
     from lobsim.kernels.engine import effect_fraction
-    from lobsim.model.world import ramp_knots
+    from lobsim.model.world_groups import ramp_knots
     from reference_numpy import ramp
 
     cfg = load_config(ROOT / "configs" / "birmingham_jsa.toml")

@@ -10,7 +10,6 @@ standard errors.
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 import tomllib
@@ -28,8 +27,8 @@ from lobsim import load_config, simulate, summarize, term_sheet
 from lobsim.analysis.setaside import bond_year_payments
 from lobsim.cli.commands import main
 from lobsim.errors import ConfigError
-from lobsim.kernels.engine import simulate_block
-from lobsim.model.world import ar_variance, build_world
+from lobsim.model.process import kstep_variance
+from lobsim.model.world import build_world
 from worlds import (
     ZERO_PROCESS,
     Universe,
@@ -44,12 +43,6 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 # Five sigma, two-sided: P(|N(0,1)| > 5) = 5.7e-7.
 SIGMAS = 5.0
 P_FIVE_SIGMA = 2.0 * stats.norm.sf(SIGMAS)
-
-
-def kernel_arrays(world: Any) -> dict[str, Any]:
-    """``build_world(cfg).kernel_args`` by the kernel's parameter names."""
-    names = list(inspect.signature(simulate_block.py_func).parameters)[2:]
-    return dict(zip(names, world.kernel_args, strict=False))
 
 
 # ---------------------------------------------------------------------------
@@ -543,18 +536,18 @@ def test_k_step_coefficients_match_monthly_stepping(stepped_world):
             v = 0.0
             for _ in range(months):
                 v = phi_m**2 * v + s_m**2
-            assert ar_variance(phi, months / 12) == pytest.approx(v, rel=1e-12, abs=1e-300)
+            assert kstep_variance(phi, months / 12) == pytest.approx(v, rel=1e-12, abs=1e-300)
 
     world = build_world(stepped_world)
-    k = kernel_arrays(world)
-    np.testing.assert_array_equal(k["d_time"], [1.5, 2.5])
+    fa, sa = world.arrays.factors, world.arrays.series
+    np.testing.assert_array_equal(fa.time, [1.5, 2.5])
     proc = STEP_PROCESS
     # factor order: national, then the regions as first touched (R1 by A, R2 by B)
     params = [(proc["national_phi"], proc["national_sigma"], 0.05),
               (proc["regional_phi"], proc["regional_sigma"], -0.02),
               (proc["regional_phi"], proc["regional_sigma"], 0.03)]
-    assert k["f_phik"].shape == (3, 2)
-    np.testing.assert_array_equal(k["f_state0"], [p[2] for p in params])
+    assert fa.phik.shape == (3, 2)
+    np.testing.assert_array_equal(fa.state0, [p[2] for p in params])
     for f, (phi, sigma, _) in enumerate(params):
         phi_m, s_m = monthly(phi, sigma)
         for d, months in enumerate((18, 12)):
@@ -562,13 +555,13 @@ def test_k_step_coefficients_match_monthly_stepping(stepped_world):
             for _ in range(months):
                 v = phi_m**2 * v + s_m**2
                 coef *= phi_m
-            assert k["f_phik"][f, d] == pytest.approx(coef, rel=1e-12)
-            assert k["f_sdk"][f, d] == pytest.approx(math.sqrt(v), rel=1e-12)
+            assert fa.phik[f, d] == pytest.approx(coef, rel=1e-12)
+            assert fa.sdk[f, d] == pytest.approx(math.sqrt(v), rel=1e-12)
 
     # the donor's area-specific states at both dates, with its measurement noise:
     # chol @ chol.T is their covariance, from the monthly recursion
-    d = list(k["s_treated"]).index(False)
-    chol = k["s_chol"][d, :2, :2]
+    d = list(sa.treated).index(False)
+    chol = sa.chol[d, :2, :2]
     phi_m, s_m = monthly(proc["area_phi"], proc["area_sigma"])
     v18 = 0.0
     for _ in range(18):
@@ -584,7 +577,7 @@ def test_k_step_coefficients_match_monthly_stepping(stepped_world):
     t = np.array([1.5, 2.5])
     want_const = (0.005 * t + (0.6**t - 1.0) * 0.02 - proc["national_loading"] * 0.05
                   - proc["regional_loading"] * -0.02 - 0.5 * proc["measurement_sigma"] ** 2)
-    np.testing.assert_allclose(k["s_const"][d, :2], want_const, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(sa.const[d, :2], want_const, rtol=1e-12, atol=1e-15)
 
 
 def stepped_measured_units(n: int, seed: int) -> np.ndarray:

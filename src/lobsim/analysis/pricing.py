@@ -30,7 +30,7 @@ import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import optimize
@@ -39,6 +39,9 @@ from lobsim.jsonio import number
 from lobsim.model.config import Basket, Bond, Config
 from lobsim.model.derive import derive
 from lobsim.model.screening import resolve_risk_bands
+
+if TYPE_CHECKING:  # the world is built lazily (it imports the simulation)
+    from lobsim.model.world import World
 
 #: Loadings searched: the config's own range starts at 0; 10 is a 1,000% loading.
 LOADING_BOUNDS = (0.0, 10.0)
@@ -197,8 +200,8 @@ def solve_loading(cfg: Config, *, target_irr: float | None = None,
     def sample(r: float) -> np.ndarray:
         out = run_blocks(world_at(r), n, s, cfg.simulation.block_size, threads=threads)
         if target_irr is not None:
-            return out["irr"][:, index] if single else out["basket_irr"][:, 0]
-        paid = out["investor_payment"][:, index] if single else out["basket_payment"][:, 0]
+            return out.irr[:, index] if single else out.basket_irr[:, 0]
+        paid = out.investor_payment[:, index] if single else out.basket_payment[:, 0]
         return (paid < principal).astype(float)
 
     if target_irr is not None:
@@ -217,30 +220,38 @@ def solve_loading(cfg: Config, *, target_irr: float | None = None,
                     scenarios=n, seed=s, evaluations=evals, price_per_unit=prices)
 
 
-def _affine_worlds(build: Callable[[float], Any]) -> Callable[[float], Any]:
+def _affine_worlds(build: Callable[[float], World]) -> Callable[[float], World]:
     """Worlds at any loading from three builds, when the kernel arrays are affine in it.
 
     Prices, binary amounts and agency payments per unit are affine in the
     loading; everything else (donor fits, tables) does not depend on it. The
-    arrays are interpolated from builds at 0 and 1 and checked against a
-    third build; if the check fails (a future payment rule that is not
-    affine), every loading is built afresh.
+    fields that move between the builds at 0 and 1 are found by name (group,
+    field), interpolated, and checked against a third build; if the check
+    fails (a future payment rule that is not affine), every loading is built
+    afresh.
     """
     w0, w1, w2 = build(0.0), build(1.0), build(2.5)
-    a0, a1 = w0.kernel_args, w1.kernel_args
-    moving = [i for i, (x, y) in enumerate(zip(a0, a1, strict=True))
-              if not np.array_equal(np.asarray(x), np.asarray(y))]
 
-    def interpolate(r: float) -> Any:
-        args = list(a0)
-        for i in moving:
-            args[i] = np.asarray(a0[i]) + r * (np.asarray(a1[i]) - np.asarray(a0[i]))
-        return dataclasses.replace(w0, kernel_args=tuple(args))
+    def value(w: World, group: str, name: str) -> np.ndarray:
+        return np.asarray(getattr(getattr(w.arrays, group), name))
 
-    check = interpolate(2.5).kernel_args
-    exact = all(np.allclose(np.asarray(check[i]), np.asarray(w2.kernel_args[i]), rtol=1e-12,
-                            atol=0.0) for i in moving)
-    exact = exact and all(np.asarray(a0[i]).dtype.kind == "f" for i in moving)
+    moving = [(group, name) for group, fields in w0.arrays._asdict().items()
+              for name in fields._fields
+              if not np.array_equal(value(w0, group, name), value(w1, group, name))]
+
+    def interpolate(r: float) -> World:
+        changed: dict[str, Any] = {}
+        for group in dict.fromkeys(g for g, _ in moving):
+            fields = {name: value(w0, group, name) + r * (value(w1, group, name)
+                                                          - value(w0, group, name))
+                      for g, name in moving if g == group}
+            changed[group] = getattr(w0.arrays, group)._replace(**fields)
+        return w0.derive(**changed)
+
+    check = interpolate(2.5)
+    exact = all(np.allclose(value(check, g, name), value(w2, g, name), rtol=1e-12, atol=0.0)
+                for g, name in moving)
+    exact = exact and all(value(w0, g, name).dtype.kind == "f" for g, name in moving)
     return interpolate if exact else build
 
 

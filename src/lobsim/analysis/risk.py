@@ -38,6 +38,7 @@ import xarray as xr
 
 from lobsim.analysis import stats
 from lobsim.analysis.stats import VAR_WINDOW, TailEstimate, tail_estimate, tail_measure
+from lobsim.kernels.contract import Outputs
 from lobsim.model.config import Basket, Config
 from lobsim.model.derive import derive
 from lobsim.model.schema import check_ids
@@ -269,23 +270,27 @@ def cross_entropy_tilt(cfg: Config, basket: str | None = None, level: float = 0.
     mu = np.zeros(1 + len(types))
     n = pilot_scenarios
 
-    def run(shift: np.ndarray) -> dict[str, np.ndarray]:
-        world = build_world(one, tilt_global=float(shift[0]),
-                            tilt_types={t: float(m) for t, m in zip(types, shift[1:],
-                                                                    strict=True)})
-        return run_blocks(world, n, s, cfg.simulation.block_size, threads=threads)
+    world = build_world(one)
+    # the world's type factors are in the order of the bonds' first use, as ``types``
+    programme = world.arrays.programme
+
+    def run(shift: np.ndarray) -> Outputs:
+        tilted = programme._replace(tilt_global=float(shift[0]),
+                                    tilt_type=np.array([float(m) for m in shift[1:]]))
+        return run_blocks(world.derive(programme=tilted), n, s, cfg.simulation.block_size,
+                          threads=threads)
 
     for it in range(iterations):
         base = run(mu)
-        loss = principal - base["basket_payment"][:, 0]
-        lw = base["log_weight"]
+        loss = principal - base.basket_payment[:, 0]
+        lw = base.log_weight
         stage = level if it == iterations - 1 else min(level, 1.0 - 50.0 / n)
         _, q = tail_measure(loss, stage, lw)
         z = np.empty((n, mu.size))
         for f in range(mu.size):
             bumped = mu.copy()
             bumped[f] += _EPS
-            delta = run(bumped)["log_weight"] - lw
+            delta = run(bumped).log_weight - lw
             # delta = -eps x - mu eps - eps^2/2 for the raw normal x; z = x + mu
             z[:, f] = -(delta + _EPS * _EPS / 2.0) / _EPS
         mu = np.clip(q @ z, -max_shift, max_shift)

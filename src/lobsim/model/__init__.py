@@ -6,7 +6,8 @@ builds a config from a changed one, checked and hashed again; ``areas``,
 ``demo`` and ``realdata`` provide the area universe; ``process`` is the AR(1)
 algebra of its outcome process; ``control`` fixes each bond's donors and
 weights (``synthetic_control`` fits synthetic-control weights);
-``world`` turns a config into the kernel's arrays; ``simulate`` runs the
+``world`` turns a config into the kernel's arrays (``world_groups``: one
+builder per group); ``simulate`` runs the
 kernel and labels its outputs; ``basket``, ``waterfall``, ``tax`` and
 ``shortfall`` are the per-scenario flows of baskets, tranches, investor
 classes and the provider.
@@ -17,4 +18,4 @@ from lobsim._lazy import lazy_submodules
 __getattr__, __dir__ = lazy_submodules(__name__, (
     "areas", "basket", "blocks", "checks", "config", "control", "demo", "derive", "process",
     "realdata", "schema", "screening", "shortfall", "simulate", "synthetic_control", "tax",
-    "waterfall", "world"))
+    "waterfall", "world", "world_groups"))

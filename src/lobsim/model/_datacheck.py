@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from lobsim.errors import ConfigError
-from lobsim.model._limits import ENVELOPE_SDS, LOG_CHANGE_MAX, ar_variance
+from lobsim.model._limits import ENVELOPE_SDS, LOG_CHANGE_MAX
 from lobsim.model.areas import AreaTable, OutcomeData, period_kind, read_outcome, read_volatility
+from lobsim.model.process import kstep_variance
 
 if TYPE_CHECKING:
     from lobsim.model.schema import Config, Outcome
@@ -88,11 +89,11 @@ def _check_envelope(cfg: Config, index: int, outcome: Outcome, data: OutcomeData
     p = outcome.process
     assert p is not None
     s = np.ones(len(areas.ids)) if scale is None else scale
-    common = (p.national_loading**2 * p.national_sigma**2 * ar_variance(p.national_phi, years)
+    common = (p.national_loading**2 * p.national_sigma**2 * kstep_variance(p.national_phi, years)
               + p.regional_loading**2 * p.regional_sigma**2
-              * ar_variance(p.regional_phi, years))
+              * kstep_variance(p.regional_phi, years))
     noise_var = s * p.measurement_sigma**2
-    sd = np.sqrt(common + s * p.area_sigma**2 * ar_variance(p.area_phi, years) + noise_var)
+    sd = np.sqrt(common + s * p.area_sigma**2 * kstep_variance(p.area_phi, years) + noise_var)
     regional = np.array([data.regional_state[r] for r in areas.regions])
     states = (np.abs(data.area_state) + abs(p.national_loading * data.national_state)
               + np.abs(p.regional_loading * regional))

@@ -18,10 +18,6 @@ from __future__ import annotations
 
 import math
 
-# the k-step variance lives with the rest of the AR(1) algebra; world.py and
-# _datacheck.py still import it from here under its old name
-from lobsim.model.process import kstep_variance as ar_variance  # noqa: F401
-
 #: Money: costs, premiums, savings, fixed sums and cash caps (below a quadrillion).
 AMOUNT_MAX = 1e15
 #: Outcome units: targets, unit caps, baseline units (counts or percentage points).

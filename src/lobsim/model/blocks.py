@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lobsim.kernels.contract import Outputs
 from lobsim.kernels.engine import simulate_block
 
 if TYPE_CHECKING:  # the world imports this module: its screening run simulates blocks
@@ -27,34 +28,44 @@ def block_generator(seed: int, block: int) -> np.random.Generator:
     return np.random.Generator(np.random.SFC64(np.random.SeedSequence(seed, spawn_key=(block,))))
 
 
-def allocate_outputs(world: World, n: int) -> dict[str, np.ndarray]:
-    """Fresh output arrays of the kernel for ``n`` scenarios of ``world``, by name."""
+def allocate_outputs(world: World, n: int) -> Outputs:
+    """Fresh output arrays of the kernel for ``n`` scenarios of ``world``."""
     n_b = len(world.bonds)
+    n_k = len(world.baskets)
     shape_d = (n, len(world.departments), world.years.size)
-    out: dict[str, np.ndarray] = {name: np.empty((n, n_b)) for name in (
-        "true_units", "measured_units", "prediction_error", "paid_units", "investor_payment",
-        "overpayment", "irr")}
-    out["default"] = np.empty((n, n_b), np.bool_)
-    out["total_loss"] = np.empty((n, n_b), np.bool_)
-    out["department_payment"] = np.empty(shape_d)
-    out["department_saving"] = np.empty(shape_d)
-    out["basket_payment"] = np.empty((n, len(world.baskets)))
-    out["basket_irr"] = np.empty((n, len(world.baskets)))
-    out["basket_cashflow"] = np.empty((n, len(world.baskets), world.times.size))
-    out["log_weight"] = np.empty(n)
-    out["dated_payment"] = np.empty((n, world.slot_bond.size))
-    return out
+    return Outputs(
+        true_units=np.empty((n, n_b)),
+        measured_units=np.empty((n, n_b)),
+        prediction_error=np.empty((n, n_b)),
+        paid_units=np.empty((n, n_b)),
+        investor_payment=np.empty((n, n_b)),
+        overpayment=np.empty((n, n_b)),
+        irr=np.empty((n, n_b)),
+        default=np.empty((n, n_b), np.bool_),
+        total_loss=np.empty((n, n_b), np.bool_),
+        department_payment=np.empty(shape_d),
+        department_saving=np.empty(shape_d),
+        basket_payment=np.empty((n, n_k)),
+        basket_irr=np.empty((n, n_k)),
+        basket_cashflow=np.empty((n, n_k, world.times.size)),
+        log_weight=np.empty(n),
+        dated_payment=np.empty((n, world.slot_bond.size)),
+    )
 
 
-#: The kernel's output arrays, in the order :func:`simulate_block` takes them.
-OUTPUTS = ("true_units", "measured_units", "prediction_error", "paid_units", "investor_payment", "overpayment", "irr",
-          "default", "total_loss", "department_payment", "department_saving", "basket_payment",
-          "basket_irr", "basket_cashflow", "log_weight", "dated_payment")
+def output_rows(out: Outputs, lo: int, hi: int) -> Outputs:
+    """Rows ``lo..hi-1`` of every output (views: the kernel writes through them)."""
+    return Outputs(*(a[lo:hi] for a in out))
+
+
+def simulate_rows(world: World, gen: np.random.Generator, out: Outputs) -> None:
+    """Simulate ``len(out.irr)`` scenarios of ``world`` from ``gen`` into ``out``."""
+    simulate_block(gen, out.irr.shape[0], *world.arrays, out)
 
 
 def run_blocks(world: World, scenarios: int, seed: int, block_size: int,
                chunk_size: int | None = None, threads: int | None = None,
-               progress: Callable[[int], Any] | None = None) -> dict[str, np.ndarray]:
+               progress: Callable[[int], Any] | None = None) -> Outputs:
     """Simulate ``scenarios`` scenarios of ``world`` into fresh output arrays.
 
     Parameters
@@ -80,8 +91,7 @@ def run_blocks(world: World, scenarios: int, seed: int, block_size: int,
         for blk in blocks:
             lo = blk * block_size
             hi = min(lo + block_size, scenarios)
-            views = [out[name][lo:hi] for name in OUTPUTS]
-            simulate_block(block_generator(seed, blk), hi - lo, *world.kernel_args, *views)
+            simulate_rows(world, block_generator(seed, blk), output_rows(out, lo, hi))
             if progress is not None:
                 progress(hi - lo)
 

@@ -16,6 +16,7 @@ import numpy as np
 import xarray as xr
 
 from lobsim._version import __version__
+from lobsim.kernels.contract import Outputs
 from lobsim.model.blocks import run_blocks
 from lobsim.model.config import Config, payment_years
 from lobsim.model.screening import resolve_risk_bands
@@ -81,7 +82,7 @@ def simulate(cfg: Config, *, scenarios: int | None = None, seed: int | None = No
     return finish_run(world, cfg, out, seed=s, bands=bands)
 
 
-def finish_run(world: World, cfg: Config, out: dict[str, np.ndarray], *, seed: int,
+def finish_run(world: World, cfg: Config, out: Outputs, *, seed: int,
                bands: Any = None) -> xr.Dataset:
     """Label kernel outputs and add what is derived from them (screening, tranches).
 
@@ -93,8 +94,8 @@ def finish_run(world: World, cfg: Config, out: dict[str, np.ndarray], *, seed: i
     world : World
     cfg : Config
         The config the world was built from (risk bands resolved).
-    out : dict of ndarray
-        Kernel outputs (:func:`run_blocks`), any number of scenarios.
+    out : Outputs
+        Kernel outputs (:func:`lobsim.model.blocks.run_blocks`), any number of scenarios.
     seed : int
     bands : lobsim.model.screening.RiskBands, optional
         The risk-band screening, if the config has risk-band baskets.
@@ -108,9 +109,13 @@ def finish_run(world: World, cfg: Config, out: dict[str, np.ndarray], *, seed: i
     return add_after_tax(add_tranches(ds, cfg), cfg)  # after-tax returns: lobsim.model.tax
 
 
-def label(world: World, cfg: Config, out: dict[str, np.ndarray], *, seed: int,
+def label(world: World, cfg: Config, outputs: Outputs, *, seed: int,
           version: str) -> xr.Dataset:
-    """Wrap kernel outputs in an :class:`xarray.Dataset` with coords and units."""
+    """Wrap kernel outputs in an :class:`xarray.Dataset` with coords and units.
+
+    Each output becomes the variable of its name (:class:`lobsim.kernels.contract.Outputs`).
+    """
+    out = outputs._asdict()
     bonds = world.bonds
     principal = np.array([b.principal for b in bonds])
     n = out["irr"].shape[0]
@@ -151,6 +156,7 @@ def label(world: World, cfg: Config, out: dict[str, np.ndarray], *, seed: int,
             "units": "1", "long_name": "log likelihood ratio (0 without importance sampling)"}),
         "rmspe": (("bond",), np.array([c.rmspe for c in world.controls]),
                   {"units": "log points", "long_name": "pre-period RMSPE of the control group"}),
+        **control_groups(world),
     }
     coords = {
         "scenario": np.arange(n),
@@ -208,6 +214,30 @@ def label(world: World, cfg: Config, out: dict[str, np.ndarray], *, seed: int,
         normals_per_scenario=world.n_normals,
     )
     return ds
+
+
+def control_groups(world: World) -> dict[str, Any]:
+    """``control_donor`` and ``control_weight`` over (bond, donor): each bond's donor
+    pool (area ids, "" where a bond has fewer donors than the largest pool) and
+    the weights fitted at signing (0 where padded). Bonds with verified outcomes
+    have no control group."""
+    pools = [([], []) if b.control.weights == "verified"
+             else ([world.areas.ids[int(a)] for a in fit.donors], list(fit.weights))
+             for b, fit in zip(world.bonds, world.controls, strict=True)]
+    width = max(1, max(len(ids) for ids, _ in pools))
+    donors = np.array([ids + [""] * (width - len(ids)) for ids, _ in pools], str).reshape(
+        len(pools), width)
+    weights = np.array([w + [0.0] * (width - len(w)) for _, w in pools], float).reshape(
+        len(pools), width)
+    bd = ("bond", "donor")
+    return {
+        "control_donor": (bd, donors, {
+            "units": "area id", "long_name": "donor areas of the bond's control group "
+                                             "(\"\" pads a smaller pool)"}),
+        "control_weight": (bd, weights, {
+            "units": "1", "long_name": "weight of each donor in the bond's control group "
+                                       "(fitted at signing; 0 where padded)"}),
+    }
 
 
 def config_path(cfg: Config) -> str:

@@ -309,10 +309,12 @@ def control_fit(ds: xr.Dataset, cfg: Config, bond: str, *,
     Parameters
     ----------
     ds : xarray.Dataset
-        Results of :func:`lobsim.simulate` run on ``cfg``.
+        Results of :func:`lobsim.simulate` run on ``cfg``: the control group's
+        donors and weights (``control_donor``, ``control_weight``) and its
+        pre-period fit (``rmspe``) are read from them.
     cfg : Config
-        The config of the run (the control group is refitted from it exactly
-        as :func:`lobsim.model.world.build_world` fits it).
+        The config of the run (for the outcome history of the treated area and
+        its donors).
     bond : str
     axes : pair of matplotlib.axes.Axes, optional
         Top and bottom axes.
@@ -323,33 +325,38 @@ def control_fit(ds: xr.Dataset, cfg: Config, bond: str, *,
     """
     from lobsim.model.areas import read_areas, read_outcome
     from lobsim.model.config import PERIODS_PER_YEAR
-    from lobsim.model.control import fit_control, nearest_donors
 
     i = _index(ds, "bond", bond)
-    k, b = next((k, b) for k, b in enumerate(cfg.bonds) if b.id == bond)
+    b = next(b for b in cfg.bonds if b.id == bond)
     if b.control.weights == "verified":
         raise ValueError(f"bond {bond!r} has verified outcomes: it has no control group")
     if cfg.universe is None:
         raise ValueError("the config has no [universe]: no history to plot")
+    donor_ids, weights = _control_group(ds, i, bond)
     outcome = next(o for o in cfg.outcomes if o.id == b.outcome)
     assert outcome.history is not None
     ppy = PERIODS_PER_YEAR[cfg.universe.period]
     areas = read_areas(cfg.universe.areas)
     data = read_outcome(outcome.history, outcome.state, areas, ppy)
-    treated = {x.area for x in cfg.bonds}
-    donors = nearest_donors(b, areas, treated, cfg.source, f"bonds[{k}]")
-    fit = fit_control(b, areas, data, donors)
-    if not np.isclose(fit.rmspe, float(ds.rmspe.values[i]), rtol=1e-9, atol=1e-12):
-        raise ValueError(f"bond {bond!r}: the config's control group does not match the "
-                         "results (different RMSPE); pass the config the run was made with")
+    unknown = [a for a in donor_ids if a not in areas.ids]
+    if unknown:
+        raise ValueError(f"bond {bond!r}: donor {unknown[0]!r} of the results is not in "
+                         f"{cfg.universe.areas}; pass the config the run was made with")
+    donors = np.array([areas.index(a) for a in donor_ids], np.int64)
+    rmspe = float(ds.rmspe.values[i])
 
     n_pre = data.log_history.shape[1] if b.control.pre_periods is None else min(
         b.control.pre_periods, data.log_history.shape[1])
     window = data.log_history[:, -n_pre:]
     me = areas.index(b.area)
+    # the results' weights on this history must give the results' pre-period fit
+    err = (window[me] - window[me, -1]) - (window[donors] - window[donors, -1:]).T @ weights
+    if not np.isclose(float(np.sqrt(np.mean(err**2))), rmspe, rtol=1e-9, atol=1e-12):
+        raise ValueError(f"bond {bond!r}: the config's outcome history does not match the "
+                         "results (different RMSPE); pass the config the run was made with")
     t = (np.arange(n_pre) - (n_pre - 1)) / ppy
     treated_y = np.exp(window[me])
-    synthetic = treated_y[-1] * np.exp((window[donors] - window[donors, -1:]).T @ fit.weights)
+    synthetic = treated_y[-1] * np.exp((window[donors] - window[donors, -1:]).T @ weights)
     if outcome.kind == "percent":
         gap = 100.0 * (synthetic - treated_y) / synthetic
         gap_label = "control - treated (% of control)"
@@ -364,13 +371,13 @@ def control_fit(ds: xr.Dataset, cfg: Config, bond: str, *,
         top, bottom = axes
         fig = figure_of(top)
     top.plot(t, treated_y, color="black", lw=1.4, label=f"treated: {b.area}")
-    used = int(np.count_nonzero(fit.weights))
+    used = int(np.count_nonzero(weights))
     top.plot(t, synthetic, color=GAIN, lw=1.4, ls="--",
              label=f"synthetic control ({used} donors)" if b.control.weights == "synthetic"
              else f"control group (mean of {used} donors)")
     name = f"{outcome.name} ({outcome.unit}s)" if outcome.kind == "count" else outcome.name
     top.set_ylabel(textwrap.fill(name, 28))
-    top.set_title(f"{bond}: pre-period fit, RMSPE {fit.rmspe:.3f} (log points)")
+    top.set_title(f"{bond}: pre-period fit, RMSPE {rmspe:.3f} (log points)")
     top.legend(fontsize=8, frameon=False)
     top.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     top.grid(alpha=0.3)
@@ -397,6 +404,17 @@ def control_fit(ds: xr.Dataset, cfg: Config, bond: str, *,
     _legend_below(bottom, 2)
     bottom.grid(alpha=0.3)
     return fig
+
+
+def _control_group(ds: xr.Dataset, i: int, bond: str) -> tuple[list[str], np.ndarray]:
+    """Donor area ids and weights of bond ``i``'s control group in the results."""
+    if "control_donor" not in ds:
+        raise ValueError("the results carry no control groups (control_donor): they were "
+                         "made by an older lobsim; simulate again")
+    ids = [str(a) for a in ds.control_donor.values[i]]
+    weights = np.asarray(ds.control_weight.values[i], float)
+    keep = np.array([a != "" for a in ids], bool)
+    return [a for a, k in zip(ids, keep, strict=True) if k], weights[keep]
 
 
 def _box(ax: Axes, x: float, width: float, values: np.ndarray, w: np.ndarray, colour: str,

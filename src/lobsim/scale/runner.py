@@ -31,8 +31,8 @@ import numpy as np
 import xarray as xr
 
 from lobsim._version import __version__
-from lobsim.kernels.engine import simulate_block
-from lobsim.model.blocks import OUTPUTS, allocate_outputs, block_generator
+from lobsim.kernels.contract import Outputs
+from lobsim.model.blocks import allocate_outputs, block_generator, output_rows, simulate_rows
 from lobsim.model.config import Config
 from lobsim.model.screening import RiskBands, resolve_risk_bands
 from lobsim.model.simulate import finish_run
@@ -107,16 +107,15 @@ def _slot(spec: RunSpec) -> dict[str, Any]:
     return slot
 
 
-def _simulate(spec: RunSpec, block: int, out: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _simulate(spec: RunSpec, block: int, out: Outputs) -> Outputs:
     """Simulate ``block`` into rows ``0..n-1`` of ``out``; returns those views."""
     lo, hi = spec.rows(block)
-    views = {name: out[name][:hi - lo] for name in OUTPUTS}
-    simulate_block(block_generator(spec.seed, block), hi - lo, *spec.world.kernel_args,
-                   *(views[name] for name in OUTPUTS))
+    views = output_rows(out, 0, hi - lo)
+    simulate_rows(spec.world, block_generator(spec.seed, block), views)
     return views
 
 
-def task_outputs(spec: RunSpec, blocks: tuple[int, ...]) -> list[tuple[int, dict[str, np.ndarray]]]:
+def task_outputs(spec: RunSpec, blocks: tuple[int, ...]) -> list[tuple[int, Outputs]]:
     """Kernel outputs of ``blocks`` (fresh arrays: they leave the task)."""
     result = []
     for b in blocks:
@@ -251,7 +250,7 @@ def run(cfg: Config, *, scenarios: int | None = None, seed: int | None = None,
             bands = resolve_risk_bands(cfg)
         cfg_run = bands.config if bands is not None else cfg
         world = _world(cfg_run)
-        zeros = {k: np.zeros_like(v) for k, v in allocate_outputs(world, 1).items()}
+        zeros = Outputs(*(np.zeros_like(a) for a in allocate_outputs(world, 1)))
         template = finish_run(world, cfg_run, zeros, seed=s, bands=bands)
         plan = Plan.from_template(template, n, bs) if stream else None
         spec = RunSpec(world, cfg_run, s, n, bs, bands, plan)
@@ -303,7 +302,7 @@ def _run_full(spec: RunSpec, template: xr.Dataset, ex: Executor, store: ResultSt
         done = store.repair(template)
     elif store is not None:
         store.create(template)
-    out = allocate_outputs(spec.world, n) if store is None else {}
+    out = allocate_outputs(spec.world, n) if store is None else None
     initial = sum(hi - lo for lo, hi in map(spec.rows, np.flatnonzero(done).tolist()))
     bar = progress(total=n, initial=initial, desc="scenarios")
     try:
@@ -315,14 +314,16 @@ def _run_full(spec: RunSpec, template: xr.Dataset, ex: Executor, store: ResultSt
                      finish_run(spec.world, spec.cfg, o, seed=spec.seed, bands=spec.bands))
                     for b, o in results])
             else:
+                assert out is not None
                 for b, o in results:
                     lo, hi = spec.rows(b)
-                    for name in OUTPUTS:
-                        out[name][lo:hi] = o[name]
+                    for whole, rows in zip(out, o, strict=True):
+                        whole[lo:hi] = rows
             bar.update(sum(hi - lo for lo, hi in (spec.rows(b) for b, _ in results)))
     finally:
         bar.close()
     if store is not None:
         store.finish()
         return store.open_dataset()
+    assert out is not None
     return finish_run(spec.world, spec.cfg, out, seed=spec.seed, bands=spec.bands)
