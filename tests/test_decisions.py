@@ -34,6 +34,7 @@ from lobsim.analysis.setaside import (
 )
 from lobsim.analysis.summary import summary_dict
 from lobsim.cli.commands import main
+from lobsim.errors import UnknownIdError
 from lobsim.model.shortfall import cap_units, provider_shortfall
 from toml_doc import dumps
 from worlds import bond_dict, config_dict, intervention_dict, make_universe, parse
@@ -492,6 +493,12 @@ def test_cli_maturity_on_birmingham(tmp_path, capsys):
         assert exit_.value.code == 2
         err = capsys.readouterr().err
         assert "Traceback" not in err and "argument --years: " in err and needle in err, err
+
+
+def test_an_unknown_bond_of_choose_maturity_is_one_line():
+    cfg = load_config(CONFIGS / "birmingham_jsa.toml")
+    with pytest.raises(UnknownIdError, match=r"no bond 'bham' \(known: 'bham-jsa'\).*did you mean"):
+        choose_maturity(cfg, "bham", [3.0], scenarios=10)
 
 
 def test_birmingham_maturity_numbers_match_a_plain_run():

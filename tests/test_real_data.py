@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from lobsim.cli.commands import main
-from lobsim.errors import ConfigError
+from lobsim.errors import ConfigError, UnknownIdError
 from lobsim.model.areas import read_areas, read_outcome
 from lobsim.model.config import load_config
 from lobsim.model.realdata import convert_gm, package_data, read_gm_wards, ward_names
@@ -252,6 +252,11 @@ def test_gm_ward_bond_uses_the_calibration_and_the_appendix_terms():
     assert bond.target_units == pytest.approx(0.10 * base)
     assert bond.price_per_unit == 2340.0  # 2000 x (1 + 0.10 + 0.07), Appendix
     assert bond.baseline is not None and bond.baseline.units == base
+
+
+def test_an_unknown_bond_of_the_sensitivity_is_one_line():
+    with pytest.raises(UnknownIdError, match=r"no bond 'gm-ward' \(known: 'harpurhey-jsa'"):
+        bond_sensitivity(CONFIG, bond="gm-ward", donors=[5], weights=["equal"], scenarios=10)
 
 
 def test_gm_ward_bond_sensitivity_runs_on_the_engine():

@@ -195,9 +195,7 @@ def choose_maturity(cfg: Config, bond_id: str, maturities: Sequence[float], *,
     from lobsim.analysis.summary import summarize
     from lobsim.model.simulate import simulate
 
-    if bond_id not in [b.id for b in cfg.bonds]:
-        raise ValueError(f"no bond {bond_id!r} in the config (bonds: "
-                         f"{', '.join(b.id for b in cfg.bonds)})")
+    cfg.bond(bond_id)  # an unknown id: one line naming the known ones
     dates = sorted({float(t) for t in maturities})
     if not dates:
         raise ValueError("give at least one candidate maturity")

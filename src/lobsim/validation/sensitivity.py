@@ -75,11 +75,17 @@ def bond_sensitivity(config: str | Path, *, bond: str | None = None,
     import copy
     import tomllib
 
+    from lobsim.model.config import load_config
     from lobsim.model.simulate import simulate
 
     path = Path(config)
     doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    index = 0 if bond is None else [b["id"] for b in doc["bonds"]].index(bond)
+    # an unknown id: the config's one-line error naming the known ones
+    if bond is None:
+        index = 0
+    else:
+        cfg = load_config(path)
+        index = cfg.bonds.index(cfg.bond(bond))
     outcome = doc["bonds"][index]["outcome"]
     scales = [("pooled", 1.0)]
     if volatility_scale is not None:
