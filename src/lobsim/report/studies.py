@@ -41,7 +41,7 @@ def placebo_qq(real: Placebos, models: dict[str, Placebos], *, donors: int | Non
     -------
     matplotlib.figure.Figure
     """
-    from lobsim.validation.backtest import size_groups
+    from lobsim.validation.backtest import size_groups, tercile_cuts
 
     ks = sorted(set(real.donors.tolist()))
     k = donors if donors is not None else ks[len(ks) // 2]
@@ -54,7 +54,7 @@ def placebo_qq(real: Placebos, models: dict[str, Placebos], *, donors: int | Non
     levels = np.linspace(0.005, 0.995, 199)
     for row, scheme in zip(axes, schemes, strict=True):
         sel = real.select(scheme, k)
-        cuts = tuple(float(c) for c in np.quantile(np.log(real.base[sel]), [1 / 3, 2 / 3]))
+        cuts = tercile_cuts(real, sel)
         real_groups = size_groups(real, cuts)
         for ax, g in zip(row, groups, strict=True):
             qa = np.quantile(real.change[sel & real_groups[g]], levels)

@@ -483,6 +483,12 @@ def concat(runs: Sequence[Placebos]) -> Placebos:
 GROUPS = ("all", "small", "middle", "large")
 
 
+def tercile_cuts(p: Placebos, sel: np.ndarray) -> tuple[float, float]:
+    """Cuts of the log base value into terciles, over the placebos ``sel`` of ``p``."""
+    lo, hi = np.quantile(np.log(p.base[sel]), [1 / 3, 2 / 3])
+    return float(lo), float(hi)
+
+
 def size_groups(p: Placebos, cuts: Sequence[float]) -> dict[str, np.ndarray]:
     """Masks of :data:`GROUPS`: terciles of the log base value at ``cuts``."""
     lvl = np.log(p.base)

@@ -25,6 +25,7 @@ from lobsim.validation.backtest import (
     QUANTILES,
     Placebos,
     size_groups,
+    tercile_cuts,
 )
 
 
@@ -139,7 +140,7 @@ def compare(real: Placebos, models: dict[str, Placebos]) -> list[ComparisonRow]:
     for w in dict.fromkeys(real.weights.tolist()):
         for k in sorted(set(real.donors.tolist())):
             sel = real.select(w, k)
-            cuts = tuple(float(c) for c in np.quantile(np.log(real.base[sel]), [1 / 3, 2 / 3]))
+            cuts = tercile_cuts(real, sel)
             real_groups = size_groups(real, cuts)
             for name, sim in models.items():
                 sim_sel = sim.select(w, k)
