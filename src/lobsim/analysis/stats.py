@@ -45,9 +45,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
+
+from lobsim.kernels import sums
 
 #: Half-width of the window of tail mass in which VaR's density (and the VaR
 #: contributions, lobsim.analysis.risk) are estimated, as a fraction of the tail mass.
@@ -94,7 +97,27 @@ def mean_se(x: Any, w: np.ndarray | None = None,
     mean, se : ndarray
         NaN standard errors for a single scenario.
     """
-    a = _scenario_first(x, dim).astype(float)
+    a = _scenario_first(x, dim)
+    n, shape = a.shape[0], a.shape[1:]
+    cols = a.reshape(n, -1)
+    if (cols.shape[1] < 2 or n == 0 or cols.dtype.kind not in "biuf"
+            or not a.flags.c_contiguous):
+        # numpy sums one column, or any axis that is contiguous in memory, pairwise:
+        # column_moments has numpy's order only for rows of a C-ordered array
+        return _mean_se_numpy(a, w)
+    mean = np.empty(cols.shape[1])
+    sd = np.empty(cols.shape[1])
+    ww = np.empty(0) if w is None else np.ascontiguousarray(w, float)
+    # numpy's additions in numpy's order (kernels.sums): the bits of _mean_se_numpy,
+    # in one pass over the rows, without a float copy of booleans or of the weighted values
+    sums.column_moments(cols, ww, w is not None, mean, sd)
+    se = sd / math.sqrt(n)
+    return mean.reshape(shape), se.reshape(shape)
+
+
+def _mean_se_numpy(a: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`mean_se` of the scenario-first array ``a`` in plain numpy (its twin in tests)."""
+    a = a.astype(float)
     if w is not None:
         a = a * np.asarray(w, float).reshape((-1,) + (1,) * (a.ndim - 1))
     n = a.shape[0]
@@ -103,11 +126,34 @@ def mean_se(x: Any, w: np.ndarray | None = None,
     return mean, se
 
 
+def exact_sum(x: Any) -> float:
+    """``math.fsum(x)``: the correctly rounded sum, compiled (:func:`lobsim.kernels.sums.exact_sum`).
+
+    A NaN, an infinity or an intermediate overflow goes to ``math.fsum``
+    itself, for its result or its error.
+    """
+    a = np.ascontiguousarray(x, float).ravel()
+    s, status = sums.exact_sum(a)
+    return math.fsum(a.tolist()) if status else float(s)
+
+
+def exact_prefix_sums(x: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """``[math.fsum(x[:e]) for e in ends]``, in one compiled pass (``ends`` any order)."""
+    a = np.ascontiguousarray(x, float)
+    ends = np.asarray(ends, np.int64)
+    order = np.argsort(ends, kind="stable")
+    out = np.empty(ends.size)
+    if sums.exact_prefix_sums(a, ends[order], out):
+        return np.array([math.fsum(a[:e].tolist()) for e in ends.tolist()], float)
+    result = np.empty(ends.size)
+    result[order] = out
+    return result
+
+
 def probability_se(event: Any, w: np.ndarray | None = None,
                    dim: str = "scenario") -> tuple[np.ndarray, np.ndarray]:
     """Probability of ``event`` (a boolean per scenario) and its standard error."""
-    e = _scenario_first(event, dim)
-    return mean_se(e.astype(float), w)
+    return mean_se(_scenario_first(event, dim), w)
 
 
 # --------------------------------------------------------------------------
@@ -141,7 +187,12 @@ class Atoms:
             return cls(np.empty(0), np.empty(0), np.empty(0), n, float(n), True)
         if w is None:
             xs = np.sort(x)[::-1]
-            ws = np.ones(n)
+            if n == 0:
+                return cls(xs, xs, xs, 0, 0.0)
+            # the counts of the distinct values: the sums of ones np.add.reduceat would give
+            starts = np.concatenate(([0], np.flatnonzero(xs[1:] != xs[:-1]) + 1))
+            count = np.diff(starts, append=n).astype(float)
+            return cls(xs[starts], count, count, n, float(n))
         else:
             w = np.asarray(w, float)
             order = np.lexsort((w, -x))  # ties ordered by weight: a function of the multiset
@@ -151,8 +202,17 @@ class Atoms:
         starts = np.concatenate(([0], np.flatnonzero(xs[1:] != xs[:-1]) + 1))
         weight = np.add.reduceat(ws, starts)
         weight2 = weight if w is None else np.add.reduceat(ws * ws, starts)
-        total = float(n) if w is None else math.fsum(ws)
+        total = float(n) if w is None else exact_sum(ws)
         return cls(xs[starts], weight, weight2, n, total)
+
+    @cached_property
+    def cumulative(self) -> np.ndarray:
+        """Cumulative weight from the largest atom down (``np.cumsum(weight)``), computed once.
+
+        Every tail statistic at every level searches it (a frozen dataclass
+        still caches: the value goes to the instance's ``__dict__``).
+        """
+        return np.cumsum(self.weight)
 
     @classmethod
     def of_counts(cls, value: np.ndarray, count: np.ndarray, scenarios: int,
@@ -173,7 +233,7 @@ def _mass(a: Atoms, level: float) -> float:
 
 def _var_index(a: Atoms, mass: float) -> tuple[int, np.ndarray]:
     """Index of the VaR atom (the first whose cumulative weight exceeds ``mass``), and the cums."""
-    cum = np.cumsum(a.weight)
+    cum = a.cumulative
     j = int(np.searchsorted(cum, mass * (1.0 + _MASS_TOL), side="right"))
     return min(j, a.value.size - 1), cum
 
@@ -195,22 +255,38 @@ def _sd_mean(s1: float, s2: float, n: int) -> float:
 
 def quantile_se(a: Atoms, level: float) -> float:
     """Standard error of :func:`quantile` (see the module docstring)."""
-    if a.nan or a.value.size == 0:
-        return math.nan
+    return float(quantile_ses(a, (level,))[0])
+
+
+def quantile_ses(a: Atoms, levels: tuple[float, ...]) -> np.ndarray:
+    """:func:`quantile_se` at each of ``levels``, the weight sums above VaR in one pass."""
+    out = np.full(len(levels), math.nan)
     n = a.scenarios
-    mass = _mass(a, level)
-    j, cum = _var_index(a, mass)
-    p = 1.0 - level
-    lo = min(int(np.searchsorted(cum, n * p * (1.0 - VAR_WINDOW))), a.value.size - 1)
-    hi = min(int(np.searchsorted(cum, n * p * (1.0 + VAR_WINDOW))), a.value.size - 1)
-    spread = float(a.value[lo] - a.value[hi])
-    if n < 2:
-        return math.nan
-    if not spread > 0.0:
-        return 0.0  # VaR sits on an atom: the density there is infinite
-    density = float(cum[hi] - cum[lo]) / n / spread
-    sd = _sd_mean(math.fsum(a.weight[:j]), math.fsum(a.weight2[:j]), n)
-    return sd / math.sqrt(n) / density
+    if a.nan or a.value.size == 0 or n < 2:
+        return out
+    cum = a.cumulative
+    last = a.value.size - 1
+    found = []
+    for i, level in enumerate(levels):
+        mass = _mass(a, level)
+        j = min(int(np.searchsorted(cum, mass * (1.0 + _MASS_TOL), side="right")), last)
+        p = 1.0 - level
+        lo = min(int(np.searchsorted(cum, n * p * (1.0 - VAR_WINDOW))), last)
+        hi = min(int(np.searchsorted(cum, n * p * (1.0 + VAR_WINDOW))), last)
+        spread = float(a.value[lo] - a.value[hi])
+        if not spread > 0.0:
+            out[i] = 0.0  # VaR sits on an atom: the density there is infinite
+            continue
+        found.append((i, j, float(cum[hi] - cum[lo]) / n / spread))
+    if not found:
+        return out
+    ends = np.array([j for _, j, _ in found], np.int64)
+    s1 = exact_prefix_sums(a.weight, ends)
+    # a plain run's squared weights are its weights (one array): sum them once
+    s2 = s1 if a.weight2 is a.weight else exact_prefix_sums(a.weight2, ends)
+    for k, (i, _, density) in enumerate(found):
+        out[i] = _sd_mean(float(s1[k]), float(s2[k]), n) / math.sqrt(n) / density
+    return out
 
 
 @dataclass(frozen=True)
@@ -243,12 +319,12 @@ def tail(a: Atoms, level: float) -> TailEstimate:
     above = float(cum[j - 1]) if j > 0 else 0.0
     rest = max(mass - above, 0.0)  # the fractional tie at VaR
     v, wt, wt2 = a.value[:j], a.weight[:j], a.weight2[:j]
-    es = (math.fsum(wt * v) + rest * var) / mass
+    es = (exact_sum(wt * v) + rest * var) / mass
     excess = v - var
-    es_sd = _sd_mean(math.fsum(wt * excess), math.fsum(wt2 * excess * excess), n)
+    es_sd = _sd_mean(exact_sum(wt * excess), exact_sum(wt2 * excess * excess), n)
     es_se = es_sd / ((1.0 - level) * math.sqrt(n)) if n > 1 else math.nan
     frac = rest / float(a.weight[j])
-    sq = math.fsum(wt2) + frac * frac * float(a.weight2[j])
+    sq = exact_sum(wt2) + frac * frac * float(a.weight2[j])
     ess = mass * mass / sq if sq > 0.0 else 0.0
     return TailEstimate(level=level, var=var, var_se=quantile_se(a, level), es=es,
                         es_se=es_se, scenarios=n, tail_ess=ess)
@@ -306,21 +382,23 @@ def var_window(loss: np.ndarray, level: float, w: np.ndarray | None = None) -> n
 # Column-wise, for summaries
 # --------------------------------------------------------------------------
 def _columns(x: Any, dim: str) -> tuple[np.ndarray, tuple[int, ...]]:
-    a = _scenario_first(x, dim).astype(float)
-    return a.reshape(a.shape[0], -1), a.shape[1:]
+    """The series of ``x`` as contiguous float rows, shape (series, scenarios), and their shape."""
+    a = _scenario_first(x, dim)
+    # one transposing copy: each series is then a contiguous row (Atoms.of copies nothing)
+    return np.ascontiguousarray(a.reshape(a.shape[0], -1).T, dtype=float), a.shape[1:]
 
 
 def quantiles(x: Any, levels: tuple[float, ...], w: np.ndarray | None = None,
               dim: str = "scenario") -> tuple[np.ndarray, np.ndarray]:
     """:func:`quantile` and :func:`quantile_se` of every column, shape (levels, ...)."""
     cols, shape = _columns(x, dim)
-    q = np.empty((len(levels), cols.shape[1]))
+    q = np.empty((len(levels), cols.shape[0]))
     se = np.empty_like(q)
-    for c in range(cols.shape[1]):
-        a = Atoms.of(cols[:, c], w)
+    for c in range(cols.shape[0]):
+        a = Atoms.of(cols[c], w)
         for i, p in enumerate(levels):
             q[i, c] = quantile(a, p)
-            se[i, c] = quantile_se(a, p)
+        se[:, c] = quantile_ses(a, levels)
     return q.reshape(len(levels), *shape), se.reshape(len(levels), *shape)
 
 
@@ -328,7 +406,7 @@ def tails(x: Any, levels: tuple[float, ...], w: np.ndarray | None = None,
           dim: str = "scenario") -> tuple[np.ndarray, ...]:
     """VaR, its se, ES and its se of every column of ``x``, each shape (levels, ...)."""
     cols, shape = _columns(x, dim)
-    return tails_of([Atoms.of(cols[:, c], w) for c in range(cols.shape[1])], levels, shape)
+    return tails_of([Atoms.of(cols[c], w) for c in range(cols.shape[0])], levels, shape)
 
 
 def tails_of(atoms: list[Atoms], levels: tuple[float, ...],

@@ -38,7 +38,7 @@ def _investor_stats(payment: xr.DataArray, principal: xr.DataArray, irr: xr.Data
                     ("total_loss_probability", payment == 0.0),
                     ("expected_loss", np.maximum(loss, 0.0)),
                     ("mean_multiple", multiple), ("mean_irr", irr)):
-        m, se = mean_se(x.astype(float), w)
+        m, se = mean_se(x, w)  # booleans too: mean_se reads them as 0 and 1
         out[name] = ((dim,), m)
         out[name + "_se"] = ((dim,), se)
     for name, x in (("multiple_quantile", multiple), ("irr_quantile", irr)):
@@ -120,7 +120,7 @@ def summarize(ds: xr.Dataset) -> xr.Dataset:
     out = xr.Dataset(data, coords=coords)
     out = _add_structure_stats(out, ds, w)
     if "holding" in ds.dims:
-        means = {k: mean_se(x.astype(float), w) for k, x in tax.holding_series(ds).items()}
+        means = {k: mean_se(x, w) for k, x in tax.holding_series(ds).items()}
         out = add_holding_stats(out, ds, means)
     out.attrs.update(ds.attrs)
     return out
