@@ -35,7 +35,7 @@ _MAX_PARTIALS = 96
 NOT_FINITE = 1
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def _add_partial(p, n, x):
     """Add ``x`` to the ``n`` partials ``p`` (Shewchuk's grow-expansion); returns the new n.
 
@@ -58,7 +58,7 @@ def _add_partial(p, n, x):
     return i
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def _round_partials(p, n):
     """The correctly rounded value of the partials ``p[:n]`` (round half to even)."""
     if n == 0:
@@ -164,43 +164,91 @@ def column_moments(x, w, weighted, mean, sd):
 
 
 @njit(cache=True, nogil=True)
-def pairwise_sum(x, start, n):
-    """numpy's pairwise sum of ``x[start:start + n]`` (blocks of 8 accumulators); jit-compiled.
-
-    The additions of numpy's ``pairwise_sum`` (``loops_utils.h``), which
-    ``ndarray.sum`` performs along a contiguous last axis.
-    """
+def _block_sum(x, start, n):
+    """numpy's sum of at most 128 values ``x[start:start + n]``: 8 accumulators; jit-compiled."""
     if n < 8:
         s = 0.0
         for i in range(n):
             s += x[start + i]
         return s
+    r0 = x[start]
+    r1 = x[start + 1]
+    r2 = x[start + 2]
+    r3 = x[start + 3]
+    r4 = x[start + 4]
+    r5 = x[start + 5]
+    r6 = x[start + 6]
+    r7 = x[start + 7]
+    i = 8
+    stop = n - n % 8
+    while i < stop:
+        r0 += x[start + i]
+        r1 += x[start + i + 1]
+        r2 += x[start + i + 2]
+        r3 += x[start + i + 3]
+        r4 += x[start + i + 4]
+        r5 += x[start + i + 5]
+        r6 += x[start + i + 6]
+        r7 += x[start + i + 7]
+        i += 8
+    s = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        s += x[start + i]
+        i += 1
+    return s
+
+
+#: Depth of :func:`pairwise_sum`'s explicit stack: halving 2**63 values down
+#: to blocks of 128 takes 57 levels.
+_PAIRWISE_DEPTH = 64
+
+
+@njit(cache=True, nogil=True)
+def pairwise_sum(x, start, n):
+    """numpy's pairwise sum of ``x[start:start + n]`` (blocks of 8 accumulators); jit-compiled.
+
+    The additions of numpy's ``pairwise_sum`` (``loops_utils.h``), which
+    ``ndarray.sum`` performs along a contiguous last axis: blocks of at most
+    128 summed by :func:`_block_sum`, longer runs split at half (rounded
+    down to a multiple of 8) and the halves' sums added. The recursion runs
+    on an explicit stack: a cached numba function that calls a recursive one
+    crashes when it is loaded from the cache (seen here: a segmentation
+    fault in the second process of ``flows.waterfall``).
+    """
     if n <= 128:
-        r0 = x[start]
-        r1 = x[start + 1]
-        r2 = x[start + 2]
-        r3 = x[start + 3]
-        r4 = x[start + 4]
-        r5 = x[start + 5]
-        r6 = x[start + 6]
-        r7 = x[start + 7]
-        i = 8
-        stop = n - n % 8
-        while i < stop:
-            r0 += x[start + i]
-            r1 += x[start + i + 1]
-            r2 += x[start + i + 2]
-            r3 += x[start + i + 3]
-            r4 += x[start + i + 4]
-            r5 += x[start + i + 5]
-            r6 += x[start + i + 6]
-            r7 += x[start + i + 7]
-            i += 8
-        s = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-        while i < n:
-            s += x[start + i]
-            i += 1
-        return s
-    half = n // 2
-    half -= half % 8
-    return pairwise_sum(x, start, half) + pairwise_sum(x, start + half, n - half)
+        return _block_sum(x, start, n)
+    # post-order walk of numpy's split tree: node (start, size, stage), value stack
+    node_start = np.empty(_PAIRWISE_DEPTH, np.int64)
+    node_size = np.empty(_PAIRWISE_DEPTH, np.int64)
+    node_stage = np.empty(_PAIRWISE_DEPTH, np.int64)
+    value = np.empty(_PAIRWISE_DEPTH + 1)
+    top = 0
+    nv = 0
+    node_start[0] = start
+    node_size[0] = n
+    node_stage[0] = 0
+    while top >= 0:
+        m = node_size[top]
+        if m <= 128:
+            value[nv] = _block_sum(x, node_start[top], m)
+            nv += 1
+            top -= 1
+            continue
+        half = m // 2
+        half -= half % 8
+        stage = node_stage[top]
+        node_stage[top] = stage + 1
+        if stage == 0:  # the first half
+            node_start[top + 1] = node_start[top]
+            node_size[top + 1] = half
+        elif stage == 1:  # the second half
+            node_start[top + 1] = node_start[top] + half
+            node_size[top + 1] = m - half
+        else:  # both halves summed: their sum replaces them
+            value[nv - 2] = value[nv - 2] + value[nv - 1]
+            nv -= 1
+            top -= 1
+            continue
+        node_stage[top + 1] = 0
+        top += 1
+    return value[0]

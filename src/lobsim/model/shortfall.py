@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from lobsim.kernels import flows
 from lobsim.model.config import Bond
 
 
@@ -56,5 +57,12 @@ def provider_shortfall(true_units: np.ndarray, paid_units: np.ndarray,
     ...                    [bond])  # doctest: +SKIP
     array([[500.], [0.]])
     """
-    cap = np.array([cap_units(b) for b in bonds])
-    return np.maximum(0.0, np.minimum(true_units, cap) - paid_units)
+    cap = np.array([cap_units(b) for b in bonds], float)
+    true, paid = np.broadcast_arrays(np.asarray(true_units, float), np.asarray(paid_units, float))
+    shape = true.shape
+    true = true.reshape(-1, shape[-1])
+    paid = paid.reshape(-1, shape[-1])
+    out = np.empty(true.shape)
+    # one compiled pass (kernels.flows), the bits of np.maximum(0, np.minimum(true, cap) - paid)
+    flows.provider_shortfall(true, paid, np.broadcast_to(cap, shape[-1:]), out)
+    return out.reshape(shape)

@@ -37,7 +37,8 @@ import numpy as np
 import xarray as xr
 from numba import njit
 
-from lobsim.kernels.engine import irr_guess, solve_irr
+from lobsim.kernels import flows as K
+from lobsim.kernels.irr import irr_guess, solve_irr
 from lobsim.model.config import Config
 from lobsim.model.waterfall import basket_paid_in
 
@@ -135,12 +136,18 @@ def after_tax_flows(paid_in: np.ndarray, received: np.ndarray, relief: float,
     >>> after_tax_flows(np.array([100.0, 0.0]), np.array([[0.0, 121.0]]), 0.3, 0.2)
     array([[-70. , 116.8]])
     """
-    # capital paid in before each date: at a date, payments come before pay-ins
-    # (as in the waterfall), so capital paid in that day cannot shelter them
-    capital = np.cumsum(paid_in) - paid_in
-    gain = np.maximum.accumulate(np.maximum(np.cumsum(received, axis=1) - capital, 0.0), axis=1)
-    tax = tax_rate * np.diff(gain, axis=1, prepend=0.0)
-    return np.asarray(received - tax - (1.0 - relief) * paid_in)
+    paid_in = np.asarray(paid_in, float)
+    rec = np.asarray(received, float)
+    flat = rec.reshape(-1, rec.shape[-1])
+    out = np.empty(flat.shape)
+    K.after_tax_flows(_capital_before(paid_in), paid_in, flat, 1.0 - relief, tax_rate, out)
+    return out.reshape(rec.shape)
+
+
+def _capital_before(paid_in: np.ndarray) -> np.ndarray:
+    """Capital paid in before each date: at a date, payments come before pay-ins
+    (as in the waterfall), so capital paid in that day cannot shelter them."""
+    return np.asarray(np.cumsum(paid_in) - paid_in)
 
 
 @njit(cache=True, nogil=True)
@@ -233,17 +240,18 @@ def holding_series(ds: xr.Dataset) -> dict[str, np.ndarray]:
         kind = str(ds.holding_kind.values[h])
         inst = str(ds.holding_instrument.values[h])
         paid, received = instrument_flows(ds, kind, inst)
-        pre = received - paid
-        post = after_tax_flows(paid, received, float(ds.holding_relief.values[h]),
-                               float(ds.holding_tax_rate.values[h]))
+        paid = np.ascontiguousarray(paid, float)
         out["irr"][:, h] = instrument_irr(ds, kind, inst)
         out["after_tax_irr"][:, h] = ds.after_tax_irr.values[:, h]
         out["loss"][:, h] = instrument_default(ds, kind, inst)
-        # less back than put in, after tax; a tranche made whole by its guarantee
-        # gets its principal back exactly, which a sum over dates may miss by rounding
-        out["after_tax_loss"][:, h] = post.sum(axis=1) < -LOSS_ROUNDING * paid.sum()
-        out["flow"][:, h] = pre
-        out["after_tax_flow"][:, h] = post
+        # pre- and after-tax flows written in place, and the after-tax loss: less back
+        # than put in; a tranche made whole by its guarantee gets its principal back
+        # exactly, which a sum over dates may miss by rounding (kernels.flows.holding_flows)
+        K.holding_flows(_capital_before(paid), paid, np.asarray(received, float),
+                        1.0 - float(ds.holding_relief.values[h]),
+                        float(ds.holding_tax_rate.values[h]), -LOSS_ROUNDING * paid.sum(),
+                        out["flow"][:, h], out["after_tax_flow"][:, h],
+                        out["after_tax_loss"][:, h])
     return out
 
 

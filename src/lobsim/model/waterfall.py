@@ -30,9 +30,10 @@ cash-flow date ``t`` of the basket, in this order (docs/baskets.md):
    cannot cover stays with the most junior (the Rikers Island bond: Bloomberg
    Philanthropies guaranteed 7.2 of Goldman Sachs' 9.6 million loan).
 
-The waterfall is vectorised over scenarios (a loop over dates and tranches
-only); tranche IRRs are found by the engine's root-finder in a jit-compiled
-loop.
+The waterfall runs scenario by scenario in a jit-compiled loop
+(:func:`lobsim.kernels.flows.waterfall`; what does not depend on the
+scenario, the accrual factors and coupons per date, is computed here once);
+tranche IRRs are found by the engine's root-finder in a jit-compiled loop.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ import numpy as np
 import xarray as xr
 from numba import njit
 
-from lobsim.kernels.engine import irr_guess, solve_irr
+from lobsim.kernels import flows
+from lobsim.kernels.irr import irr_guess, solve_irr
 from lobsim.model.config import Config, Tranche
 
 
@@ -127,57 +129,34 @@ def run_waterfall(cash: np.ndarray, paid_in: np.ndarray, times: np.ndarray,
     junior = order[-1]
     tranche_in = np.outer(share, paid_in)
 
-    received = np.zeros((n, n_k, n_t))
-    balance = np.zeros((n, n_k))
+    # per date, what every scenario shares: whether balances accrue, by how much, and
+    # the interest round's coupons (on the principal paid in before the date)
+    accrue = np.zeros(n_t, np.bool_)
+    factor = np.ones((n_t, n_k))
+    due = np.zeros((n_t, n_k))
     paid_principal = np.zeros(n_k)
     prev = float(times[0])
     for j in range(last + 1):
         dt = float(times[j]) - prev
         prev = float(times[j])
         if dt > 0.0:
-            balance *= growth**dt
-        avail = cash[:, j].copy()
-        # interest round: current coupons before any principal
-        due = coupon * paid_principal * dt
-        for k in order:
-            if due[k] > 0.0:
-                x = np.minimum(np.minimum(due[k], balance[:, k]), avail)
-                _pay(received, balance, avail, x, k, j)
-        # principal round: sequential, senior first
-        for k in order:
-            x = np.minimum(balance[:, k], avail)
-            _pay(received, balance, avail, x, k, j)
-        received[:, junior, j] += avail  # residual: the junior's upside
-        balance += tranche_in[:, j]
+            accrue[j] = True
+            factor[j] = growth**dt
+        due[j] = coupon * paid_principal * dt
         paid_principal += tranche_in[:, j]
 
-    principal = tranche_in.sum(axis=1)
-    from_cash = received.sum(axis=2)
-    shortfall = np.maximum(principal - from_cash, 0.0)
-    protection = np.zeros((n, n_k))
-    guarantee = np.zeros((n, n_k))
-    for k in range(n_k):
-        if tranches[k].protected:
-            protection[:, k] = shortfall[:, k]
-    if guarantee_cap is not None:
-        room = np.full(n, float(guarantee_cap))
-        for k in order:
-            if not tranches[k].protected:
-                guarantee[:, k] = np.minimum(shortfall[:, k], room)
-                room -= guarantee[:, k]
-    top_up = protection + guarantee
-    received[:, :, last] += top_up
-    whole = (shortfall > 0.0) & (top_up >= shortfall)
-    payment = np.where(whole, principal, from_cash + top_up)
+    received = np.zeros((n, n_k, n_t))
+    protection = np.empty((n, n_k))
+    guarantee = np.empty((n, n_k))
+    payment = np.empty((n, n_k))
+    flows.waterfall(np.ascontiguousarray(cash), tranche_in, accrue, factor, due,
+                    np.array(order, np.int64), junior, last, tranche_in.sum(axis=1),
+                    np.array([t.protected for t in tranches], np.bool_),
+                    guarantee_cap is not None,
+                    0.0 if guarantee_cap is None else float(guarantee_cap),
+                    received, guarantee, protection, payment)
     return WaterfallResult(received=received, guarantee=guarantee, protection=protection,
                            paid_in=tranche_in, payment=payment)
-
-
-def _pay(received: np.ndarray, balance: np.ndarray, avail: np.ndarray, x: np.ndarray, k: int,
-         j: int) -> None:
-    received[:, k, j] += x
-    balance[:, k] -= x
-    avail -= x
 
 
 @njit(cache=True, nogil=True)
