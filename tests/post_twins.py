@@ -11,8 +11,10 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+from numba import njit
 
 from lobsim.analysis import stats
+from lobsim.kernels.irr import irr_guess, solve_irr
 from lobsim.model.config import Tranche
 from lobsim.model.waterfall import WaterfallResult
 
@@ -164,3 +166,36 @@ def atoms_of(x: np.ndarray, w: np.ndarray | None) -> stats.Atoms:
     weight2 = weight if w is None else np.add.reduceat(ws * ws, starts)
     total = float(n) if w is None else math.fsum(ws)
     return stats.Atoms(xs[starts], weight, weight2, n, total)
+
+
+@njit(nogil=True)
+def tax_irr_rows(times, flows, out):
+    """lobsim.model.tax._irr_rows before issue 16 (one thread, all rows)."""
+    n_t = times.shape[0]
+    for r in range(flows.shape[0]):
+        row = flows[r]
+        out[r] = solve_irr(times, row, n_t, irr_guess(times, row, n_t))
+
+
+@njit(nogil=True)
+def waterfall_irr_rows(times, paid_in, received, out):
+    """lobsim.model.waterfall._irr_rows before issue 16 (one tranche's rows)."""
+    n_t = times.shape[0]
+    flows = np.empty(n_t)
+    for r in range(received.shape[0]):
+        for t in range(n_t):
+            flows[t] = received[r, t] - paid_in[t]
+        out[r] = solve_irr(times, flows, n_t, irr_guess(times, flows, n_t))
+
+
+def tranche_irr(result: WaterfallResult, times: np.ndarray) -> np.ndarray:
+    """lobsim.model.waterfall.tranche_irr before issue 16 (a tranche at a time, one thread)."""
+    rel = np.ascontiguousarray(times - times[0], float)
+    n, n_k, _ = result.received.shape
+    out = np.empty((n, n_k))
+    for k in range(n_k):
+        col = np.empty(n)
+        waterfall_irr_rows(rel, np.ascontiguousarray(result.paid_in[k]),
+                           np.ascontiguousarray(result.received[:, k, :]), col)
+        out[:, k] = col
+    return out

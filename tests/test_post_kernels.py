@@ -223,3 +223,26 @@ def test_cached_callers_of_the_pairwise_sum_load(tmp_path):
                               text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-2000:]
         assert done.stdout.strip() == "2"  # 3 back for 10 in: both rows lose
+
+
+@pytest.mark.parametrize("rows_per_thread", [1, 7, 4096])
+def test_irrs_on_threads_are_the_one_thread_twins(monkeypatch, rows_per_thread):
+    # each row is solved alone: any split among threads gives the twin's bits
+    monkeypatch.setattr(waterfall, "MIN_ROWS_PER_THREAD", rows_per_thread)
+    rng = np.random.default_rng(rows_per_thread)
+    times = np.array([0.0, 1.0, 2.5, 3.0, 5.0])
+    flows = np.where(rng.random((3001, 5)) < 0.4, 0.0, rng.gamma(1.5, 50.0, (3001, 5)))
+    flows[:, 0] = -100.0
+    flows[5] = 0.0  # nothing back: -1
+    want = np.empty(flows.shape[0])
+    twin.tax_irr_rows(times, flows, want)
+    np.testing.assert_array_equal(tax.irr(times, flows), want)
+    assert want[5] == -1.0
+    t = [Tranche(id="s", share=0.6, seniority=1, premium=0.04, early_coupon=0.0,
+                 protected=False),
+         Tranche(id="j", share=0.4, seniority=2, premium=0.09, early_coupon=0.02,
+                 protected=False)]
+    result = waterfall.run_waterfall(flows[:, 1:] * 2.0, np.array([100.0, 50.0, 0.0, 0.0]),
+                                     times[1:], t, 20.0)
+    np.testing.assert_array_equal(waterfall.tranche_irr(result, times[1:]),
+                                  twin.tranche_irr(result, times[1:]))

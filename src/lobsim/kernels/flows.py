@@ -1,4 +1,4 @@
-"""Per-scenario cash flows after the engine: provider shortfall, tranche waterfall, tax.
+"""Per-scenario cash flows after the engine: provider shortfall, tranche waterfall, tax, IRRs.
 
 Jit-compiled loops over scenarios for what :mod:`lobsim.model.shortfall`,
 :mod:`lobsim.model.waterfall` and :mod:`lobsim.model.tax` derive from the
@@ -17,6 +17,7 @@ Imports only lobsim.kernels.
 import numpy as np
 from numba import njit
 
+from lobsim.kernels.irr import irr_guess, solve_irr
 from lobsim.kernels.sums import pairwise_sum
 
 
@@ -147,3 +148,33 @@ def waterfall(cash, tranche_in, accrue, factor, due, order, junior, last, princi
             received[r, k, last] += top_up
             whole = shortfall[k] > 0.0 and top_up >= shortfall[k]
             payment[r, k] = principal[k] if whole else from_cash[k] + top_up
+
+
+@njit(cache=True, nogil=True)
+def irr_rows(times, flows, out, r0, r1):
+    """IRR of rows ``r0:r1`` of ``flows`` (n, T) at ``times`` (T,) into ``out`` (n,); jit-compiled.
+
+    -1 when nothing comes back, as for bonds. A row range, so that the model
+    layer can split the rows among threads (``nogil``): each row is solved
+    alone, so the result does not depend on the split.
+    """
+    n_t = times.shape[0]
+    for r in range(r0, r1):
+        row = flows[r]
+        out[r] = solve_irr(times, row, n_t, irr_guess(times, row, n_t))
+
+
+@njit(cache=True, nogil=True)
+def tranche_irr_rows(times, paid_in, received, out, r0, r1):
+    """IRR of every tranche, rows ``r0:r1``: flows ``received[r, k] - paid_in[k]``; jit-compiled.
+
+    ``times`` (T,) years from the first date; ``paid_in`` (K, T);
+    ``received`` (n, K, T); ``out`` (n, K). Nothing received gives -1.
+    """
+    n_k, n_t = paid_in.shape
+    row = np.empty(n_t)
+    for r in range(r0, r1):
+        for k in range(n_k):
+            for t in range(n_t):
+                row[t] = received[r, k, t] - paid_in[k, t]
+            out[r, k] = solve_irr(times, row, n_t, irr_guess(times, row, n_t))

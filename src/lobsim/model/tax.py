@@ -35,12 +35,10 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
-from numba import njit
 
 from lobsim.kernels import flows as K
-from lobsim.kernels.irr import irr_guess, solve_irr
 from lobsim.model.config import Config
-from lobsim.model.waterfall import basket_paid_in
+from lobsim.model.waterfall import basket_paid_in, rows_on_threads
 
 #: Relative size of a net after-tax cash shortfall below which it is rounding.
 LOSS_ROUNDING = 1e-9
@@ -150,18 +148,6 @@ def _capital_before(paid_in: np.ndarray) -> np.ndarray:
     return np.asarray(np.cumsum(paid_in) - paid_in)
 
 
-@njit(cache=True, nogil=True)
-def _irr_rows(times, flows, out):
-    """IRR of each row of ``flows`` (n, T) at ``times`` (T,) into ``out`` (n,); jit-compiled.
-
-    -1 when nothing comes back, as for bonds.
-    """
-    n_t = times.shape[0]
-    for r in range(flows.shape[0]):
-        row = flows[r]
-        out[r] = solve_irr(times, row, n_t, irr_guess(times, row, n_t))
-
-
 def irr(times: np.ndarray, flows: np.ndarray) -> np.ndarray:
     """IRR of cash flows at ``times`` (years), per row of ``flows`` (or of one 1-D row).
 
@@ -178,7 +164,7 @@ def irr(times: np.ndarray, flows: np.ndarray) -> np.ndarray:
     first = int(used[0]) if used.size else 0
     rel = np.ascontiguousarray(times[first:] - times[first], float)
     out = np.empty(f.shape[0])
-    _irr_rows(rel, np.ascontiguousarray(f[:, first:]), out)
+    rows_on_threads(K.irr_rows, f.shape[0], rel, np.ascontiguousarray(f[:, first:]), out)
     return out if np.ndim(flows) == 2 else out[0]
 
 

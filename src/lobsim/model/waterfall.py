@@ -33,21 +33,24 @@ cash-flow date ``t`` of the basket, in this order (docs/baskets.md):
 The waterfall runs scenario by scenario in a jit-compiled loop
 (:func:`lobsim.kernels.flows.waterfall`; what does not depend on the
 scenario, the accrual factors and coupons per date, is computed here once);
-tranche IRRs are found by the engine's root-finder in a jit-compiled loop.
+tranche IRRs are found by the engine's root-finder in a jit-compiled loop
+(:func:`lobsim.kernels.flows.tranche_irr_rows`), its rows split among
+threads (:func:`rows_on_threads`; each row alone, so the same bits).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
 import xarray as xr
-from numba import njit
 
 from lobsim.kernels import flows
-from lobsim.kernels.irr import irr_guess, solve_irr
 from lobsim.model.config import Config, Tranche
 
 
@@ -159,19 +162,26 @@ def run_waterfall(cash: np.ndarray, paid_in: np.ndarray, times: np.ndarray,
                            paid_in=tranche_in, payment=payment)
 
 
-@njit(cache=True, nogil=True)
-def _irr_rows(times, paid_in, received, out):
-    """IRR of each row's flows ``received[r] - paid_in`` (jit-compiled).
+#: Fewest rows a thread of :func:`rows_on_threads` gets: below that, one thread.
+MIN_ROWS_PER_THREAD = 4096
 
-    ``times`` (T,) years from the first date; ``paid_in`` (T,); ``received``
-    (n, T); ``out`` (n,). Nothing received gives -1, as for bonds.
+
+def rows_on_threads(kernel: Callable[..., None], n: int, *args: Any) -> None:
+    """Run ``kernel(*args, r0, r1)`` over rows ``0:n`` split among the CPUs available.
+
+    ``kernel`` is a ``nogil`` jit-compiled loop that treats each row alone
+    (lobsim.kernels.flows.irr_rows), so the result is the same bits for any
+    split; the threads are as many as :func:`lobsim.model.blocks.run_blocks`
+    uses by default.
     """
-    n_t = times.shape[0]
-    flows = np.empty(n_t)
-    for r in range(received.shape[0]):
-        for t in range(n_t):
-            flows[t] = received[r, t] - paid_in[t]
-        out[r] = solve_irr(times, flows, n_t, irr_guess(times, flows, n_t))
+    threads = min(len(os.sched_getaffinity(0)), max(1, n // MIN_ROWS_PER_THREAD))
+    if threads <= 1:
+        kernel(*args, 0, n)
+        return
+    bounds = np.linspace(0, n, threads + 1).astype(np.int64).tolist()
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for done in [pool.submit(kernel, *args, a, b) for a, b in pairwise(bounds)]:
+            done.result()
 
 
 def tranche_irr(result: WaterfallResult, times: np.ndarray) -> np.ndarray:
@@ -179,11 +189,8 @@ def tranche_irr(result: WaterfallResult, times: np.ndarray) -> np.ndarray:
     rel = np.ascontiguousarray(times - times[0], float)
     n, n_k, _ = result.received.shape
     out = np.empty((n, n_k))
-    for k in range(n_k):
-        col = np.empty(n)
-        _irr_rows(rel, np.ascontiguousarray(result.paid_in[k]),
-                  np.ascontiguousarray(result.received[:, k, :]), col)
-        out[:, k] = col
+    rows_on_threads(flows.tranche_irr_rows, n, rel, np.ascontiguousarray(result.paid_in, float),
+                    np.ascontiguousarray(result.received, float), out)
     return out
 
 
