@@ -164,7 +164,7 @@ def column_moments(x, w, weighted, mean, sd):
 
 
 @njit(cache=True, nogil=True)
-def _block_sum(x, start, n):
+def block_sum(x, start, n):
     """numpy's sum of at most 128 values ``x[start:start + n]``: 8 accumulators; jit-compiled."""
     if n < 8:
         s = 0.0
@@ -209,14 +209,22 @@ def pairwise_sum(x, start, n):
 
     The additions of numpy's ``pairwise_sum`` (``loops_utils.h``), which
     ``ndarray.sum`` performs along a contiguous last axis: blocks of at most
-    128 summed by :func:`_block_sum`, longer runs split at half (rounded
+    128 summed by :func:`block_sum`, longer runs split at half (rounded
     down to a multiple of 8) and the halves' sums added. The recursion runs
     on an explicit stack: a cached numba function that calls a recursive one
     crashes when it is loaded from the cache (seen here: a segmentation
     fault in the second process of ``flows.waterfall``).
     """
-    if n <= 128:
-        return _block_sum(x, start, n)
+    return block_sum(x, start, n) if n <= 128 else _pairwise_tree(x, start, n)
+
+
+@njit(cache=True, nogil=True)
+def _pairwise_tree(x, start, n):
+    """:func:`pairwise_sum` of more than 128 values: numpy's split tree, walked on a stack.
+
+    Apart from the short case so that :func:`pairwise_sum`, called once per
+    row by the kernels of lobsim.kernels.flows, stays small enough to inline.
+    """
     # post-order walk of numpy's split tree: node (start, size, stage), value stack
     node_start = np.empty(_PAIRWISE_DEPTH, np.int64)
     node_size = np.empty(_PAIRWISE_DEPTH, np.int64)
@@ -230,7 +238,7 @@ def pairwise_sum(x, start, n):
     while top >= 0:
         m = node_size[top]
         if m <= 128:
-            value[nv] = _block_sum(x, node_start[top], m)
+            value[nv] = block_sum(x, node_start[top], m)
             nv += 1
             top -= 1
             continue
