@@ -49,7 +49,7 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
@@ -59,6 +59,10 @@ from lobsim.analysis import summary as _summary
 from lobsim.kernels import reductions as K
 from lobsim.kernels.reductions import HIST_HIGH, HIST_LOW, HIST_MANTISSA_BITS, N_DIGITS
 from lobsim.model import tax as _tax
+
+if TYPE_CHECKING:
+    from lobsim.kernels.contract import Outputs
+    from lobsim.scale.block_series import BlockSeries
 
 
 # ---------------------------------------------------------------------------
@@ -332,14 +336,31 @@ class Accumulator:
 
     def add_block(self, block: int, ds: xr.Dataset) -> Accumulator:
         """Reduce the labelled scenarios of block ``block`` into the accumulator."""
+        self._unweighted("log_weight" in ds and bool(np.any(ds.log_weight.values != 0.0)))
+        return self.add_arrays(block, self.plan.block_arrays(ds), ds.sizes["scenario"])
+
+    def add_outputs(self, block: int, out: Outputs, series: BlockSeries) -> Accumulator:
+        """Reduce block ``block`` straight from the kernel's outputs (no labelling).
+
+        The same reduction as :meth:`add_block` of the block labelled by
+        :func:`lobsim.model.simulate.finish_run`, bit for bit.
+        """
+        self._unweighted(bool(np.any(out.log_weight != 0.0)))
+        dims = tuple(g.dim for g in self.plan.groups)
+        return self.add_arrays(block, series.arrays(out, dims), out.irr.shape[0])
+
+    @staticmethod
+    def _unweighted(weighted: bool) -> None:
+        if weighted:
+            raise ValueError("block carries importance-sampling weights (log_weight); a "
+                             "streaming summary accumulates plain runs only: summarize the "
+                             "full results")
+
+    def add_arrays(self, block: int, arrays: dict[str, np.ndarray], n: int) -> Accumulator:
+        """Reduce the ``n`` scenarios of block ``block``, given as :meth:`Plan.block_arrays`."""
         if self.blocks[block]:
             raise ValueError(f"block {block} is already in this accumulator")
-        if "log_weight" in ds and np.any(ds.log_weight.values != 0.0):
-            raise ValueError("block carries importance-sampling weights (log_weight); a streaming "
-                             "summary accumulates plain runs only: summarize the full results")
         p = self.plan
-        n = ds.sizes["scenario"]
-        arrays = p.block_arrays(ds)
         x = _fill(p.moments, arrays, n, "moments", p.block_size)
         K.reduce_moments(x, n, self.sum1, self.sum2, self.flags)
         x = _fill(p.hists, arrays, n, "hists", p.block_size, series_major=True)
