@@ -130,3 +130,22 @@ def test_streamed_run_is_the_summary_of_its_labelled_blocks():
         labelled.add_block(b, finish_run(world, cfg_run, out, seed=5, bands=bands))
     got = run(cfg, scenarios=3 * BLOCK, seed=5, stream=True, threads=2, chunk_size=BLOCK)
     assert got.identical(labelled.summary())
+
+
+def test_moments_reduced_column_block_by_column_block_are_those_of_the_matrix():
+    # add_arrays reduces each named series apart: a column's sums depend on that
+    # column alone, non-finite and huge values (the slow path) included
+    from lobsim.kernels import reductions as K
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((500, 9)) * 10.0 ** rng.integers(-8, 8, (500, 9))
+    x[7, 2], x[9, 4], x[11, 4], x[3, 6] = np.nan, np.inf, -np.inf, 1e200
+    whole = [np.zeros((9, K.N_DIGITS), np.int64), np.zeros((9, K.N_DIGITS), np.int64),
+             np.zeros((9, 4), np.int64)]
+    K.reduce_moments(x, 480, *whole)
+    parts = [np.zeros_like(a) for a in whole]
+    for lo, hi in ((0, 3), (3, 4), (4, 9)):
+        K.reduce_moments(np.ascontiguousarray(x[:, lo:hi]), 480, *(a[lo:hi] for a in parts))
+    for a, b in zip(whole, parts, strict=True):
+        assert a.tobytes() == b.tobytes()
+    assert whole[2][2, 0] == 1 and whole[2][4, 1] == 1 and whole[2][6, 3] == 1

@@ -361,8 +361,14 @@ class Accumulator:
         if self.blocks[block]:
             raise ValueError(f"block {block} is already in this accumulator")
         p = self.plan
-        x = _fill(p.moments, arrays, n, "moments", p.block_size)
-        K.reduce_moments(x, n, self.sum1, self.sum2, self.flags)
+        # moments series by series, straight from the block's arrays: each column's sums
+        # depend on that column alone, so this is the reduction of the whole matrix
+        # without copying it (the copy cost as much as the sums)
+        for name, (off, shape) in p.moments.offsets.items():
+            size = int(np.prod(shape, dtype=np.int64))
+            x = np.ascontiguousarray(arrays[name].reshape(n, size), dtype=np.float64)
+            K.reduce_moments(x, n, self.sum1[off:off + size], self.sum2[off:off + size],
+                             self.flags[off:off + size])
         x = _fill(p.hists, arrays, n, "hists", p.block_size, series_major=True)
         j, r = 0, 0
         while True:
