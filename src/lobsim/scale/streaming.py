@@ -1,8 +1,10 @@
 """Streaming summaries: mergeable accumulators of a run's statistics (model.md §9, §10).
 
 A streaming run never holds the per-scenario arrays. Each block of scenarios
-is simulated into a reusable buffer, labelled like a full run
-(:func:`lobsim.model.simulate.finish_run`) and reduced at once by jit-compiled
+is simulated into a reusable buffer, its series computed from the kernel's
+outputs as a labelled run would give them (:class:`lobsim.scale.block_series.BlockSeries`;
+:meth:`Accumulator.add_block` takes a block labelled by
+:func:`lobsim.model.simulate.finish_run`) and reduced at once by jit-compiled
 loops into an :class:`Accumulator`:
 
 * **Moments** (means, probabilities and their standard errors): per block a
