@@ -1,7 +1,9 @@
 """lobsim: a Monte Carlo risk engine for Local Outcome Bonds.
 
 The core API (``load_config``, ``term_sheet``, ``simulate``, ``summarize``)
-is imported with the package. The rest lives in packages by layer, each
+is reachable from the package and imported when first used (so that
+``import lobsim``, and the command line, does not load scipy.stats, xarray
+or the world builder before a command needs them). The rest lives in packages by layer, each
 importing only the layers below it (tests/test_layers.py, ``lint-imports``):
 
 - ``lobsim.kernels``: compiled numba kernels over plain arrays;
@@ -18,13 +20,17 @@ works, tab completion lists them, and ``import lobsim`` does not pay for
 matplotlib, Dask or zarr until they are used.
 """
 
+from typing import TYPE_CHECKING
+
 from lobsim._lazy import lazy_submodules
 from lobsim._version import __version__
-from lobsim.analysis.summary import summarize
-from lobsim.analysis.terms import TermSheet, term_sheet
 from lobsim.errors import ConfigError, LobsimWarning
-from lobsim.model.config import Config, load_config, parse_config
-from lobsim.model.simulate import simulate
+
+if TYPE_CHECKING:  # imported on first use at run time (_API)
+    from lobsim.analysis.summary import summarize
+    from lobsim.analysis.terms import TermSheet, term_sheet
+    from lobsim.model.config import Config, load_config, parse_config
+    from lobsim.model.simulate import simulate
 
 #: The layers and the shared modules, reachable as ``lobsim.<name>``;
 #: tests/test_lazy_modules.py checks this against the package's files.
@@ -45,4 +51,10 @@ __all__ = [
 ]
 
 
-__getattr__, __dir__ = lazy_submodules(__name__, _SUBMODULES, extra=__all__)
+#: The core API: each name and the module defining it, imported on first use.
+_API = {"summarize": "lobsim.analysis.summary", "TermSheet": "lobsim.analysis.terms",
+        "term_sheet": "lobsim.analysis.terms", "Config": "lobsim.model.config",
+        "load_config": "lobsim.model.config", "parse_config": "lobsim.model.config",
+        "simulate": "lobsim.model.simulate"}
+
+__getattr__, __dir__ = lazy_submodules(__name__, _SUBMODULES, extra=__all__, attributes=_API)

@@ -8,14 +8,15 @@ arguments and call the model layer.
 from __future__ import annotations
 
 import argparse
-from typing import Any
-
-import xarray as xr
+from typing import TYPE_CHECKING, Any
 
 from lobsim.cli.argtypes import check_scenarios, finite_float, scenario_count, seed, thread_count
 from lobsim.errors import UsageError
 from lobsim.jsonio import dump as dump_json
 from lobsim.model.config import Config, load_config
+
+if TYPE_CHECKING:  # a Dataset in signatures only: xarray loads when a command needs it
+    import xarray as xr
 
 #: Scenarios of ``lobsim price`` unless --scenarios is given: each solver
 #: evaluation is a simulation, and the reported standard error says whether

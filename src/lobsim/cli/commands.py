@@ -25,7 +25,6 @@ from lobsim.cli.report import add_report_parser
 from lobsim.cli.scale import (
     add_scale_options,
     check_scale_args,
-    is_summary,
     load_results,
     note_config,
     progress_bar,
@@ -48,7 +47,7 @@ def _cmd_terms(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from lobsim.analysis.summary import format_summary, summarize
+    # imported here, the summary's after the run: the first block comes sooner
     from lobsim.model.simulate import simulate
 
     check_scenarios(args.scenarios, "a run's summary")
@@ -70,6 +69,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if out is not None and out.suffix == ".nc":
         write_netcdf(ds, out)
     if not args.quiet:
+        from lobsim.analysis.summary import format_summary, summarize
+
         print(format_summary(ds if summarized else summarize(ds.load())))
         if not summarized:
             run_extras(args, cfg, ds)  # --importance-sampling, --contributions
@@ -80,6 +81,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_summary(args: argparse.Namespace) -> int:
     from lobsim.analysis.summary import format_summary, summarize, summary_dict
+    from lobsim.scale.results import is_summary
 
     path = Path(args.results)
     ds = load_results(path, need=("investor_payment", "principal", "irr", "basket_payment"))

@@ -10,15 +10,16 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
-from typing import Any
-
-import xarray as xr
+from typing import TYPE_CHECKING, Any
 
 from lobsim.cli.argtypes import check_scenarios, finite_float, scenario_count, seed, thread_count
 from lobsim.cli.output import check_output
 from lobsim.errors import UsageError
 from lobsim.jsonio import dump as dump_json
 from lobsim.model.config import load_config
+
+if TYPE_CHECKING:  # a Dataset in signatures only: xarray loads when a command needs it
+    import xarray as xr
 
 #: Candidate maturities unless --years is given: this many whole years after the start.
 DEFAULT_YEARS = 8

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
-
-import xarray as xr
+from typing import TYPE_CHECKING, Any
 
 from lobsim.cli.output import check_output
 from lobsim.cli.scale import note, recorded_config
 from lobsim.errors import UsageError
 from lobsim.model.config import Config, load_config
+
+if TYPE_CHECKING:  # a Dataset in signatures only: xarray loads when a command needs it
+    import xarray as xr
 
 
 def add_report_parser(sub: Any) -> None:

@@ -13,14 +13,14 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-
-import xarray as xr
+from typing import TYPE_CHECKING, Any
 
 from lobsim.cli.argtypes import non_negative_float, worker_count
 from lobsim.errors import UsageError
 from lobsim.model.config import Config
-from lobsim.scale.results import is_summary
+
+if TYPE_CHECKING:  # a Dataset in signatures only: xarray loads when a command needs it
+    import xarray as xr
 
 
 def add_scale_options(run: argparse.ArgumentParser) -> None:
@@ -88,6 +88,7 @@ def progress_bar(args: argparse.Namespace, cfg: Config) -> Iterator[Callable[[in
 
 def run_scaled(args: argparse.Namespace, cfg: Config, out: Path | None) -> tuple[xr.Dataset, bool]:
     """Run with the scale options: ``(dataset, is_summary)``."""
+    from lobsim.scale.results import is_summary
     from lobsim.scale.runner import run
     from lobsim.scale.store import StoreError
 

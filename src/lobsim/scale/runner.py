@@ -9,7 +9,9 @@ results are bit-identical to :func:`lobsim.simulate` whatever the executor,
 the task size or the order in which tasks finish:
 
 * *full* runs return (or store, block by block) the per-scenario Dataset;
-* *streaming* runs reduce every block at once into a mergeable
+* *streaming* runs reduce every block at once, straight from the kernel's
+  outputs (:class:`~lobsim.scale.block_series.BlockSeries`, the series the
+  labelled block would give, bit for bit), into a mergeable
   :class:`~lobsim.scale.streaming.Accumulator` (memory independent of the number of
   scenarios but for the exact tail sets) and return the summary Dataset.
 """
@@ -37,6 +39,7 @@ from lobsim.model.config import Config
 from lobsim.model.screening import RiskBands, resolve_risk_bands
 from lobsim.model.simulate import finish_run
 from lobsim.model.world import World, build_world
+from lobsim.scale.block_series import BlockSeries
 from lobsim.scale.cluster import Executor, make_executor, run_tasks
 from lobsim.scale.store import ResultStore, RunIdentity, StoreDamaged, StoreError, SummaryStore
 from lobsim.scale.streaming import Accumulator, Plan
@@ -78,6 +81,8 @@ class RunSpec:
     block_size: int
     bands: RiskBands | None = None
     plan: Plan | None = None
+    #: how a streaming task computes its blocks' series from the kernel's outputs
+    series: BlockSeries | None = None
     token: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex)
 
     @property
@@ -126,8 +131,8 @@ def task_outputs(spec: RunSpec, blocks: tuple[int, ...]) -> list[tuple[int, Outp
 
 def task_stream(spec: RunSpec, blocks: tuple[int, ...], floor: np.ndarray) -> dict[str, np.ndarray]:
     """The accumulator state of ``blocks``, reduced as they are simulated."""
-    if spec.plan is None:
-        raise ValueError("a streaming task needs a plan")
+    if spec.plan is None or spec.series is None:
+        raise ValueError("a streaming task needs a plan and its block series")
     slot = _slot(spec)
     if slot["acc"] is None:
         slot["acc"] = Accumulator(spec.plan)
@@ -136,8 +141,7 @@ def task_stream(spec: RunSpec, blocks: tuple[int, ...], floor: np.ndarray) -> di
     try:
         for b in blocks:
             views = _simulate(spec, b, slot["out"])
-            acc.add_block(b, finish_run(spec.world, spec.cfg, views, seed=spec.seed,
-                                        bands=spec.bands))
+            acc.add_outputs(b, views, spec.series)  # no labelling: the same series, bit for bit
     except BaseException:
         slot["acc"] = None  # half a task must never reach the next one
         raise
@@ -253,7 +257,8 @@ def run(cfg: Config, *, scenarios: int | None = None, seed: int | None = None,
         zeros = Outputs(*(np.zeros_like(a) for a in allocate_outputs(world, 1)))
         template = finish_run(world, cfg_run, zeros, seed=s, bands=bands)
         plan = Plan.from_template(template, n, bs) if stream else None
-        spec = RunSpec(world, cfg_run, s, n, bs, bands, plan)
+        series = BlockSeries.of_run(world, cfg_run, template) if stream else None
+        spec = RunSpec(world, cfg_run, s, n, bs, bands, plan, series)
         if stream:
             assert plan is not None and not isinstance(store, ResultStore)
             return _run_stream(spec, plan, ex, store, per_task, progress, checkpoint_interval)

@@ -1,8 +1,10 @@
 """Streaming summaries: mergeable accumulators of a run's statistics (model.md §9, §10).
 
 A streaming run never holds the per-scenario arrays. Each block of scenarios
-is simulated into a reusable buffer, labelled like a full run
-(:func:`lobsim.model.simulate.finish_run`) and reduced at once by jit-compiled
+is simulated into a reusable buffer, its series computed from the kernel's
+outputs as a labelled run would give them (:class:`lobsim.scale.block_series.BlockSeries`;
+:meth:`Accumulator.add_block` takes a block labelled by
+:func:`lobsim.model.simulate.finish_run`) and reduced at once by jit-compiled
 loops into an :class:`Accumulator`:
 
 * **Moments** (means, probabilities and their standard errors): per block a
@@ -49,7 +51,7 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
@@ -59,6 +61,10 @@ from lobsim.analysis import summary as _summary
 from lobsim.kernels import reductions as K
 from lobsim.kernels.reductions import HIST_HIGH, HIST_LOW, HIST_MANTISSA_BITS, N_DIGITS
 from lobsim.model import tax as _tax
+
+if TYPE_CHECKING:
+    from lobsim.kernels.contract import Outputs
+    from lobsim.scale.block_series import BlockSeries
 
 
 # ---------------------------------------------------------------------------
@@ -332,16 +338,39 @@ class Accumulator:
 
     def add_block(self, block: int, ds: xr.Dataset) -> Accumulator:
         """Reduce the labelled scenarios of block ``block`` into the accumulator."""
+        self._unweighted("log_weight" in ds and bool(np.any(ds.log_weight.values != 0.0)))
+        return self.add_arrays(block, self.plan.block_arrays(ds), ds.sizes["scenario"])
+
+    def add_outputs(self, block: int, out: Outputs, series: BlockSeries) -> Accumulator:
+        """Reduce block ``block`` straight from the kernel's outputs (no labelling).
+
+        The same reduction as :meth:`add_block` of the block labelled by
+        :func:`lobsim.model.simulate.finish_run`, bit for bit.
+        """
+        self._unweighted(bool(np.any(out.log_weight != 0.0)))
+        dims = tuple(g.dim for g in self.plan.groups)
+        return self.add_arrays(block, series.arrays(out, dims), out.irr.shape[0])
+
+    @staticmethod
+    def _unweighted(weighted: bool) -> None:
+        if weighted:
+            raise ValueError("block carries importance-sampling weights (log_weight); a "
+                             "streaming summary accumulates plain runs only: summarize the "
+                             "full results")
+
+    def add_arrays(self, block: int, arrays: dict[str, np.ndarray], n: int) -> Accumulator:
+        """Reduce the ``n`` scenarios of block ``block``, given as :meth:`Plan.block_arrays`."""
         if self.blocks[block]:
             raise ValueError(f"block {block} is already in this accumulator")
-        if "log_weight" in ds and np.any(ds.log_weight.values != 0.0):
-            raise ValueError("block carries importance-sampling weights (log_weight); a streaming "
-                             "summary accumulates plain runs only: summarize the full results")
         p = self.plan
-        n = ds.sizes["scenario"]
-        arrays = p.block_arrays(ds)
-        x = _fill(p.moments, arrays, n, "moments", p.block_size)
-        K.reduce_moments(x, n, self.sum1, self.sum2, self.flags)
+        # moments series by series, straight from the block's arrays: each column's sums
+        # depend on that column alone, so this is the reduction of the whole matrix
+        # without copying it (the copy cost as much as the sums)
+        for name, (off, shape) in p.moments.offsets.items():
+            size = int(np.prod(shape, dtype=np.int64))
+            x = np.ascontiguousarray(arrays[name].reshape(n, size), dtype=np.float64)
+            K.reduce_moments(x, n, self.sum1[off:off + size], self.sum2[off:off + size],
+                             self.flags[off:off + size])
         x = _fill(p.hists, arrays, n, "hists", p.block_size, series_major=True)
         j, r = 0, 0
         while True:
