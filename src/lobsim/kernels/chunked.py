@@ -24,9 +24,9 @@ import numpy as np
 from numba import njit
 
 from lobsim.kernels.chunked_bonds import (
-    book_payment,
     bond_irr_chunk,
     bond_outputs,
+    book_payment,
     copula_share,
     coupons_chunk,
     delivery_stop,
