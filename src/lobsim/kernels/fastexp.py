@@ -85,7 +85,7 @@ def _power_of_two(shifted):
     """2^m for ``shifted = m + ROUND`` (m an integer, -1022 <= m <= 1023): the
     low mantissa bits of ``shifted`` are m (+ 2^51), read without a float to
     int conversion (AVX2 has none for 64-bit integers)."""
-    return _as_float((_as_int(shifted) - _as_int(ROUND) + 1023) << 52)
+    return _as_float((_as_int(shifted) - _as_int(ROUND) + 1023) << 52)  # type: ignore[call-arg]  # numba intrinsics: the stub counts typingctx
 
 
 @njit(cache=True, nogil=True, inline="always")
