@@ -1,17 +1,19 @@
-"""Where the engine's time goes: the kernel with pieces removed, against the RNG floor.
+"""Where the engine's time goes: the chunked kernel with pieces removed, against the RNG floor.
 
 Run from the repository root (about a minute)::
 
     python benchmarks/profile_engine.py [--config configs/basket_demo.toml] [--blocks 6]
 
-The kernel's source (src/lobsim/kernels/engine.py) is compiled again with one piece
-of work cut out at a time (the source file itself is not touched); each
-variant runs the same blocks into the same preallocated outputs, so the
-difference to the full kernel is what that piece costs. Variants whose anchor
-text is no longer in the kernel are reported as ``n/a``. Removing a piece can
-make other work dead code that the compiler drops too (removing the
-measurements drops the area states they read), so savings do not add up
-exactly. The rounds are interleaved and the best of each is kept.
+The production kernel (src/lobsim/kernels/chunked.py, :func:`simulate_block`
+over chunks of scenarios) is compiled again with one phase call cut out of
+its driver at a time (the source file itself is not touched; the phases are
+the compiled ones of lobsim.kernels.chunked_bonds); each variant runs the same
+blocks into the same preallocated outputs, so the difference to the full
+kernel is what that phase costs. Variants whose anchor text is no longer in
+the driver are reported as ``n/a``. Removing a phase can make other work dead
+code that the compiler drops too, so savings do not add up exactly. The
+reference kernel (lobsim.kernels.engine) is timed alongside. The rounds are
+interleaved and the best of each is kept.
 
 Writes benchmarks/results/engine_profile.md.
 """
@@ -33,43 +35,42 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
+import lobsim.kernels.chunked as chunked  # noqa: E402
 import lobsim.kernels.engine as engine  # noqa: E402
 from harness import machine, rng_floor  # noqa: E402
 from lobsim import load_config  # noqa: E402
 from lobsim.model.blocks import allocate_outputs, block_generator, output_rows  # noqa: E402
 from lobsim.model.world import build_world  # noqa: E402
 
-# piece -> (what it is, [(text in the kernel, replacement)]); the anchors are in
-# simulate_block or in its phases (one module: a variant compiles them all)
+# piece -> (what it is, [(text in the driver, replacement)])
 EDITS: dict[str, tuple[str, list[tuple[str, str]]]] = {
-    "basket IRR": ("root-finding on each basket's aggregated cash flows", [
-        ("out.basket_irr[r, k] = solve_irr_years(baskets.steps, baskets.time, kflow, n_t, guess)",
-         "out.basket_irr[r, k] = kflow[0]"),
-        ("out.basket_irr[r, k] = solve_irr(baskets.time, kflow, n_t, guess)",
-         "out.basket_irr[r, k] = kflow[0]")]),
-    "baskets": ("basket aggregation and IRR", [
-        ("        basket_flows(baskets, bonds, measurements, payments, bcash, kflow, out, r)\n",
+    "baskets": ("basket aggregation and IRR (scalar root-finder per scenario)", [
+        ("        basket_chunk(baskets, bonds, measurements, payments, bcash, kflow, out, r0, m)\n",
          "")]),
     "bond IRR": ("per-bond IRR: pow for one payment date, solve_irr for several", [
-        ("out.irr[r, b] = bond_irr(principal, cash, btime, bflow, nf)", "out.irr[r, b] = cash")]),
-    "savings": ("true effect at each year end and department savings", [
-        ("            yearly_savings(savings, bonds, b, scale, stop, full, sv_dense, dsav)\n", "")]),
-    "payers": ("department payments per payer", [
-        ("for q in range(payments.npayers[b]):\n        if mech == MECH_UNITS:",
-         "for q in range(0):\n        if mech == MECH_UNITS:")]),
-    "measurements": ("measurement loop: counterfactual, measured units, payments", [
-        ("for i in range(nm):\n                bcash[b, i] = 0.0",
-         "for i in range(0):\n                bcash[b, i] = 0.0")]),
-    "area states": ("series states: factor terms and Cholesky rows (draws kept; a stand-in "
-                    "const + L[j,j] z[j] keeps the values and branches realistic)", [
-        ("""            acc = series.const[s, j]
-            for i in range(j + 1):
-                acc += series.chol[s, j, i] * zbuf[c + i]
-            d = series.dates[s, j]
-            xs[s * dmax + j] = acc + series.beta[s] * fac[fn, d] + series.gamma[s] * fac[fg, d]""",
-         "            xs[s * dmax + j] = series.const[s, j] + series.chol[s, j, j] * zbuf[c + j]")]),
+        ("            bond_irr_chunk(bonds, b, cash, btime, bflow, nf, out, r0, m)\n", "")]),
+    "bond outputs": ("per-bond outputs (strided rows) and overpayment", [
+        ("            bond_outputs(bonds, b, nm, e_t, meas, err, paid, cash, bcash, m_max, out, r0, m)\n",
+         "")]),
+    "savings": ("department savings (dense rows; exact yearly path after a failure)", [
+        ("            savings_chunk(savings, bonds, b, scale, stop, full, early, sv_dense, dsav, m)\n",
+         "")]),
+    "payments": ("payment rules, cash caps and department charges", [
+        ("""                payment_chunk(bonds, measurements, payments, b, i, meas, reached, paid, cash,
+                              gpaid, m, units, amount)
+                book_payment(payments, bonds, measurements, b, i, units, amount, cash, bcash,
+                             bflow, btime, dpay, n_years, m)
+""", "")]),
+    "measurements": ("true effect, counterfactual and measured units (3 exp a date), payments", [
+        ("for i in range(nm):\n                true_effect", "for i in range(0):\n                true_effect")]),
+    "area states": ("series states: factor terms and Cholesky rows", [
+        ("        c = series_chunk(series, factors, fac, z, c, m, xs, es)\n",
+         "        c = c + (z.shape[0] - c - 1 - programme.n_types - n_b)\n")]),
+    "copula": ("programme copula and the z-grid Beta table", [
+        ("            copula_share(programme, bonds, b, z, ctype, c, zglob, m, scale)\n", "")]),
 }
-ALL_BUT_DRAWS = ["baskets", "bond IRR", "savings", "measurements", "area states"]
+ALL_BUT_DRAWS = ["baskets", "bond IRR", "bond outputs", "savings", "measurements", "area states",
+                 "copula"]
 
 
 def variant(source: str, pieces: list[str]) -> Callable[..., object] | None:
@@ -79,8 +80,8 @@ def variant(source: str, pieces: list[str]) -> Callable[..., object] | None:
             if old not in source:
                 return None
             source = source.replace(old, new)
-    module = types.ModuleType("lobsim_engine_variant")
-    exec(compile(source, "<engine variant>", "exec"), module.__dict__)
+    module = types.ModuleType("lobsim_chunked_variant")
+    exec(compile(source, "<chunked variant>", "exec"), module.__dict__)
     return module.simulate_block
 
 
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     out = allocate_outputs(world, n)
     for a in out:
         a.fill(0)
-    source = Path(engine.__file__).read_text(encoding="utf-8").replace("cache=True, ", "")
+    source = Path(chunked.__file__).read_text(encoding="utf-8").replace("cache=True, ", "")
 
     def kernel_case(fn: Callable[..., object]) -> Callable[[], None]:
         def run() -> None:
@@ -124,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     rng_floor(block_generator(1, 0), 8, 3, 1)
     cases: dict[str, Callable[[], None] | None] = {
         "RNG floor": floor_case,
-        "full kernel (lobsim.kernels.engine)": kernel_case(engine.simulate_block),
+        "reference kernel (lobsim.kernels.engine)": kernel_case(engine.simulate_block),
+        "full kernel (lobsim.kernels.chunked)": kernel_case(chunked.simulate_block),
     }
     fn = variant(source, [])
     assert fn is not None
@@ -156,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     full, floor = us["full kernel"], us["RNG floor"]
     n_meas = sum(len(b.payment.measurements) for b in world.bonds)
     lines = [
-        "# Where the engine's time goes",
+        "# Where the engine's time goes (the chunked kernel)",
         "",
         f"`python benchmarks/profile_engine.py --config {args.config}`: {len(world.bonds)} bonds, "
         f"{world.n_normals} normals + {world.n_exponentials} exponentials a scenario, "
@@ -170,13 +172,15 @@ def main(argv: list[str] | None = None) -> int:
         "| variant | us / scenario | x RNG floor | saves vs full kernel (us) | what is removed |",
         "|---|---:|---:|---:|---|",
     ]
+    fixed = ("RNG floor", "full kernel", "reference kernel (lobsim.kernels.engine)",
+             "full kernel (lobsim.kernels.chunked)")
     for k in cases:
         piece = k.removeprefix("without ")
         what = EDITS[piece][0] if piece in EDITS else ""
         if cases[k] is None:
             lines.append(f"| {k} | n/a | | | anchor not found: the kernel changed |")
             continue
-        saves = "" if k in ("RNG floor", "full kernel", "full kernel (lobsim.kernels.engine)") else f"{full - us[k]:.2f}"
+        saves = "" if k in fixed else f"{full - us[k]:.2f}"
         lines.append(f"| {k} | {us[k]:.2f} | {us[k] / floor:.2f} | {saves} | {what} |")
     text = "\n".join(lines) + "\n"
     print(text)

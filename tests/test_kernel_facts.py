@@ -24,7 +24,7 @@ from numba.core.registry import CPUDispatcher
 
 import lobsim
 from lobsim import load_config
-from lobsim.kernels.engine import simulate_block
+from lobsim.kernels.chunked import simulate_block
 from lobsim.model.blocks import allocate_outputs, block_generator, simulate_rows
 from lobsim.model.world import build_world
 
@@ -111,7 +111,7 @@ def test_engine_is_cached_for_a_second_process(tmp_path: Path) -> None:
     script = tmp_path / "second.py"
     script.write_text(
         "from lobsim import load_config\n"
-        "from lobsim.kernels.engine import simulate_block\n"
+        "from lobsim.kernels.chunked import simulate_block\n"
         "from lobsim.model.blocks import allocate_outputs, block_generator, simulate_rows\n"
         "from lobsim.model.world import build_world\n"
         f"world = build_world(load_config({str(ROOT / 'configs/birmingham_jsa.toml')!r}))\n"

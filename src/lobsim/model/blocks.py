@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lobsim.kernels.chunked import simulate_block
 from lobsim.kernels.contract import Outputs
-from lobsim.kernels.engine import simulate_block
 
 if TYPE_CHECKING:  # the world imports this module: its screening run simulates blocks
     from lobsim.model.world import World
@@ -59,7 +59,12 @@ def output_rows(out: Outputs, lo: int, hi: int) -> Outputs:
 
 
 def simulate_rows(world: World, gen: np.random.Generator, out: Outputs) -> None:
-    """Simulate ``len(out.irr)`` scenarios of ``world`` from ``gen`` into ``out``."""
+    """Simulate ``len(out.irr)`` scenarios of ``world`` from ``gen`` into ``out``.
+
+    The production kernel is the chunked one (:mod:`lobsim.kernels.chunked`);
+    :mod:`lobsim.kernels.engine` is its scalar reference twin
+    (tests/test_kernel_v2.py).
+    """
     simulate_block(gen, out.irr.shape[0], *world.arrays, out)
 
 
