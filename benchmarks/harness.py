@@ -255,7 +255,8 @@ def timed_lobsim(*args: str, env: dict[str, str] | None = None) -> dict[str, flo
 
     Returns seconds: ``wall`` (spawn to exit), ``start_up`` (spawn to the start
     of the run's first block: interpreter, imports, config, world, a risk-band
-    screening run, the JIT's cache load), ``blocks`` (first block's start to
+    screening run, the JIT's cache load), of which ``interpreter``, ``imports``
+    (lobsim's CLI, model and runner) and ``world`` (the run's ``build_world``), ``blocks`` (first block's start to
     last block's end), ``after_blocks`` (last block's end to exit: labelling,
     summaries, output), ``screening``, ``kernel_thread_seconds`` (the blocks'
     own time summed over threads); and ``peak_rss_mib`` of the process.
@@ -274,7 +275,8 @@ def timed_lobsim(*args: str, env: dict[str, str] | None = None) -> dict[str, flo
     if m["first_block"] is None:
         raise RuntimeError(f"lobsim {' '.join(args)} ran no block through simulate_rows")
     return {"wall": t1 - t0, "start_up": m["first_block"] - t0,
-            "interpreter": m["child_start"] - t0,
+            "interpreter": m["child_start"] - t0, "imports": m["imported"] - m["child_start"],
+            "world": m["world_seconds"],
             "blocks": m["last_block_end"] - m["first_block"],
             "after_blocks": t1 - m["last_block_end"], "screening": m["screening_seconds"],
             "kernel_thread_seconds": m["kernel_thread_seconds"], "n_blocks": m["blocks"],

@@ -80,6 +80,8 @@ def engine_section(run: Run, out: Path) -> tuple[list[str], list[Target]]:
     configs = sorted({b["extra_info"]["config"] for b in run.benches
                       if b["extra_info"].get("kind") == "engine"},
                      key=lambda c: c != "basket_demo")
+    if not configs:  # a partial run: write_report says the section is skipped
+        raise KeyError("kind=engine")
     cols: dict[str, dict[str, float]] = {}
     for c in configs:
         e1 = run.find(config=c, kind="engine", threads=1)["extra_info"]

@@ -45,7 +45,7 @@ def test_dask_workers(benchmark: Any, sizes: Any) -> None:
             try:
                 run(cfg, scenarios=2 * bs * workers, seed=SEED, stream=True, executor=ex)
                 best = float("inf")
-                for _ in range(2):
+                for _ in range(1 if sizes.quick else 2):
                     t = time.perf_counter()
                     summaries[workers] = run(cfg, scenarios=n, seed=SEED, stream=True,
                                              executor=ex)

@@ -11,7 +11,8 @@ notes ``time.monotonic()`` (system-wide on Linux, so the parent can subtract
 its own spawn time) at the start of the run's first block and the end of its
 last. A risk-band basket's screening run (``lobsim.model.world.run_blocks``,
 the only caller there) happens before the run's own blocks and is start-up:
-its blocks are not counted as the run's, its time is noted on its own.
+its blocks are not counted as the run's, its time is noted on its own, as
+are the imports and the run's own ``build_world`` calls.
 
 Importing ``lobsim.scale.runner`` and ``lobsim.model.simulate`` up front (to
 wrap their names) moves their import before the CLI's own lazy one; both are
@@ -65,17 +66,33 @@ def _wrap(marks: dict[str, Any]) -> None:
             marks["screening_seconds"] += time.monotonic() - t0
             screening[0] -= 1
 
+    build: Callable[..., Any] = world_mod.build_world
+
+    def build_world(*args: Any, **kwargs: Any) -> Any:
+        t0 = time.monotonic()
+        try:
+            return build(*args, **kwargs)
+        finally:
+            marks["world_seconds"] += time.monotonic() - t0
+
     for name, mod in list(sys.modules.items()):
-        if name.startswith("lobsim") and getattr(mod, "simulate_rows", None) is rows:
+        if not name.startswith("lobsim"):
+            continue
+        if getattr(mod, "simulate_rows", None) is rows:
             mod.simulate_rows = simulate_rows  # type: ignore[attr-defined]
+        # the run's own worlds; the screening run's (inside lobsim.model.world) is screening
+        if mod is not world_mod and getattr(mod, "build_world", None) is build:
+            mod.build_world = build_world  # type: ignore[attr-defined]
     world_mod.run_blocks = run_screening
+    marks["imported"] = time.monotonic()
 
 
 def main(argv: list[str]) -> int:
     report, args = argv[0], argv[1:]
     marks: dict[str, Any] = {"child_start": T_CHILD, "first_block": None,
                              "last_block_end": None, "blocks": 0,
-                             "kernel_thread_seconds": 0.0, "screening_seconds": 0.0}
+                             "kernel_thread_seconds": 0.0, "screening_seconds": 0.0,
+                             "world_seconds": 0.0}
     _wrap(marks)
     from lobsim.cli.commands import main as lobsim_main
 
