@@ -32,7 +32,8 @@ pytest: $(STAMP)
 test: lint pytest
 
 # The benchmark suite (benchmarks/README.md): pytest-benchmark, then the report
-# benchmarks/results/REPORT.md with its plots. bench-quick: under two minutes.
+# benchmarks/results/REPORT.md (the table "Issue 16 targets" first) with its plots.
+# bench-quick: smaller sizes (a 1,000,000-scenario streamed run for the memory target).
 BENCH_STAMP := $(VENV)/.bench-stamp
 BENCH_JSON  := benchmarks/results/benchmarks.json
 

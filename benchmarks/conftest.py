@@ -40,6 +40,11 @@ class Sizes:
     slsqp_fits: int
     axis_blocks: int  # blocks per run on the bonds, donors and dates axes
     memory_scenarios: tuple[int, ...]
+    e2e_stream: int  # `lobsim run --stream` scenarios, end to end against the floor
+    e2e_full: int  # the same without --stream
+    rss_stream: int  # the streamed run whose peak RSS must stay under 1 GB
+    dask_blocks: int  # 4,096-scenario blocks per timed Dask run
+    identity_scenarios: int  # scenarios of the bit-identity checks (not whole blocks)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -51,9 +56,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def sizes(request: pytest.FixtureRequest) -> Sizes:
     if request.config.getoption("--quick"):
         return Sizes(True, 3, 5, 200_000, (800, 20_000), (2_000, 20_000), 400, 8, 1,
-                     (10_000, 30_000))
+                     (10_000, 30_000), 200_000, 50_000, 1_000_000, 8, 5 * 4096 + 1000)
     return Sizes(False, 5, 25, 1_000_000, (4_000, 100_000), (10_000, 100_000), 2_000, 40, 8,
-                 (25_000, 50_000, 100_000, 200_000))
+                 (25_000, 50_000, 100_000, 200_000), 1_000_000, 200_000, 10_000_000, 64,
+                 9 * 4096 + 1000)
 
 
 def pytest_benchmark_update_machine_info(config: pytest.Config,

@@ -1,6 +1,8 @@
-"""What the benchmark suite measures with: the RNG floor, the kernel on reused
-outputs, world variants for the scaling curves, the synthetic-control
-contenders, a peak-memory probe and the machine's description.
+"""What the benchmark suite measures with: the RNG floor (1 or more threads),
+the production and reference kernels on reused outputs, world variants for
+the scaling curves, the synthetic-control contenders, a peak-memory probe, a
+timed ``lobsim`` process (start-up, blocks, after), bit-for-bit comparisons and
+the machine's description.
 
 Every function here is plain code the benchmarks (``benchmarks/test_*.py``)
 time; none of it is timed against a hard-coded number.
@@ -9,12 +11,15 @@ time; none of it is timed against a hard-coded number.
 from __future__ import annotations
 
 import copy
+import json
 import math
 import os
 import platform
 import resource
 import subprocess
 import sys
+import tempfile
+import time
 import tomllib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +33,7 @@ from numba import njit
 from scipy.optimize import minimize, nnls
 
 from lobsim import Config, parse_config
+from lobsim.kernels import engine
 from lobsim.kernels.contract import Outputs
 from lobsim.model.blocks import allocate_outputs, block_generator, output_rows, simulate_rows
 from lobsim.model.world import World
@@ -53,13 +59,23 @@ def rng_floor(gen, n, n_normals, n_exponentials):  # pragma: no cover - jitted
     return acc
 
 
-def run_floor(world: World, scenarios: int, seed: int, block_size: int) -> float:
-    """The floor over the same blocks and generators as ``run_blocks``, 1 thread."""
-    acc = 0.0
-    for blk in range(-(-scenarios // block_size)):
+def run_floor(world: World, scenarios: int, seed: int, block_size: int,
+              threads: int = 1) -> float:
+    """The floor over the same blocks and generators as ``run_blocks``.
+
+    With ``threads`` > 1 the blocks go to a thread pool (``rng_floor`` is
+    ``nogil``), as a run's blocks do: the floor of a run on that many threads.
+    """
+    def block(blk: int) -> float:
         n = min(block_size, scenarios - blk * block_size)
-        acc += rng_floor(block_generator(seed, blk), n, world.n_normals, world.n_exponentials)
-    return acc
+        return float(rng_floor(block_generator(seed, blk), n, world.n_normals,
+                               world.n_exponentials))
+
+    blocks = range(-(-scenarios // block_size))
+    if threads == 1:
+        return sum(map(block, blocks))
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return sum(pool.map(block, blocks))
 
 
 def touched_outputs(world: World, scenarios: int) -> Outputs:
@@ -74,19 +90,34 @@ def touched_outputs(world: World, scenarios: int) -> Outputs:
     return out
 
 
-def kernel_on_reused_outputs(world: World, scenarios: int,
-                             block_size: int) -> Callable[[int, int], None]:
-    """The kernel alone, block by block, into outputs allocated and touched once.
+def reference_rows(world: World, gen: np.random.Generator, out: Outputs) -> None:
+    """The reference kernel (the scalar scenario-major ``lobsim.kernels.engine``) on
+    the same contract as ``simulate_rows``, whatever kernel production runs."""
+    engine.simulate_block(gen, out.irr.shape[0], *world.arrays, out)
+
+
+#: Kernels a benchmark can time: production is whatever ``simulate_rows`` runs.
+KERNELS: dict[str, Callable[[World, np.random.Generator, Outputs], None]] = {
+    "production": lambda w, g, o: simulate_rows(w, g, o),
+    "reference": reference_rows,
+}
+
+
+def kernel_on_reused_outputs(world: World, scenarios: int, block_size: int,
+                             kernel: str = "production") -> Callable[[int, int], None]:
+    """A kernel alone (``KERNELS[kernel]``), block by block, into outputs allocated
+    and touched once.
 
     Returns ``run(seed, threads)``; with 2 threads the blocks go to a thread
     pool, as in ``run_blocks``.
     """
     out = touched_outputs(world, scenarios)
+    rows = KERNELS[kernel]
 
     def block(seed: int, blk: int) -> None:
         lo = blk * block_size
         hi = min(lo + block_size, scenarios)
-        simulate_rows(world, block_generator(seed, blk), output_rows(out, lo, hi))
+        rows(world, block_generator(seed, blk), output_rows(out, lo, hi))
 
     def run(seed: int, threads: int) -> None:
         blocks = range(-(-scenarios // block_size))
@@ -219,6 +250,63 @@ def lobsim_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "lobsim.cli.commands", *args]
 
 
+def timed_lobsim(*args: str, env: dict[str, str] | None = None) -> dict[str, float]:
+    """``lobsim ARGS`` in a new process (``timed_run.py``), timed from its spawn.
+
+    Returns seconds: ``wall`` (spawn to exit), ``start_up`` (spawn to the start
+    of the run's first block: interpreter, imports, config, world, a risk-band
+    screening run, the JIT's cache load), of which ``interpreter``, ``imports``
+    (lobsim's CLI, model and runner) and ``world`` (the run's ``build_world``), ``blocks`` (first block's start to
+    last block's end), ``after_blocks`` (last block's end to exit: labelling,
+    summaries, output), ``screening``, ``kernel_thread_seconds`` (the blocks'
+    own time summed over threads); and ``peak_rss_mib`` of the process.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "marks.json"
+        t0 = time.monotonic()
+        res = subprocess.run([sys.executable, str(HERE / "timed_run.py"), str(report), *args],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                             env=env, cwd=ROOT)
+        t1 = time.monotonic()
+        if res.returncode != 0 or not report.exists():
+            raise RuntimeError(f"lobsim {' '.join(args)} exited with {res.returncode}: "
+                               f"{res.stderr[-2000:]}")
+        m = json.loads(report.read_text(encoding="utf-8"))
+    if m["first_block"] is None:
+        raise RuntimeError(f"lobsim {' '.join(args)} ran no block through simulate_rows")
+    return {"wall": t1 - t0, "start_up": m["first_block"] - t0,
+            "interpreter": m["child_start"] - t0, "imports": m["imported"] - m["child_start"],
+            "world": m["world_seconds"],
+            "blocks": m["last_block_end"] - m["first_block"],
+            "after_blocks": t1 - m["last_block_end"], "screening": m["screening_seconds"],
+            "kernel_thread_seconds": m["kernel_thread_seconds"], "n_blocks": m["blocks"],
+            "peak_rss_mib": m["peak_rss_mib"]}
+
+
+def datasets_equal(a: Any, b: Any) -> bool:
+    """Two xarray Datasets with the same variables, coordinates and bits (NaN = NaN)."""
+    if set(a.variables) != set(b.variables):
+        return False
+    for name in a.variables:
+        x, y = a[name].values, b[name].values
+        if x.shape != y.shape or x.dtype != y.dtype:
+            return False
+        if not _same_bits(x, y):
+            return False
+    return True
+
+
+def _same_bits(x: np.ndarray, y: np.ndarray) -> bool:
+    if x.dtype.kind in "fciub":  # bits, not values: -0.0 is not 0.0, NaN is NaN
+        return x.shape == y.shape and x.dtype == y.dtype and x.tobytes() == y.tobytes()
+    return bool(np.array_equal(x, y))
+
+
+def outputs_equal(a: Outputs, b: Outputs) -> bool:
+    """Kernel outputs equal bit for bit (NaN = NaN)."""
+    return all(_same_bits(x, y) for x, y in zip(a, b, strict=True))
+
+
 # --------------------------------------------------------------------------
 # The machine
 # --------------------------------------------------------------------------
@@ -241,6 +329,9 @@ def machine() -> dict[str, str]:
         "Python": platform.python_version(),
         "numpy / numba / scipy": f"{np.__version__} / {numba.__version__} / {scipy.__version__}",
         "platform": platform.platform(),
+        # other work on the machine: every timing of the run shares the cores with it
+        "load average (1, 5, 15 min) at the start": " / ".join(f"{x:.2f}"
+                                                           for x in os.getloadavg()),
     }
 
 

@@ -2,7 +2,9 @@
 
 Per config (the 60-bond basket demo and the one-bond Birmingham bond), in
 one run: the engine as a user calls it (``run_blocks``, fresh outputs) on 1
-and 2 threads; the kernel alone on reused outputs on 1 and 2 threads; the
+and 2 threads; the production kernel (whatever ``simulate_rows`` runs) alone
+on reused outputs on 1 and 2 threads, and the reference kernel
+(``lobsim.kernels.engine.simulate_block``) on 1; the
 allocation and first touch of fresh outputs alone; the RNG floor (exactly
 the engine's draws with the same generator in a numba loop); the reference
 model stepping every month and every year. ``report.py`` forms the ratios.
@@ -19,13 +21,14 @@ from harness import (
     ROOT,
     SEED,
     kernel_on_reused_outputs,
+    reference_rows,
     rng_floor,
     run_floor,
     system_seconds,
     touched_outputs,
 )
 from lobsim import Config, load_config
-from lobsim.model.blocks import block_generator, run_blocks
+from lobsim.model.blocks import allocate_outputs, block_generator, run_blocks
 from lobsim.model.world import World, build_world
 from reference_numpy import simulate_reference
 
@@ -55,6 +58,7 @@ def case(request: pytest.FixtureRequest, sizes: Any) -> Case:
     n = sizes.blocks * bs if len(world.bonds) > 1 else sizes.bham_scenarios
     # warm: JIT (cache load or compile), the thread pool, the floor, the reference
     run_blocks(world, 2 * bs, SEED, bs, threads=2)
+    reference_rows(world, block_generator(SEED, 0), allocate_outputs(world, 4))
     rng_floor(block_generator(SEED, 0), 4, 3, 1)
     simulate_reference(cfg, 16, SEED, period="year", world=world)
     return Case(request.param, cfg, world, n, bs)
@@ -77,10 +81,19 @@ def test_engine(benchmark: Any, case: Case, sizes: Any, threads: int) -> None:
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_kernel_reused_outputs(benchmark: Any, case: Case, sizes: Any, threads: int) -> None:
+    """The production kernel: whatever ``simulate_rows`` runs."""
     benchmark.group = f"engine {case.name}"
     run = kernel_on_reused_outputs(case.world, case.scenarios, case.block_size)
     timed(benchmark, lambda: run(SEED, threads), sizes.rounds,
           case.info(kind="kernel", threads=threads))
+
+
+def test_reference_kernel_reused_outputs(benchmark: Any, case: Case, sizes: Any) -> None:
+    """The reference twin, ``lobsim.kernels.engine.simulate_block``, 1 thread."""
+    benchmark.group = f"engine {case.name}"
+    run = kernel_on_reused_outputs(case.world, case.scenarios, case.block_size, "reference")
+    timed(benchmark, lambda: run(SEED, 1), sizes.rounds,
+          case.info(kind="kernel_reference", threads=1))
 
 
 def test_fresh_outputs(benchmark: Any, case: Case, sizes: Any) -> None:

@@ -1,15 +1,12 @@
 """How cost grows: time against scenarios, bonds, donors per bond and
 measurement dates (1 thread, fresh outputs, the basket demo's world and
-variants of it); peak memory against scenarios for full and streaming runs;
-the first call's JIT compile time and a second process's start on the cache.
+variants of it); peak memory against scenarios for full and streaming runs.
+(A first process's start on an empty numba cache: ``test_end_to_end.py``.)
 """
 
 from __future__ import annotations
 
 import functools
-import os
-import tempfile
-import time
 from typing import Any
 
 import pytest
@@ -66,22 +63,3 @@ def test_peak_memory(benchmark: Any, sizes: Any, mode: str) -> None:
 
     benchmark.pedantic(measure, rounds=1, iterations=1)
     benchmark.extra_info.update(kind="memory", mode=mode, peak_rss_mib=rss)
-
-
-def test_jit_start(benchmark: Any) -> None:
-    """A process's first run with an empty numba cache, then a second one on it
-    (the difference is the JIT compile time that ``cache=True`` saves)."""
-    benchmark.group = "start-up"
-    cmd = lobsim_cmd("run", "configs/birmingham_jsa.toml", "--scenarios", "1000", "--quiet")
-    times: dict[str, float] = {}
-
-    def measure() -> None:
-        with tempfile.TemporaryDirectory() as cache:
-            env = {**os.environ, "NUMBA_CACHE_DIR": cache}
-            for label in ("cold", "cached"):
-                t = time.perf_counter()
-                peak_rss_mib(cmd, env=env)
-                times[label] = time.perf_counter() - t
-
-    benchmark.pedantic(measure, rounds=1, iterations=1)
-    benchmark.extra_info.update(kind="start", seconds=times)
