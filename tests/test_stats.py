@@ -168,3 +168,19 @@ def test_weighted_tail_equals_the_replicated_sample():
         plain = stats.tail_estimate(np.repeat(values, counts), level)
         assert weighted.var == plain.var
         assert weighted.es == pytest.approx(plain.es, rel=1e-12)
+
+
+def test_wilson_interval_against_published_values():
+    # Newcombe (1998), Statistics in Medicine 17:857, Table I, method 3 (Wilson):
+    # 81/263 -> 0.2553 to 0.3662; 15/148 -> 0.0624 to 0.1605; 0/20 -> 0 to 0.1611.
+    for k, n, lo, hi in [(81, 263, 0.2553, 0.3662), (15, 148, 0.0624, 0.1605),
+                         (0, 20, 0.0, 0.1611)]:
+        p = k / n
+        se = math.sqrt(p * (1 - p) / n)
+        got = stats.probability_interval(p, se, n)
+        assert abs(float(got[0]) - lo) < 5e-5 and abs(float(got[1]) - hi) < 5e-5
+
+
+def test_normal_interval_is_z95_se():
+    lo, hi = stats.normal_interval(1.0, 0.5)
+    assert float(hi) - 1.0 == pytest.approx(1.0 - float(lo)) == pytest.approx(0.5 * 1.959963984540054)
