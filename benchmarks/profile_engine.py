@@ -2,7 +2,7 @@
 
 Run from the repository root (about a minute)::
 
-    python benchmarks/profile_engine.py [--config configs/basket_demo.toml] [--blocks 6]
+    python benchmarks/profile_engine.py [--config configs/basket_demo_noisy.toml] [--blocks 6]
 
 The production kernel (src/lobsim/kernels/chunked.py, :func:`simulate_block`
 over chunks of scenarios) is compiled again with one phase call cut out of
@@ -95,7 +95,7 @@ def exp_loop(x, n):  # pragma: no cover - jitted
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--config", default="configs/basket_demo.toml")
+    ap.add_argument("--config", default="configs/basket_demo_noisy.toml")
     ap.add_argument("--blocks", type=int, default=6, help="blocks of scenarios per run")
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--out", default=str(HERE / "results" / "engine_profile.md"))

@@ -21,7 +21,8 @@ random numbers:
   exponential failure time, with yearly delivery cohorts relapsing at
   ``lambda`` a year (``E(t) = sum_s d(s) (1 - lambda)^(t - s)``);
 - the control-group counterfactual with the donors and weights of
-  ``build_world(cfg).controls`` (so a comparison is on the same world);
+  ``build_world(cfg).controls`` (so a comparison is on the same world), or
+  none for verified outcomes (a rate card: the true units are measured);
 - per_unit / threshold / binary payments with cumulative caps over
   measurement dates, and the investors' payment and default indicator.
 
@@ -278,7 +279,12 @@ class _Model:
                     lc += w * (x_obs - o.data.log_base[o.areas[sd]])
                 yhat = math.exp(o.data.log_base[o.areas[s]]) * np.exp(lc)
                 e_t = effect[i]
-                if cfg.outcome(b.outcome).kind == "count":
+                count = cfg.outcome(b.outcome).kind == "count"
+                if b.control.weights == "verified":
+                    # a rate card: the true units are measured, against no comparison
+                    m = e_t.copy()
+                    improvement = m / (math.exp(o.data.log_base[o.areas[s]]) if count else 100.0)
+                elif count:
                     y_obs = (y_nat - np.minimum(e_t, y_nat)) * y_obs_noise
                     m = yhat - y_obs
                     improvement = m / yhat

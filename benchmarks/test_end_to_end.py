@@ -25,7 +25,7 @@ from lobsim import load_config
 from lobsim.model.blocks import block_generator
 from lobsim.model.world import World, build_world
 
-DEMO = "configs/basket_demo.toml"
+DEMO = "configs/basket_demo_noisy.toml"
 THREADS = 2
 
 

@@ -32,7 +32,7 @@ from lobsim.model.blocks import allocate_outputs, block_generator, run_blocks
 from lobsim.model.world import World, build_world
 from reference_numpy import simulate_reference
 
-CONFIGS = {"basket_demo": "configs/basket_demo.toml",
+CONFIGS = {"basket_demo": "configs/basket_demo_noisy.toml",
            "birmingham_jsa": "configs/birmingham_jsa.toml"}
 
 

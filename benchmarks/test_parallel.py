@@ -28,7 +28,7 @@ from lobsim.model.world import build_world
 from lobsim.scale.cluster import DaskExecutor
 from lobsim.scale.runner import run
 
-DEMO = "configs/basket_demo.toml"
+DEMO = "configs/basket_demo_noisy.toml"
 
 
 def test_dask_workers(benchmark: Any, sizes: Any) -> None:

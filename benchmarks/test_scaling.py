@@ -15,7 +15,7 @@ from harness import SEED, lobsim_cmd, peak_rss_mib, variant_config
 from lobsim.model.blocks import run_blocks
 from lobsim.model.world import World, build_world
 
-DEMO = "configs/basket_demo.toml"
+DEMO = "configs/basket_demo_noisy.toml"
 BLOCK = 4096
 AXES = {
     "scenarios": (1, 2, 4, 8),  # in blocks of 4,096

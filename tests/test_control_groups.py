@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def basket():
-    cfg = load_config(ROOT / "configs" / "basket_demo.toml")
+    cfg = load_config(ROOT / "configs" / "basket_demo_noisy.toml")
     return simulate(cfg, scenarios=64), cfg
 
 

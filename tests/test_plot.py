@@ -36,7 +36,7 @@ def bham() -> tuple[xr.Dataset, object]:
 
 @pytest.fixture(scope="module")
 def basket() -> tuple[xr.Dataset, object]:
-    cfg = load_config(ROOT / "configs" / "basket_demo.toml")
+    cfg = load_config(ROOT / "configs" / "basket_demo_noisy.toml")
     return simulate(cfg, scenarios=SCENARIOS), cfg
 
 

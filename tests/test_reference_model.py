@@ -45,6 +45,8 @@ def _mixed_subset(cfg: Config) -> Config:
         lambda b: cfg.intervention(b.intervention).ramp_profile is not None,
         lambda b: b.control.weights == "synthetic" and kind[b.outcome] == "count",
         lambda b: kind[b.outcome] == "percent" and b.payment.mechanism == "per_unit",
+        lambda b: b.control.weights == "verified" and b.payment.mechanism == "threshold",
+        lambda b: b.control.weights == "verified" and kind[b.outcome] == "count",
     ]
     chosen: list[Bond] = []
     for feature in features:
@@ -93,6 +95,7 @@ def test_mixed_subset_covers_the_features() -> None:
     assert any(len(b.payment.measurements) > 1 for b in cfg.bonds)
     assert any(b.start > 0.0 for b in cfg.bonds)
     assert len({b.provider for b in cfg.bonds}) < len(cfg.bonds)
+    assert {b.control.weights for b in cfg.bonds} == {"equal", "synthetic", "verified"}
 
 
 @pytest.mark.parametrize(

@@ -175,6 +175,31 @@ def add_holding_stats(out: xr.Dataset, ds: xr.Dataset,
     return out.assign_coords(coords).assign(data)
 
 
+#: Below this signal-to-noise a bond's payment is mostly measurement noise (section 6.10).
+NOISE_DOMINATED = 1.0
+
+
+def noise_warning(s: xr.Dataset) -> str | None:
+    """One line naming the bonds whose signal-to-noise is below 1, or None.
+
+    Read from a summary (``signal_to_noise`` per bond): those bonds pay on the
+    comparison's prediction error more than on the programme (docs/model.md
+    section 6.10), which a run should say rather than print a default rate
+    without comment."""
+    if "signal_to_noise" not in s:
+        return None
+    snr = s.signal_to_noise.values
+    low = [(str(b), float(x)) for b, x in zip(s.bond.values, snr, strict=True)
+           if x < NOISE_DOMINATED]
+    if not low:
+        return None
+    shown = ", ".join(f"{b} ({x:.2f})" for b, x in low[:6])
+    more = f" and {len(low) - 6} more" if len(low) > 6 else ""
+    return (f"{len(low)} of {snr.size} bonds have signal-to-noise below 1, so their "
+            f"payments are mostly measurement noise: {shown}{more} "
+            "(docs/model.md section 6.10)")
+
+
 def summary_dict(s: xr.Dataset) -> dict[str, Any]:
     """A JSON-ready layout of a summary (``schema``: ``lobsim.summary/1``)."""
 

@@ -31,7 +31,7 @@ from lobsim.cli.scale import (
     run_scaled,
     wants_scale,
 )
-from lobsim.errors import ConfigError, UsageError, format_warning
+from lobsim.errors import ConfigError, LobsimWarning, UsageError, format_warning
 from lobsim.jsonio import dump as dump_json
 from lobsim.model.config import load_config
 
@@ -69,9 +69,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if out is not None and out.suffix == ".nc":
         write_netcdf(ds, out)
     if not args.quiet:
-        from lobsim.analysis.summary import format_summary, summarize
+        from lobsim.analysis.summary import format_summary, noise_warning, summarize
 
-        print(format_summary(ds if summarized else summarize(ds.load())))
+        s = ds if summarized else summarize(ds.load())
+        print(format_summary(s))
+        if (line := noise_warning(s)) is not None:  # one line; --quiet drops it
+            print(f"lobsim: warning: {line}", file=sys.stderr)
         if not summarized:
             run_extras(args, cfg, ds)  # --importance-sampling, --contributions
         if out is not None:
@@ -156,7 +159,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     warnings.formatwarning = format_warning  # one line each, as errors are
     try:
-        with quiet_interrupt():
+        with quiet_interrupt(), warnings.catch_warnings():
+            if getattr(args, "quiet", False):  # --quiet: no warnings either
+                warnings.simplefilter("ignore", LobsimWarning)
             status: int = args.func(args)
     except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback
         print(interrupted_line(parser, args), file=sys.stderr)
