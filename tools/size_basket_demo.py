@@ -9,7 +9,7 @@ about 50 completed impact bonds investors were repaid in all but two
 (Brookings). This script derives a book a bank could structure, with the same
 areas, providers, payers, mechanisms and baskets, by four rules:
 
-1. **Measurement.** Bonds with synthetic-control weights stay measured against
+1. **Measurement.** Bonds with synthetic-control weights (but ``RATE_CARD``) stay measured against
    their control group, with their targets (and caps, cohort caps pro rata)
    resized so that signal-to-noise is ``SNR_TARGET``; the sd of the
    prediction error does not depend on the target, so it is measured once on
@@ -44,6 +44,10 @@ SNR_TARGET = 2.5
 SIZING_SCENARIOS = 8192
 NOISY = ("north_west_18-jsa", "east_of_england_04-jsa", "east_of_england_08-jsa",
          "south_west_13-jsa")
+#: Bonds on a rate card although the noisy demo fits them synthetic weights: Birmingham's
+#: claimant bond would be 40% of the book at signal-to-noise 2.5 (a target of 8,300); DWP
+#: pays such programmes per verified job outcome (configs/real/dwp_innovation_fund.toml).
+RATE_CARD = ("birmingham-jsa",)
 RISK_LOADING_STEP = 0.20
 #: Providers' failure hazards are the noisy demo's times this (rule 4).
 HAZARD_FACTOR = 0.5
@@ -60,8 +64,10 @@ HEADER = '''# The demo book: 60 Local Outcome Bonds in 30 areas of the bundled d
 # noisy demo or the script and run it again.
 #
 # How it was sized (the script's rules):
-#   - measurement: the {n_cg} bonds with synthetic-control weights are measured
-#     against their control group, targets resized to signal-to-noise {snr}
+#   - measurement: {n_cg} bonds with synthetic-control weights (all but
+#     Birmingham's claimant bond, which would be 40% of the book at this
+#     signal-to-noise and goes on DWP's rate card) are measured against their
+#     control group, targets resized to signal-to-noise {snr}
 #     (target = {snr} x the sd of the prediction error at maturity); {n_noisy}
 #     small-area claimant bonds keep the noisy demo's targets (signal-to-noise
 #     below 0.36) and are flagged by the report as noise-dominated; the other
@@ -107,8 +113,8 @@ def resize_bond(block: str, sd: dict[str, float]) -> tuple[str, str]:
     block = block.replace(risk.group(0), f"basket_risk = {float(risk.group(1)) + RISK_LOADING_STEP:.2f}")
     if bid in NOISY:
         return block, "noisy"
-    if 'weights = "synthetic"' not in block:
-        block = re.sub(r"\[bonds\.control\]\n(?:donors = \d+\n)?weights = \"equal\"",
+    if 'weights = "synthetic"' not in block or bid in RATE_CARD:
+        block = re.sub(r"\[bonds\.control\]\n(?:donors = \d+\n)?weights = \"(?:equal|synthetic)\"",
                        '[bonds.control]\nweights = "verified"      # a rate card: outcomes '
                        "verified one by one", block)
         return block, "verified"
