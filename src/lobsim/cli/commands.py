@@ -32,6 +32,7 @@ from lobsim.cli.scale import (
     run_scaled,
     wants_scale,
 )
+from lobsim.cli.sweep import add_sweep_parser
 from lobsim.errors import ConfigError, UsageError, format_warning
 from lobsim.jsonio import dump as dump_json
 
@@ -149,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_realdata_parsers(sub)  # lobsim calibrate, lobsim backtest (lobsim.cli.realdata)
     add_decision_parsers(sub)  # lobsim maturity, lobsim setaside (lobsim.cli.decisions)
     add_report_parser(sub)  # lobsim report (lobsim.cli.report)
+    add_sweep_parser(sub)  # lobsim sweep (lobsim.cli.sweep)
     return parser
 
 

@@ -201,3 +201,22 @@ def _kind(value: Any) -> str:
     if isinstance(value, list):
         return "an array"
     return "a table"
+
+
+def split_values(text: str) -> list[str]:
+    """``V1,V2,...`` split at the commas outside brackets and quotes (``[0,1],[1,2]``: two)."""
+    parts, depth, quote, start = [], 0, "", 0
+    for i, ch in enumerate(text):
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    parts.append(text[start:].strip())
+    return parts
