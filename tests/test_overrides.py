@@ -170,3 +170,26 @@ def test_report_finds_the_config_with_its_recorded_overrides(tmp_path, capsys):
     assert main(["report", str(results), "--out", str(tmp_path / "b"), "--config",
                  str(BHAM), *sets]) == 0
     assert (tmp_path / "b" / "report.html").is_file()
+
+
+def test_stores_record_overrides_and_derived_configs_keep_them(tmp_path):
+    from lobsim.analysis.maturity import bond_alone_at
+
+    sets = ["--set", "bonds[0].target_units=4000"]
+    for extra, name in (([], "r.zarr"), (["--stream"], "s.zarr")):
+        out = tmp_path / name
+        assert main(["run", str(BHAM), "--scenarios", "600", "--quiet", "--out", str(out),
+                     *extra, *sets]) == 0
+        with xr.open_zarr(out) as ds:
+            assert json.loads(ds.attrs["overrides"]) == ["bonds[0].target_units=4000"]
+    cfg = load_config(BHAM, ["bonds[0].target_units=4000"])
+    assert bond_alone_at(cfg, "bham-jsa", 3.0).overrides == cfg.overrides
+
+
+def test_report_provenance_lists_the_overrides(tmp_path):
+    results = tmp_path / "r.nc"
+    assert main(["run", str(BHAM), "--scenarios", "600", "--quiet", "--out", str(results),
+                 "--set", "bonds[0].target_units=4000"]) == 0
+    assert main(["report", str(results), "--out", str(tmp_path / "rep")]) == 0
+    page = (tmp_path / "rep" / "report.html").read_text(encoding="utf-8")
+    assert "overrides (--set)" in page and "bonds[0].target_units=4000" in page
