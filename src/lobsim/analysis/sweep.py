@@ -287,9 +287,9 @@ def format_sweep(s: xr.Dataset) -> str:
                        f"{_range(v['default_probability_low'], v['default_probability_high']):>18}"
                        f"{_pm(v['mean_multiple'], v['mean_multiple_se'], 4):>19}")
                 if money:
-                    row += f"{_pm(at.expected_overpayment.values[j], at.expected_overpayment_se.values[j], 0):>28}"
+                    row += f"{_pm_of(at, 'expected_overpayment', j):>28}"
                     if "expected_provider_shortfall_value" in s:
-                        row += (f"{_pm(at.expected_provider_shortfall_value.values[j], at.expected_provider_shortfall_value_se.values[j], 0):>30}")
+                        row += f"{_pm_of(at, 'expected_provider_shortfall_value', j):>30}"
                 lines.append(row)
     lines += ["", "± and intervals are 95% (Wilson for P(default)); E[overpayment] is the "
                   "state's, E[shortfall] the provider's (units achieved but not paid, at the "
@@ -307,4 +307,10 @@ def _range(low: float, high: float) -> str:
 
 
 def _pm(mean: float, se: float, digits: int) -> str:
+    """A mean and the half-width of its 95% interval."""
     return f"{mean:,.{digits}f} ±{Z95 * se:,.{digits}f}"
+
+
+def _pm_of(at: xr.Dataset, name: str, j: int) -> str:
+    """An amount in GBP (whole pounds) of bond ``j`` and its 95% half-width."""
+    return _pm(float(at[name].values[j]), float(at[name + "_se"].values[j]), 0)
