@@ -193,3 +193,19 @@ def test_report_provenance_lists_the_overrides(tmp_path):
     assert main(["report", str(results), "--out", str(tmp_path / "rep")]) == 0
     page = (tmp_path / "rep" / "report.html").read_text(encoding="utf-8")
     assert "overrides (--set)" in page and "bonds[0].target_units=4000" in page
+
+
+@pytest.mark.parametrize("command", [
+    ["price", str(BHAM), "--bond", "bham-jsa", "--target-default-prob", "0.5",
+     "--scenarios", "400"],
+    ["maturity", str(BHAM), "--years", "3,4", "--scenarios", "400"],
+])
+def test_price_and_maturity_read_the_overridden_config(command, capsys):
+    # the seed set in the config is the seed given by --seed: the same numbers
+    assert main([*command, "--json", "--set", "simulation.seed=3"]) == 0
+    by_set = json.loads(capsys.readouterr().out)
+    assert main([*command, "--json", "--seed", "3"]) == 0
+    by_seed = json.loads(capsys.readouterr().out)
+    assert by_set == by_seed
+    assert main([*command, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) != by_set
