@@ -64,13 +64,13 @@ def test_two_parameters_make_a_grid():
 def test_cli_sweep_json_and_plot(tmp_path, capsys):
     plot = tmp_path / "s.png"
     assert main(["sweep", str(BHAM), "--set", "bonds[0].target_units=4000,5000",
-                 "--set", "bonds[0].payment.cap=1.2", "--scenarios", "500", "--json",
+                 "--set", "bonds[0].payment.cap=6000", "--scenarios", "500", "--json",
                  "--plot", str(plot)]) == 0
     out, err = capsys.readouterr()
     doc = json.loads(out)
     assert doc["schema"] == SCHEMA
     assert doc["common_random_numbers"] is True
-    assert doc["overrides"] == ["bonds[0].payment.cap=1.2"]
+    assert doc["overrides"] == ["bonds[0].payment.cap=6000"]
     assert doc["parameters"] == [{"path": "bonds[0].target_units", "values": [4000, 5000]}]
     assert doc["units"]["expected_overpayment"] == "GBP"
     assert [p["values"] for p in doc["points"]] == [{"bonds[0].target_units": 4000},

@@ -13,7 +13,7 @@ from lobsim.model.config import Config, load_config
 from lobsim.model.overrides import parse_path, split_assignment
 
 SET_HELP = ("change a config field before it is validated, TOML path syntax "
-            "(bonds[0].target_units=4000, bonds[ID].payment.cap=1.2, simulation.seed=7); "
+            "(bonds[0].target_units=4000, bonds[ID].payment.cap=6000, simulation.seed=7); "
             "repeatable")
 
 

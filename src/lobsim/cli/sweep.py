@@ -27,7 +27,7 @@ def add_sweep_parser(sub: Any) -> None:
         "sweep", help="re-run a config over values of one or two parameters",
         description="Simulate the config at each value (a grid for two parameters) on common "
                     "random numbers (every point: the same scenarios and seed) and tabulate, "
-                    "per bond and basket, P(default) with its 95%% interval, E[multiple], the "
+                    "per bond and basket, P(default) with its 95% interval, E[multiple], the "
                     "state's E[overpayment] and the provider's E[shortfall]; plots them.")
     sw.add_argument("config", help="TOML configuration file")
     sw.add_argument("--set", dest="overrides", action="append", default=[], type=assignment,
