@@ -11,9 +11,10 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from lobsim.cli.argtypes import check_scenarios, finite_float, scenario_count, seed, thread_count
+from lobsim.cli.overrides import add_set_option, config_of
 from lobsim.errors import UsageError
 from lobsim.jsonio import dump as dump_json
-from lobsim.model.config import Config, load_config
+from lobsim.model.config import Config
 
 if TYPE_CHECKING:  # a Dataset in signatures only: xarray loads when a command needs it
     import xarray as xr
@@ -107,6 +108,7 @@ def add_price_parser(sub: Any) -> None:
     price.add_argument("--seed", type=seed, help="random seed (default: config)")
     price.add_argument("--threads", type=thread_count, help="worker threads (default: all CPUs)")
     price.add_argument("--json", action="store_true", help="print JSON (lobsim.price/1)")
+    add_set_option(price)
     price.set_defaults(func=cmd_price)
 
 
@@ -114,7 +116,7 @@ def cmd_price(args: argparse.Namespace) -> int:
     """``lobsim price``."""
     from lobsim.analysis.pricing import format_solution, solve_loading, solve_tranche_premiums
 
-    cfg = load_config(args.config)
+    cfg = config_of(args)
     check_scenarios(args.scenarios, "pricing")
     n = args.scenarios or PRICE_SCENARIOS
     try:

@@ -20,6 +20,7 @@ from lobsim.cli.baskets import add_price_parser, add_run_options, run_extras
 from lobsim.cli.decisions import add_decision_parsers
 from lobsim.cli.interrupt import INTERRUPTED, interrupted_line, quiet_interrupt
 from lobsim.cli.output import check_output, write_netcdf
+from lobsim.cli.overrides import add_set_option, config_of
 from lobsim.cli.realdata import add_realdata_parsers
 from lobsim.cli.report import add_report_parser
 from lobsim.cli.scale import (
@@ -31,13 +32,13 @@ from lobsim.cli.scale import (
     run_scaled,
     wants_scale,
 )
+from lobsim.cli.sweep import add_sweep_parser
 from lobsim.errors import ConfigError, LobsimWarning, UsageError, format_warning
 from lobsim.jsonio import dump as dump_json
-from lobsim.model.config import load_config
 
 
 def _cmd_terms(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config)
+    cfg = config_of(args)
     sheet = term_sheet(cfg)
     if args.json:
         dump_json(sheet.to_dict())
@@ -51,7 +52,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from lobsim.model.simulate import simulate
 
     check_scenarios(args.scenarios, "a run's summary")
-    cfg = load_config(args.config)
+    cfg = config_of(args)
     out = Path(args.out) if args.out else None
     check_scale_args(args, out)
     if out is not None:
@@ -120,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     terms.add_argument("config", help="TOML configuration file")
     terms.add_argument("--json", action="store_true", help="print the stable JSON layout")
+    add_set_option(terms)
     terms.set_defaults(func=_cmd_terms)
 
     run = sub.add_parser(
@@ -137,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="scenarios per task, rounded up to whole blocks; never changes results")
     run.add_argument("--threads", type=thread_count, help="worker threads (default: all CPUs)")
     run.add_argument("--quiet", action="store_true", help="print nothing (and no progress bar)")
+    add_set_option(run)
     add_run_options(run)
     add_scale_options(run)  # --stream, --workers, --scheduler, --resume (lobsim.cli.scale)
     run.set_defaults(func=_cmd_run)
@@ -150,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_realdata_parsers(sub)  # lobsim calibrate, lobsim backtest (lobsim.cli.realdata)
     add_decision_parsers(sub)  # lobsim maturity, lobsim setaside (lobsim.cli.decisions)
     add_report_parser(sub)  # lobsim report (lobsim.cli.report)
+    add_sweep_parser(sub)  # lobsim sweep (lobsim.cli.sweep)
     return parser
 
 

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from lobsim.cli.argtypes import check_scenarios, finite_float, scenario_count, seed, thread_count
 from lobsim.cli.output import check_output
+from lobsim.cli.overrides import add_set_option, config_of
 from lobsim.errors import UsageError
 from lobsim.jsonio import dump as dump_json
-from lobsim.model.config import load_config
 
 if TYPE_CHECKING:  # a Dataset in signatures only: xarray loads when a command needs it
     import xarray as xr
@@ -66,7 +66,7 @@ def _cmd_maturity(args: argparse.Namespace) -> int:
             raise UsageError(f"--plot {plot}: the trade-off is plotted as PNG; use a .png path")
         check_output(plot, "--plot", force=args.force)
     check_scenarios(args.scenarios, "comparing maturities")
-    cfg = load_config(args.config)
+    cfg = config_of(args)
     ids = [b.id for b in cfg.bonds]
     if args.bond is None:
         if len(ids) > 1:
@@ -152,6 +152,7 @@ def add_decision_parsers(sub: Any) -> None:
     mat.add_argument("--plot", metavar="FILE.png", help="plot the trade-off to this PNG file")
     mat.add_argument("--force", action="store_true", help="overwrite an existing --plot file")
     mat.add_argument("--json", action="store_true", help="print the stable JSON layout")
+    add_set_option(mat)
     mat.set_defaults(func=_cmd_maturity)
 
     sa = sub.add_parser(

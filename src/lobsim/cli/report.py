@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lobsim.cli.output import check_output
+from lobsim.cli.overrides import add_set_option, config_of
 from lobsim.cli.scale import note, recorded_config
 from lobsim.errors import UsageError
-from lobsim.model.config import Config, load_config
+from lobsim.model.config import Config
 
 if TYPE_CHECKING:  # a Dataset in signatures only: xarray loads when a command needs it
     import xarray as xr
@@ -36,6 +37,8 @@ def add_report_parser(sub: Any) -> None:
     report.add_argument("--config", help="the run's config (default: the file recorded in the "
                                          "results, if it is still there and unchanged)")
     report.add_argument("--force", action="store_true", help="overwrite an existing report in DIR")
+    add_set_option(report, help="with --config: the --set overrides the run was made with "
+                                "(default: those the results record)")
     report.set_defaults(func=cmd_report)
 
 
@@ -51,15 +54,18 @@ def _load_results(path: Path) -> xr.Dataset:
 
 def _find_config(args: argparse.Namespace, ds: xr.Dataset, path: Path) -> Config:
     if args.config is None:
+        if args.overrides:
+            raise UsageError("--set needs --config: without it the config and its overrides "
+                             "are those the results record")
         found, problem = recorded_config(ds, path)
         if found is None:
             raise UsageError(f"{problem}; pass --config CONFIG")
         note(problem)  # moved, found by its hash
         return found
-    cfg = load_config(args.config)
+    cfg = config_of(args)
     if cfg.hash != str(ds.attrs["config_hash"]):
         raise UsageError(f"{cfg.source} is not the config of {path} (config hash differs): "
-                         "pass the config the run was made with")
+                         "pass the config the run was made with (and its --set overrides)")
     return cfg
 
 

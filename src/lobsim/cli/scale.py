@@ -9,6 +9,7 @@ arguments and call :func:`lobsim.scale.runner.run`.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -137,6 +138,7 @@ def recorded_config(ds: xr.Dataset, results: Path) -> tuple[Config | None, str]:
     from lobsim.model.config import load_config
 
     want = str(ds.attrs.get("config_hash", ""))
+    overrides = tuple(json.loads(str(ds.attrs.get("overrides", "[]"))))  # a run's --set
     typed = str(ds.attrs.get("config_source", ""))
     recorded = str(ds.attrs.get("config_path", "")) or typed
     candidates = [Path(recorded)] if recorded else []
@@ -145,7 +147,7 @@ def recorded_config(ds: xr.Dataset, results: Path) -> tuple[Config | None, str]:
     problem = f"{results}: its config {recorded or '(unrecorded)'} is not there"
     for path in dict.fromkeys(c.resolve() for c in candidates if c.is_file()):
         try:
-            cfg = load_config(path)
+            cfg = load_config(path, overrides=overrides)
         except ConfigError as exc:
             problem = f"{results}: its config changed since the run and no longer loads ({exc})"
             continue

@@ -1,8 +1,9 @@
 """The model: a config, its area universe, control groups, the world the kernel runs on.
 
 ``schema`` holds the config's frozen dataclasses, ``config`` loads and
-validates a TOML file into them, ``checks`` cross-checks it and ``derive``
-builds a config from a changed one, checked and hashed again; ``areas``,
+validates a TOML file into them (``overrides``: its ``--set PATH=VALUE``
+changes), ``checks`` cross-checks it and ``derive`` builds a config from a
+changed one, checked and hashed again; ``areas``,
 ``demo`` and ``realdata`` provide the area universe; ``process`` is the AR(1)
 algebra of its outcome process; ``control`` fixes each bond's donors and
 weights (``synthetic_control`` fits synthetic-control weights);
@@ -16,6 +17,6 @@ classes and the provider.
 from lobsim._lazy import lazy_submodules
 
 __getattr__, __dir__ = lazy_submodules(__name__, (
-    "areas", "basket", "blocks", "checks", "config", "control", "demo", "derive", "process",
-    "realdata", "schema", "screening", "shortfall", "simulate", "synthetic_control", "tax",
+    "areas", "basket", "blocks", "checks", "config", "control", "demo", "derive", "overrides",
+    "process", "realdata", "schema", "screening", "shortfall", "simulate", "synthetic_control", "tax",
     "waterfall", "world", "world_groups"))

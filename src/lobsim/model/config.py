@@ -15,11 +15,13 @@ importable from here too, as they were before the schema had its own module.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
 import math
 import tomllib
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,7 @@ from lobsim.model._limits import (
     YEARS_MAX,
 )
 from lobsim.model.checks import check_references
+from lobsim.model.overrides import annotate, apply_overrides, parse_override
 from lobsim.model.schema import (
     MAX_SCENARIOS,
     MAX_SEED,
@@ -83,13 +86,17 @@ __all__ = [
     "Universe", "WeightScheme", "load_config", "parse_config", "payment_years",
 ]
 
-def load_config(path: str | Path) -> Config:
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
     """Load and validate a TOML configuration file.
 
     Parameters
     ----------
     path : str or Path
         The TOML file. Data files named inside it resolve relative to it.
+    overrides : sequence of str
+        ``PATH=VALUE`` changes applied to the document before it is validated
+        (``--set`` on the command line; :mod:`lobsim.model.overrides`). The
+        config records them, and its hash is that of the changed document.
 
     Returns
     -------
@@ -123,7 +130,20 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(f"is not valid TOML: {exc}", source=source) from None
     except RecursionError:
         raise ConfigError("is not valid TOML: nested too deeply", source=source) from None
-    return parse_config(data, source=source, base_dir=path.parent)
+    if not overrides:
+        return parse_config(data, source=source, base_dir=path.parent)
+    changes = []
+    for text in overrides:
+        try:
+            changes.append(parse_override(text))
+        except ValueError as exc:
+            raise ConfigError(str(exc), source=source, path=f"--set {text}") from None
+    data, paths = apply_overrides(data, changes, source=source)
+    try:
+        cfg = parse_config(data, source=source, base_dir=path.parent)
+    except ConfigError as exc:
+        raise annotate(exc, changes, paths) from None
+    return dataclasses.replace(cfg, overrides=tuple(overrides))
 
 
 def parse_config(

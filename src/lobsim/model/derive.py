@@ -38,7 +38,7 @@ from lobsim.model.config import parse_config
 from lobsim.model.schema import Config, ControlGroup, InterventionType, InvestorClass, Payment
 
 # Fields of Config that are not part of the document.
-_NOT_IN_DOCUMENT = ("source", "hash")
+_NOT_IN_DOCUMENT = ("source", "hash", "overrides")
 _DERIVED_PREFIX = "derived from "
 
 
@@ -215,7 +215,8 @@ def _rebuild(parent: Config, candidate: Config) -> Config:
     digest = hashlib.sha256(b"lobsim derived config\0")
     digest.update(parent.hash.encode())
     digest.update(json.dumps(change, sort_keys=True, separators=(",", ":")).encode())
-    return dataclasses.replace(checked, source=parent.source, hash=digest.hexdigest())
+    return dataclasses.replace(checked, source=parent.source, hash=digest.hexdigest(),
+                               overrides=parent.overrides)
 
 
 def _warn_new(parent: Config, caught: list[warnings.WarningMessage]) -> None:

@@ -363,6 +363,8 @@ class Config:
     cap_groups: tuple[CapGroup, ...]
     hash: str = field(repr=False)
     investor_classes: tuple[InvestorClass, ...] = ()
+    #: ``--set PATH=VALUE`` applied to the file's document (lobsim.model.overrides)
+    overrides: tuple[str, ...] = ()
 
     def department(self, id: str) -> Department:
         """The department ``id``; an unknown id is an :class:`~lobsim.errors.UnknownIdError`."""

@@ -8,6 +8,7 @@ whatever the number of threads or the chunk size (docs/model.md section 9.4).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -213,6 +214,8 @@ def label(world: World, cfg: Config, outputs: Outputs, *, seed: int,
         currency=CURRENCY,
         normals_per_scenario=world.n_normals,
     )
+    if cfg.overrides:  # --set PATH=VALUE on top of the file (its hash is the changed one's)
+        ds.attrs["overrides"] = json.dumps(list(cfg.overrides))
     return ds
 
 

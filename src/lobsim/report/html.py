@@ -350,6 +350,7 @@ def report_html(ds: xr.Dataset, cfg: Config, figures: Sequence[tuple[ReportFigur
         ["config", str(a.get("config", cfg.name))],
         ["config file", str(cfg.source)],
         ["config hash (SHA-256)", str(a.get("config_hash", ""))],
+        *([["overrides (--set)", ", ".join(cfg.overrides)]] if cfg.overrides else []),
         ["results file", results_name],
         ["scenarios", f"{int(a.get('scenarios', ds.sizes['scenario'])):,}"],
         ["seed", str(a.get("seed", ""))],
