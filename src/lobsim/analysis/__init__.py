@@ -7,9 +7,10 @@ errors; ``risk``
 gives basket VaR, expected shortfall, risk contributions and importance
 sampling; ``pricing`` solves for the loading a target needs; ``maturity`` and
 ``setaside`` are the bank's and the departments' decisions; ``terms`` is the
-term-sheet arithmetic at full target.
+term-sheet arithmetic at full target; ``tables`` the tidy tables of an
+export.
 """
 
 from lobsim._lazy import lazy_submodules
 
-__getattr__, __dir__ = lazy_submodules(__name__, ("maturity", "pricing", "risk", "setaside", "stats", "summary", "terms"))
+__getattr__, __dir__ = lazy_submodules(__name__, ("maturity", "pricing", "risk", "setaside", "stats", "summary", "tables", "terms"))

@@ -1,9 +1,10 @@
 """What results look like: figures and the HTML risk report.
 
 ``plot`` has one function per figure of a run, ``studies`` the figures of the
-backtest and the maturity trade-off; ``html`` writes the self-contained page.
+backtest and the maturity trade-off; ``html`` writes the self-contained page, ``workbook`` the
+export's CSV files and Excel workbook.
 """
 
 from lobsim._lazy import lazy_submodules
 
-__getattr__, __dir__ = lazy_submodules(__name__, ("html", "plot", "studies"))
+__getattr__, __dir__ = lazy_submodules(__name__, ("html", "plot", "studies", "workbook"))
