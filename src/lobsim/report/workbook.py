@@ -1,8 +1,8 @@
 """Tidy tables on disk: one CSV file per table, or one Excel workbook with a sheet per table.
 
 The tables are :func:`lobsim.analysis.tables.build_tables`'; numbers are
-written as numbers (a CSV float as its shortest round-tripping repr, an
-Excel cell as a number with a display format), an empty cell where a value
+written as numbers (a float as its shortest round-tripping repr, in a CSV
+file and in an Excel cell, which also gets a display format), an empty cell where a value
 has no finite meaning. Each file is written beside its target and renamed,
 so an interrupted export leaves no half-written file.
 """
@@ -10,6 +10,7 @@ so an interrupted export leaves no half-written file.
 from __future__ import annotations
 
 import csv
+import math
 import os
 import uuid
 from collections.abc import Iterable, Iterator
@@ -71,6 +72,32 @@ def _text_width(v: Any) -> int:
     return len(str(v))
 
 
+@contextmanager
+def _exact_floats() -> Iterator[None]:
+    """Cells written with ``repr(float)``, the shortest text that reads back to the same float.
+
+    openpyxl writes a number as ``"%.16g"``, which can drop the 17th
+    significant digit (0.010321101567603214 becomes 0.01032110156760321), so
+    a sheet would not carry ``summary --json``'s numbers exactly; Excel reads
+    17 digits as the same double. The writer's formatter is swapped for the
+    save only.
+    """
+    from openpyxl.cell import _writer
+
+    plain = _writer.safe_string
+
+    def exact(value: Any) -> str:
+        if isinstance(value, float) and math.isfinite(value):
+            return repr(value)
+        return str(plain(value))
+
+    _writer.safe_string = exact
+    try:
+        yield
+    finally:
+        _writer.safe_string = plain
+
+
 def write_xlsx(tables: list[Table], path: Path) -> Path:
     """One workbook at ``path`` with a sheet per table, header row frozen, widths to fit."""
     from openpyxl import Workbook
@@ -98,6 +125,6 @@ def write_xlsx(tables: list[Table], path: Path) -> Path:
                     cell.number_format = fmt
                 elif width > MAX_WIDTH and isinstance(cell.value, str):
                     cell.alignment = Alignment(wrap_text=True, vertical="top")
-    with _atomic(path) as tmp:
+    with _atomic(path) as tmp, _exact_floats():
         wb.save(tmp)
     return path
