@@ -71,8 +71,10 @@ def column_units(name: str) -> str:
         return "1/year (fraction)"
     if name in ("start_years", "maturity_years"):
         return "years after the base year"
+    if name in ("seniority", "donor_rank"):
+        return "rank (1 first)"
     if "multiple" in name or name in ("share", "relief", "tax_rate", "signal_to_noise",
-                                      "weight", "seniority"):
+                                      "weight"):
         return "1"
     return ""
 

@@ -53,7 +53,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     from lobsim.report import workbook
     from lobsim.scale.results import is_summary
 
-    ds = load_results(path, need=())
+    # what the cash flows read (a --stream summary is checked against its own layout)
+    ds = load_results(path, need=("pays_in_year", "dated_payment", "department_share",
+                                  "department_premium", "paid_units", "investor_payment"))
     note_config(ds, path)
     summary = ds if is_summary(ds) else None
     tables = build_tables(summary if summary is not None else summarize(ds),
