@@ -75,7 +75,8 @@ def summarize(ds: xr.Dataset) -> xr.Dataset:
         department and year the mean and quantiles of payments and savings,
         the mean net fiscal position (saving minus payment) and the
         probability of paying more than is saved. ``*_se`` variables are the
-        Monte Carlo standard errors.
+        Monte Carlo standard errors. The bonds' control groups
+        (``control_donor``, ``control_weight``) are kept as coordinates.
     """
     w = stats.run_weights(ds)
     bond = _investor_stats(ds.investor_payment, ds.principal, ds.irr, "bond", w)
