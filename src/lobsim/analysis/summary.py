@@ -75,7 +75,8 @@ def summarize(ds: xr.Dataset) -> xr.Dataset:
         department and year the mean and quantiles of payments and savings,
         the mean net fiscal position (saving minus payment) and the
         probability of paying more than is saved. ``*_se`` variables are the
-        Monte Carlo standard errors.
+        Monte Carlo standard errors. The bonds' control groups
+        (``control_donor``, ``control_weight``) are kept as coordinates.
     """
     w = stats.run_weights(ds)
     bond = _investor_stats(ds.investor_payment, ds.principal, ds.irr, "bond", w)
@@ -117,13 +118,23 @@ def summarize(ds: xr.Dataset) -> xr.Dataset:
         "quantile": list(QUANTILES), "level": list(TAIL_LEVELS),
         "department_quantile": list(DEPARTMENT_QUANTILES),
     }
-    out = xr.Dataset(data, coords=coords)
+    out = xr.Dataset(data, coords=coords).assign_coords(control_coords(ds))
     out = _add_structure_stats(out, ds, w)
     if "holding" in ds.dims:
         means = {k: mean_se(x, w) for k, x in tax.holding_series(ds).items()}
         out = add_holding_stats(out, ds, means)
     out.attrs.update(ds.attrs)
     return out
+
+
+def control_coords(ds: xr.Dataset) -> dict[str, xr.Variable]:
+    """Each bond's control group (``control_donor``, ``control_weight``), kept by a summary.
+
+    Coordinates over (bond, donor), so that a ``--stream`` run's summary still
+    names the donors (``lobsim export``); none for results written before
+    lobsim recorded them.
+    """
+    return {k: ds[k].variable for k in ("control_donor", "control_weight") if k in ds.variables}
 
 
 def shortfall_series(ds: xr.Dataset) -> dict[str, np.ndarray]:

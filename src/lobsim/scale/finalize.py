@@ -196,7 +196,7 @@ class Finalizer:
             "quantile": list(self.plan.quantiles), "level": list(self.plan.tail_levels),
             "department_quantile": list(self.plan.department_quantiles),
         }
-        out = xr.Dataset(data, coords=coords)
+        out = xr.Dataset(data, coords=coords).assign_coords(_summary.control_coords(tpl))
         out = self._structure(out, groups)
         if "holding" in tpl.dims:
             means = {k: self.moments(f"holding.{k}")[:2]
