@@ -18,7 +18,7 @@ import xarray as xr
 
 from lobsim.analysis.setaside import compute_set_asides
 from lobsim.analysis.summary import summarize
-from lobsim.analysis.tables import TABLE_NAMES, build_tables, column_units, summary_column
+from lobsim.analysis.tidy import TABLE_NAMES, build_tables, column_units, summary_column
 from lobsim.cli.commands import main
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,9 +8,9 @@ gives basket VaR, expected shortfall, risk contributions and importance
 sampling; ``pricing`` solves for the loading a target needs; ``maturity`` and
 ``setaside`` are the bank's and the departments' decisions; ``sweep`` re-runs
 a config over values of one or two parameters; ``terms`` is the term-sheet
-arithmetic at full target; ``tables`` the tidy tables of an export.
+arithmetic at full target; ``tidy`` the tidy tables of an export.
 """
 
 from lobsim._lazy import lazy_submodules
 
-__getattr__, __dir__ = lazy_submodules(__name__, ("maturity", "pricing", "risk", "setaside", "stats", "summary", "sweep", "tables", "terms"))
+__getattr__, __dir__ = lazy_submodules(__name__, ("maturity", "pricing", "risk", "setaside", "stats", "summary", "sweep", "tidy", "terms"))

@@ -2,7 +2,7 @@
 
 Kept apart from :mod:`lobsim.cli.commands` so that the main parser only gains
 one call; it only parses arguments, checks the outputs and calls
-:func:`lobsim.analysis.tables.build_tables` and :mod:`lobsim.report.workbook`
+:func:`lobsim.analysis.tidy.build_tables` and :mod:`lobsim.report.workbook`
 (docs/export.md).
 """
 
@@ -38,7 +38,7 @@ def add_export_parser(sub: Any) -> None:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """``lobsim export``."""
-    from lobsim.analysis.tables import TABLE_NAMES
+    from lobsim.analysis.tidy import TABLE_NAMES
 
     path = Path(args.results)
     folder = Path(args.to)
@@ -48,7 +48,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         check_output(folder / name, "--to", force=args.force)
 
     from lobsim.analysis.summary import summarize
-    from lobsim.analysis.tables import build_tables
+    from lobsim.analysis.tidy import build_tables
     from lobsim.cli.scale import load_results, note_config
     from lobsim.report import workbook
     from lobsim.scale.results import is_summary

@@ -1,6 +1,6 @@
 """Tidy tables on disk: one CSV file per table, or one Excel workbook with a sheet per table.
 
-The tables are :func:`lobsim.analysis.tables.build_tables`'; numbers are
+The tables are :func:`lobsim.analysis.tidy.build_tables`'; numbers are
 written as numbers (a float as its shortest round-tripping repr, in a CSV
 file and in an Excel cell, which also gets a display format), an empty cell where a value
 has no finite meaning. Each file is written beside its target and renamed,
@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from lobsim.analysis.tables import Table, column_units
+from lobsim.analysis.tidy import Table, column_units
 
 #: Widest column of a sheet, in characters (longer text wraps in the cell).
 MAX_WIDTH = 60
