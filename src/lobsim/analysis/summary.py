@@ -131,7 +131,7 @@ def summarize(ds: xr.Dataset) -> xr.Dataset:
         means = {k: mean_se(x, w) for k, x in tax.holding_series(ds).items()}
         out = add_holding_stats(out, ds, means)
     out.attrs.update(ds.attrs)
-    return label(out, outcome_units=_outcome_units(ds))
+    return label(out, outcome_units=outcome_units(ds))
 
 
 #: units and long_name of every summary statistic, by its name without the group prefix
@@ -215,7 +215,7 @@ def label(out: xr.Dataset, currency: str | None = None, outcome_units: str = "un
     return out
 
 
-def _outcome_units(ds: xr.Dataset) -> str:
+def outcome_units(ds: xr.Dataset) -> str:
     """The unit of outcome counts of a run (claimants, ...), from its ``true_units``."""
     return str(ds.true_units.attrs.get("units", "units")) if "true_units" in ds else "units"
 

@@ -207,7 +207,7 @@ class Finalizer:
             scenarios=self.n, summary_method="streaming",
             quantile_relative_error=2.0 ** -(self.plan.hist_bits + 1),
             quantile_absolute_error=2.0 ** self.plan.hist_low)
-        return out
+        return _summary.label(out, outcome_units=_summary.outcome_units(tpl))
 
     def _structure(self, out: xr.Dataset, groups: dict[str, Group]) -> xr.Dataset:
         # the layout of lobsim.analysis.summary._add_structure_stats
