@@ -289,7 +289,7 @@ def format_set_asides(s: SetAsides, *, by_bond: bool = False) -> str:
     cur = CURRENCY
     header = ["department", "year", f"E[payment] {cur}", f"E[saving] {cur}",
               f"set-aside {cur}", f"95% interval {cur}", f"sum alone {cur}", f"benefit {cur}",
-              "benefit %"]
+              "benefit/sum alone %"]
     rows = []
     for i, d in enumerate(s.departments):
         for j, y in enumerate(s.years):
