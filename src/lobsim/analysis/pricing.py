@@ -456,11 +456,11 @@ def format_solution(sol: Solution) -> str:
     a_lo, a_hi = (float(x) for x in normal_interval(sol.achieved, sol.achieved_se))
     lines = [
         f"{sol.parameter} for {sol.subject}: target {metric} = {fmt(sol.target_value)}",
-        f"  {sol.parameter} = {sol.value:.6f}, 95% interval [{v_lo:.6f}, {v_hi:.6f}]  (Monte "
+        f"  {sol.parameter} = {sol.value:.6f}  (95% interval [{v_lo:.6f}, {v_hi:.6f}]: Monte "
         f"Carlo, delta method; {sol.scenarios:,} scenarios, seed {sol.seed}, "
         f"{sol.evaluations} evaluations on common random numbers)",
-        f"  at the solution: {metric} = {fmt(sol.achieved)}, 95% interval [{fmt(a_lo)}, "
-        f"{fmt(a_hi)}] on this sample; d {metric} / d {sol.parameter} = {sol.slope:.4g}",
+        f"  at the solution: {metric} = {fmt(sol.achieved)}  (95% interval [{fmt(a_lo)}, "
+        f"{fmt(a_hi)}] on this sample); d {metric} / d {sol.parameter} = {sol.slope:.4g}",
     ]
     if sol.target == "irr":
         other = next(c for c in CONVENTIONS if c != sol.irr_convention)
