@@ -85,7 +85,15 @@ def test_every_summary_variable_has_units_and_a_long_name(tmp_path):
         assert s.mean_irr.attrs["units"] == "1/year"
         assert "mean of scenarios" in s.mean_irr.attrs["long_name"]
         assert s.basket_loss_es_se.attrs["long_name"].startswith("Monte Carlo standard error")
-    assert "IRR of E[flows]" in summarize(ds).irr_expected_flows.attrs["long_name"]
+    s = summarize(ds)
+    assert "IRR of E[flows]" in s.irr_expected_flows.attrs["long_name"]
+    # bonds paying at several dates: the IRR of the mean flows of lobsim.model.tax
+    dated = sorted(set(ds.payment_bond.values.tolist()))
+    assert dated
+    for b in dated:
+        paid_in, received = tax.instrument_flows(ds, "bond", b)
+        expected = flows_irr(ds.time.values, received.mean(axis=0) - paid_in)
+        assert float(s.irr_expected_flows.sel(bond=b)) == pytest.approx(expected, abs=1e-12), b
 
 
 def test_price_solves_against_the_chosen_convention(capsys):

@@ -22,7 +22,6 @@ import numpy as np
 
 from lobsim.analysis.stats import mean_se
 from lobsim.kernels.irr import irr_guess, solve_irr
-from lobsim.model import tax
 from lobsim.model.waterfall import basket_paid_in
 
 #: The ``--irr-convention`` names of ``lobsim price`` and what each is.
@@ -92,27 +91,46 @@ def expected_flows_irr(times: np.ndarray, paid_in: np.ndarray, received: np.ndar
 def irr_expected_flows(ds: Any, w: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """IRR of expected flows per bond and per basket of a results Dataset.
 
-    A bond paying once (at maturity) takes the closed form
-    :func:`single_payment_irr` of its mean multiple; a bond paying at several
-    dates, and every basket (``basket_cashflow``), the IRR of its mean cash
-    flow at each date.
-
     Returns
     -------
     bond, basket : ndarray
-        Rates a year, in the order of ``ds.bond`` and ``ds.basket``.
+        Rates a year, in the order of ``ds.bond`` and ``ds.basket``
+        (:func:`irr_of_mean_flows` of the run's means).
+    """
+    dated = (mean_se(ds.dated_payment, w)[0] if "dated_payment" in ds
+             and ds.sizes.get("payment", 0) else np.zeros(0))
+    return irr_of_mean_flows(ds, mean_se(ds.multiple, w)[0], dated,
+                             mean_se(ds.basket_cashflow, w)[0])
+
+
+def irr_of_mean_flows(ds: Any, mean_multiple: np.ndarray, mean_dated: np.ndarray,
+                      mean_basket_cashflow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """IRR of expected flows from the means a summary holds (:func:`summarize` or streaming).
+
+    A bond paying once (at maturity) takes the closed form
+    :func:`single_payment_irr` of its mean multiple; a bond paying at several
+    dates the IRR of its mean payment at each date (``mean_dated``, by slot
+    of ``ds.payment_bond``); a basket that of its mean cash flow at each date
+    (``mean_basket_cashflow``, (basket, time)) less its principals.
+    ``ds`` supplies only the layout (times, starts, principals, slots).
     """
     times = ds.time.values
-    slots = ds.payment_bond.values if "payment_bond" in ds.coords else np.zeros(0, str)
+    slots = (ds.payment_bond.values if "payment_bond" in ds.coords and mean_dated.size
+             else np.zeros(0, str))
     bond = np.empty(ds.sizes["bond"])
     for i, b in enumerate(ds.bond.values.tolist()):
-        if np.any(slots == b):
-            paid_in, received = tax.instrument_flows(ds, "bond", b)
-            bond[i] = flows_irr(times, mean_se(received, w)[0] - paid_in)
+        mine = np.flatnonzero(slots == b)
+        if mine.size:
+            flows = np.zeros(times.size)
+            flows[times == ds.start.values[i]] -= ds.principal.values[i]
+            for slot in mine.tolist():  # every payment date is on the time grid
+                flows[int(np.searchsorted(times, ds.payment_time.values[slot]))] += \
+                    mean_dated[slot]
+            bond[i] = flows_irr(times, flows)
         else:
-            m = mean_se(ds.investor_payment.values[:, i], w)[0] / ds.principal.values[i]
-            bond[i] = single_payment_irr(m, ds.maturity.values[i] - ds.start.values[i])
+            bond[i] = single_payment_irr(mean_multiple[i],
+                                         ds.maturity.values[i] - ds.start.values[i])
     paid = basket_paid_in(ds)
-    mean_cash = mean_se(ds.basket_cashflow, w)[0]  # (basket, time)
-    basket = np.array([flows_irr(times, mean_cash[k] - paid[k]) for k in range(paid.shape[0])])
+    basket = np.array([flows_irr(times, np.asarray(mean_basket_cashflow[k]) - paid[k])
+                       for k in range(paid.shape[0])])
     return bond, basket
