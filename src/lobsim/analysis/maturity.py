@@ -262,6 +262,6 @@ def format_maturity(choice: MaturityChoice) -> str:
     tie = (f"; tied within {TIE_SIGMAS:g} paired standard errors: {', '.join(others)}"
            if others else "")
     lines += ["", f"recommended maturity: year {choice.recommended:g} (lowest P(default), ties "
-                  f"broken by the higher E[IRR]){tie}"]
+                  f"broken by the higher E[IRR] (mean of scenarios)){tie}"]
     return "\n".join(lines)
 
