@@ -30,7 +30,8 @@ UNITS = {
     "provider E[shortfall]": "units", "E[shortfall]": "units", "E[error]": "units",
     "E[payment]": "GBP", "payment q99": "GBP", "E[saving]": "GBP", "set-aside": "GBP",
     "sum alone": "GBP", "benefit": "GBP", "E[guarantee]": "GBP", "E[protection]": "GBP",
-    "95% interval": "GBP",
+    "95% interval": "GBP", "principal": "GBP", "ES contrib": "GBP", "VaR contrib": "GBP",
+    "ES alone": "GBP", "VaR (IS)": "GBP", "ES (IS)": "GBP", "ES (plain)": "GBP",
 }
 #: Header cells that must not appear: the names issue 17 replaced.
 FORBIDDEN = [re.compile(p) for p in (
@@ -123,9 +124,14 @@ def test_every_table_carries_its_units_and_ids_are_whole(long_config, tmp_path, 
 
 
 def test_basket_tables_carry_their_units(tmp_path, capsys):
-    # tranches, diversification and investor classes (the "sitr:" rows, explained)
-    text = _cli(capsys, "run", str(DEMO), "--scenarios", "1000", "--out", str(tmp_path / "b.nc"))
+    # tranches, diversification and investor classes (the "sitr:" rows, explained),
+    # composition, importance sampling and risk contributions
+    text = _cli(capsys, "run", str(DEMO), "--scenarios", "1000", "--out", str(tmp_path / "b.nc"),
+                "--composition", "--contributions", "--importance-sampling",
+                "--pilot-scenarios", "500")
     assert unit_problems(text) == []
+    assert "±" not in text
+    assert "ES contrib GBP" in text and "principal GBP" in text and "ES (IS) GBP" in text
     firsts = {cells[0] for cells in header_cells(text)}
     assert {"bond", "basket", "tranche", "holding", "department"} <= firsts
     assert "sitr for Social Investment Tax Relief" in text
