@@ -114,3 +114,10 @@ def test_price_solves_against_the_chosen_convention(capsys):
                  "--irr-convention", "expected-flows"]) == 0
     out = capsys.readouterr().out
     assert "target IRR of E[flows] = 0.000%" in out and "IRR convention: expected-flows" in out
+
+
+def test_tranche_premiums_take_the_mean_convention_only(capsys):
+    assert main(["price", str(DEMO), "--basket", "north", "--tranche", "senior=0.02",
+                 "--irr-convention", "expected-flows", "--scenarios", "64"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--irr-convention expected-flows" in err[0]

@@ -387,7 +387,7 @@ def _scenarios(s: xr.Dataset) -> int:
 def _investor_table(s: xr.Dataset, dim: str, prefix: str) -> list[str]:
     """Investor statistics of each bond or basket, both IRR conventions labelled."""
     cur = _currency(s)
-    flows = prefix + "irr_expected_flows" in s  # absent from streaming summaries
+    flows = prefix + "irr_expected_flows" in s  # absent from summaries saved before it existed
     header = [dim, "P(default)", "P(default) 95%", "P(total loss)", f"E[loss] {cur}",
               "E[multiple]", "E[IRR] (mean of scenarios)",
               *(["IRR of E[flows]"] if flows else []), "IRR q05", "IRR q50", f"ES99 loss {cur}"]
