@@ -32,6 +32,7 @@ UNITS = {
     "sum alone": "GBP", "benefit": "GBP", "E[guarantee]": "GBP", "E[protection]": "GBP",
     "95% interval": "GBP", "principal": "GBP", "ES contrib": "GBP", "VaR contrib": "GBP",
     "ES alone": "GBP", "VaR (IS)": "GBP", "ES (IS)": "GBP", "ES (plain)": "GBP",
+    "sigma/year": "log", "sigma/period": "log",
 }
 #: Header cells that must not appear: the names issue 17 replaced.
 FORBIDDEN = [re.compile(p) for p in (
@@ -40,7 +41,7 @@ FORBIDDEN = [re.compile(p) for p in (
     r"^value$", r"^P\(shortfall\)$", r"^E\[shortfall\]$",  # the provider's, say so
 )]
 #: A header line: its first cell is one of these (each table's id or first column).
-FIRST = {"bond", "basket", "tranche", "holding", "department", "maturity year"}
+FIRST = {"bond", "basket", "tranche", "holding", "department", "maturity year", "component"}
 
 
 def header_cells(text: str) -> list[list[str]]:
@@ -104,12 +105,15 @@ def test_every_table_carries_its_units_and_ids_are_whole(long_config, tmp_path, 
                          "--years", "3..4"),
         "price": _cli(capsys, "price", str(long_config), "--target-irr", "0",
                       "--scenarios", N),
+        "calibrate": _cli(capsys, "calibrate", "lobsim:gm/claimants_history.csv", "--out",
+                          str(tmp_path / "u.toml")),
     }
     for name, text in outputs.items():
         assert unit_problems(text) == [], name
         assert "±" not in text, name  # one convention: 95% intervals
-    for name in ("run", "summary", "setaside"):
+    for name in ("run", "summary", "setaside", "maturity", "calibrate"):
         assert header_cells(outputs[name]), name  # the check saw the tables
+    for name in ("run", "summary", "setaside"):
         rows = [line.split()[0] for line in outputs[name].splitlines() if line.strip()]
         assert LONG_ID in rows, name  # the whole id starts a row: it pastes into --bond
     for name in ("terms", "price"):
