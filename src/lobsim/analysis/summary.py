@@ -24,6 +24,9 @@ from lobsim.model import tax
 QUANTILES = (0.01, 0.05, 0.5, 0.95, 0.99)
 TAIL_LEVELS = (0.95, 0.99, 0.995)
 DEPARTMENT_QUANTILES = (0.5, 0.95, 0.99)
+#: The IRR quantiles the terminal tables show, named as quantiles (IRR q05, not IRR 5%).
+IRR_SHOWN = (0.05, 0.5)
+IRR_COLUMNS = [f"IRR {tables.quantile_label(q)}" for q in IRR_SHOWN]
 
 
 def _investor_stats(payment: xr.DataArray, principal: xr.DataArray, irr: xr.DataArray,
@@ -390,7 +393,7 @@ def _investor_table(s: xr.Dataset, dim: str, prefix: str) -> list[str]:
     flows = prefix + "irr_expected_flows" in s  # absent from summaries saved before it existed
     header = [dim, "P(default)", "P(default) 95%", "P(total loss)", f"E[loss] {cur}",
               "E[multiple]", "E[IRR] (mean of scenarios)",
-              *(["IRR of E[flows]"] if flows else []), "IRR q05", "IRR q50", f"ES99 loss {cur}"]
+              *(["IRR of E[flows]"] if flows else []), *IRR_COLUMNS, f"ES99 loss {cur}"]
     rows = []
     n = _scenarios(s)
     for i, key in enumerate(s[dim].values.tolist()):
@@ -407,8 +410,7 @@ def _investor_table(s: xr.Dataset, dim: str, prefix: str) -> list[str]:
             f"{g('total_loss_probability'):.4f}", f"{g('expected_loss'):,.0f}",
             f"{g('mean_multiple'):.4f}", f"{100 * g('mean_irr'):.2f}%",
             *([f"{100 * g('irr_expected_flows'):.2f}%"] if flows else []),
-            f"{100 * float(irr_q.sel(quantile=0.05)):.2f}%",
-            f"{100 * float(irr_q.sel(quantile=0.5)):.2f}%",
+            *(f"{100 * float(irr_q.sel(quantile=q)):.2f}%" for q in IRR_SHOWN),
             f"{float(v[prefix + 'loss_es'].sel(level=0.99)):,.0f}"])
     return tables.render(header, rows)
 
@@ -476,7 +478,7 @@ def _structure_lines(s: xr.Dataset) -> list[str]:
 def _tranche_table(s: xr.Dataset) -> list[str]:
     cur = _currency(s)
     header = ["tranche", "P(default)", "P(default) 95%", f"E[loss] {cur}",
-              "E[IRR] (mean of scenarios)", "IRR q05", "IRR q50", f"ES99 loss {cur}", "share",
+              "E[IRR] (mean of scenarios)", *IRR_COLUMNS, f"ES99 loss {cur}", "share",
               "premium", f"E[guarantee] {cur}", f"E[protection] {cur}"]
     rows = []
     n = _scenarios(s)
@@ -488,7 +490,7 @@ def _tranche_table(s: xr.Dataset) -> list[str]:
         rows.append([
             str(key), f"{p:.4f}", tables.interval(float(lo), float(hi)),
             f"{float(v.tranche_expected_loss):,.0f}", f"{100 * float(v.tranche_mean_irr):.2f}%",
-            f"{100 * float(q.sel(quantile=0.05)):.2f}%", f"{100 * float(q.sel(quantile=0.5)):.2f}%",
+            *(f"{100 * float(q.sel(quantile=x)):.2f}%" for x in IRR_SHOWN),
             f"{float(v.tranche_loss_es.sel(level=0.99)):,.0f}", f"{float(v.tranche_share):.2f}",
             f"{100 * float(v.tranche_premium):.2f}%",
             f"{float(v.tranche_expected_guarantee):,.0f}",
