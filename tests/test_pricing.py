@@ -176,5 +176,5 @@ def test_demo_price_reports_uncertainty(capsys):
     assert main(["price", str(CONFIGS / "basket_demo.toml"), "--basket", "north",
                  "--target-default-prob", "0.5", "--scenarios", "1024"]) == 0
     out = capsys.readouterr().out
-    assert "basket_risk for basket north" in out and " ± " in out
+    assert "basket_risk for basket north" in out and "95% interval [" in out
     np.testing.assert_(float(out.split("basket_risk = ")[1].split()[0]) > 0)

@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from lobsim.analysis import tables
+from lobsim.analysis.stats import probability_interval
 from lobsim.jsonio import number
 from lobsim.model.areas import read_areas
 from lobsim.model.config import Bond, Config
@@ -71,6 +73,7 @@ class Candidate:
     expected_shortfall: float
     expected_shortfall_value: float
     mean_true_share: float  # E[true units at maturity] / target
+    irr_expected_flows: float = math.nan  # the second IRR convention (lobsim.analysis.returns)
 
 
 @dataclass(frozen=True)
@@ -225,33 +228,40 @@ def choose_maturity(cfg: Config, bond_id: str, maturities: Sequence[float], *,
             shortfall_probability=float(st.provider_shortfall_probability),
             expected_shortfall=float(st.expected_provider_shortfall),
             expected_shortfall_value=float(st.expected_provider_shortfall_value),
-            mean_true_share=float(v.true_units.mean()) / bond.target_units))
+            mean_true_share=float(v.true_units.mean()) / bond.target_units,
+            irr_expected_flows=float(st.irr_expected_flows)))
     pick, tied = recommend(defaults, np.array([c.mean_irr for c in candidates]))
     return MaturityChoice(bond=bond_id, scenarios=n, seed=s, candidates=tuple(candidates),
                           recommended=dates[pick], tied=tuple(dates[j] for j in tied))
 
 
 def format_maturity(choice: MaturityChoice) -> str:
-    """Plain-text table of the candidates and the recommendation."""
+    """Plain-text table of the candidates and the recommendation (lobsim.analysis.tables)."""
+    from lobsim.model.simulate import CURRENCY
+
+    header = ["maturity year", "E[true]/target", "E[error] units", "signal/noise", "P(default)",
+              "P(default) 95%", "E[IRR] (mean of scenarios)", "IRR of E[flows]",
+              f"state E[overpayment] {CURRENCY}", "provider P(shortfall)",
+              "provider E[shortfall] units", f"provider value {CURRENCY}", ""]
+    rows = []
+    for c in choice.candidates:
+        lo, hi = probability_interval(c.default_probability, c.default_probability_se,
+                                      choice.scenarios)
+        rows.append([
+            f"{c.maturity:g}", f"{c.mean_true_share:.3f}", f"{c.mean_prediction_error:,.0f}",
+            f"{c.signal_to_noise:.2f}", f"{c.default_probability:.4f}",
+            tables.interval(float(lo), float(hi)), f"{100 * c.mean_irr:.2f}%",
+            f"{100 * c.irr_expected_flows:.2f}%", f"{c.expected_overpayment:,.0f}",
+            f"{c.shortfall_probability:.4f}", f"{c.expected_shortfall:,.1f}",
+            f"{c.expected_shortfall_value:,.0f}",
+            "<" if c.maturity == choice.recommended else ""])
     lines = [f"Maturity of bond {choice.bond}: {choice.scenarios} scenarios, seed {choice.seed}, "
              "common random numbers across candidates", "",
-             f"{'maturity':>8}{'E[true]/target':>15}{'E[error]':>10}{'signal/noise':>13}"
-             f"{'P(default)':>18}"
-             f"{'E[IRR]':>9}{'E[overpayment]':>16}{'P(shortfall)':>14}{'E[shortfall]':>14}"
-             f"{'value':>12}"]
-    for c in choice.candidates:
-        mark = " <" if c.maturity == choice.recommended else ""
-        lines.append(
-            f"{c.maturity:>8g}{c.mean_true_share:>15.3f}{c.mean_prediction_error:>10,.0f}"
-            f"{c.signal_to_noise:>13.2f}"
-            f"{c.default_probability:>11.4f} ±{c.default_probability_se:.4f}"
-            f"{100 * c.mean_irr:>8.2f}%{c.expected_overpayment:>16,.0f}"
-            f"{c.shortfall_probability:>14.4f}{c.expected_shortfall:>14,.1f}"
-            f"{c.expected_shortfall_value:>12,.0f}{mark}")
+             *tables.render(header, rows, left=0), "", tables.INTERVAL_NOTE]
     others = [f"{t:g}" for t in choice.tied if t != choice.recommended]
     tie = (f"; tied within {TIE_SIGMAS:g} paired standard errors: {', '.join(others)}"
            if others else "")
     lines += ["", f"recommended maturity: year {choice.recommended:g} (lowest P(default), ties "
-                  f"broken by the higher E[IRR]){tie}"]
+                  f"broken by the higher E[IRR] (mean of scenarios)){tie}"]
     return "\n".join(lines)
 

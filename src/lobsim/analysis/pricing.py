@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy import optimize
 
+from lobsim.analysis.returns import CONVENTIONS, expected_flows_irr
+from lobsim.analysis.stats import normal_interval
 from lobsim.jsonio import number
 from lobsim.model.config import Basket, Bond, Config
 from lobsim.model.derive import derive
@@ -64,6 +66,10 @@ class Solution:
         What was priced: ``"bond ID"``, ``"basket ID"`` or ``"tranche BASKET/ID"``.
     target : str
         ``"irr"`` (expected IRR) or ``"default_probability"``.
+    irr_convention : str
+        For an IRR target, which expected IRR (:mod:`lobsim.analysis.returns`):
+        ``"mean"``, the mean of the scenario IRRs (a total loss counting as
+        -100%), or ``"expected-flows"``, the IRR of the expected cash flows.
     target_value : float
     value, value_se : float
         The solution and its Monte Carlo standard error (delta method).
@@ -92,6 +98,7 @@ class Solution:
     seed: int
     evaluations: int
     price_per_unit: dict[str, float] = field(default_factory=dict)
+    irr_convention: str = "mean"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields; ``value_se`` is None when the metric does not move (slope 0)."""
@@ -141,7 +148,7 @@ def solve_loading(cfg: Config, *, target_irr: float | None = None,
                   target_default_probability: float | None = None, bond: str | None = None,
                   basket: str | None = None, scenarios: int | None = None,
                   seed: int | None = None, threads: int | None = None,
-                  xtol: float = 1e-6) -> Solution:
+                  xtol: float = 1e-6, irr_convention: str = "mean") -> Solution:
     """Solve for the ``basket_risk`` loading that meets a target.
 
     Parameters
@@ -149,7 +156,7 @@ def solve_loading(cfg: Config, *, target_irr: float | None = None,
     cfg : Config
     target_irr : float, optional
         Target expected investor IRR (of the bond, or of the basket's
-        aggregated cash flows).
+        aggregated cash flows), in the convention ``irr_convention``.
     target_default_probability : float, optional
         Target probability that the payment falls below the principal. Give
         exactly one target.
@@ -161,6 +168,10 @@ def solve_loading(cfg: Config, *, target_irr: float | None = None,
     threads : int, optional
     xtol : float
         Absolute tolerance of the loading (far below its Monte Carlo error).
+    irr_convention : {"mean", "expected-flows"}
+        ``"mean"`` (default): E[IRR], the mean of the scenario IRRs;
+        ``"expected-flows"``: the IRR of the expected cash flows
+        (:mod:`lobsim.analysis.returns`).
 
     Returns
     -------
@@ -183,6 +194,10 @@ def solve_loading(cfg: Config, *, target_irr: float | None = None,
 
     if (target_irr is None) == (target_default_probability is None):
         raise ValueError("give exactly one target: target_irr or target_default_probability")
+    if irr_convention not in CONVENTIONS:
+        raise ValueError(f"irr_convention must be one of {', '.join(CONVENTIONS)}, "
+                         f"got {irr_convention!r}")
+    flows = target_irr is not None and irr_convention == "expected-flows"
     n = cfg.simulation.scenarios if scenarios is None else scenarios
     s = cfg.simulation.seed if seed is None else seed
     subject, members = _members(cfg, bond, basket)
@@ -197,8 +212,14 @@ def solve_loading(cfg: Config, *, target_irr: float | None = None,
 
     world_at = _affine_worlds(lambda r: build_world(with_loading(base, ids, r)))
 
+    times = world_at(0.0).times
+    # the priced bonds' principals at their starts (the priced basket's paid-in)
+    paid_in = np.array([math.fsum(b.principal for b in members if b.start == t) for t in times])
+
     def sample(r: float) -> np.ndarray:
         out = run_blocks(world_at(r), n, s, cfg.simulation.block_size, threads=threads)
+        if flows:  # the priced basket's cash flows, one bond or several alike
+            return np.asarray(out.basket_cashflow[:, 0, :])
         if target_irr is not None:
             return out.irr[:, index] if single else out.basket_irr[:, 0]
         paid = out.investor_payment[:, index] if single else out.basket_payment[:, 0]
@@ -212,12 +233,14 @@ def solve_loading(cfg: Config, *, target_irr: float | None = None,
     # a sample default probability is a step function: a tolerance finer than
     # its steps only buys evaluations
     tol = xtol if kind == "irr" else max(xtol, 1e-5)
+    metric = (lambda received: expected_flows_irr(times, paid_in, received)) if flows else None
     value, se, achieved, a_se, slope, evals = _solve(sample, target, LOADING_BOUNDS, kind,
-                                                     "basket_risk", tol)
+                                                     "basket_risk", tol, metric)
     prices = {b.id: b.price_with_loading(value) for b in members}
     return Solution(parameter="basket_risk", subject=subject, target=kind, target_value=target,
                     value=value, value_se=se, achieved=achieved, achieved_se=a_se, slope=slope,
-                    scenarios=n, seed=s, evaluations=evals, price_per_unit=prices)
+                    scenarios=n, seed=s, evaluations=evals, price_per_unit=prices,
+                    irr_convention=irr_convention if kind == "irr" else "mean")
 
 
 def _affine_worlds(build: Callable[[float], World]) -> Callable[[float], World]:
@@ -256,12 +279,16 @@ def _affine_worlds(build: Callable[[float], World]) -> Callable[[float], World]:
 
 
 def _solve(sample: Callable[[float], np.ndarray], target: float, bounds: tuple[float, float],
-           kind: str, name: str, xtol: float) -> tuple[float, float, float, float, float, int]:
+           kind: str, name: str, xtol: float,
+           metric: Callable[[np.ndarray], tuple[float, float]] | None = None,
+           ) -> tuple[float, float, float, float, float, int]:
     """Root of ``mean(sample(x)) = target`` with its delta-method standard error.
 
     ``sample(x)`` returns per-scenario values (IRRs or default indicators) on
     common random numbers, so the mean is monotone in ``x``: increasing for
-    IRRs, decreasing for default indicators.
+    IRRs, decreasing for default indicators. ``metric``, if given, replaces
+    the mean: it maps ``sample(x)`` to the metric and its standard error (the
+    IRR of the expected cash flows, also increasing in ``x``).
     """
     memo: dict[float, np.ndarray] = {}
 
@@ -271,11 +298,14 @@ def _solve(sample: Callable[[float], np.ndarray], target: float, bounds: tuple[f
         return memo[x]
 
     def f(x: float) -> float:
+        if metric is not None:
+            return metric(at(x))[0] - target
         return float(at(x).mean()) - target
 
     lo, hi = bounds
     f_lo, f_hi = f(lo), f(hi)
-    what = "E[IRR]" if kind == "irr" else "the default probability"
+    what = ("the default probability" if kind != "irr" else
+            "E[IRR] (mean of scenarios)" if metric is None else "the IRR of E[flows]")
     if kind == "irr" and not f_lo <= 0.0 <= f_hi:
         where = (f"at {name} {lo:g} it is already {f_lo + target:.6g}" if f_lo > 0
                  else f"at {name} {hi:g} it is only {f_hi + target:.6g}")
@@ -291,9 +321,12 @@ def _solve(sample: Callable[[float], np.ndarray], target: float, bounds: tuple[f
         ok = [k for k in memo if f(k) <= 0.0 and k >= x - 2 * xtol]
         x = min(ok) if ok else x
     values = at(x)
-    n = values.size
-    achieved = float(values.mean())
-    achieved_se = float(values.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+    n = values.shape[0]
+    if metric is not None:
+        achieved, achieved_se = metric(values)
+    else:
+        achieved = float(values.mean())
+        achieved_se = float(values.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
     if kind == "irr":
         h = 1e-3
         a, b = max(lo, x - h), min(hi, x + h)
@@ -413,23 +446,31 @@ def solve_tranche_premiums(cfg: Config, basket: str, targets: Mapping[str, float
 
 
 def format_solution(sol: Solution) -> str:
-    """Plain-text report of a solution."""
-    metric = "E[IRR]" if sol.target == "irr" else "P(default)"
+    """Plain-text report of a solution; uncertainties are 95% intervals (lobsim.analysis.stats)."""
+    metric = CONVENTIONS[sol.irr_convention] if sol.target == "irr" else "P(default)"
 
     def fmt(x: float) -> str:
         return f"{100 * x:.3f}%" if sol.target == "irr" else f"{x:.4f}"
 
+    v_lo, v_hi = (float(x) for x in normal_interval(sol.value, sol.value_se))
+    a_lo, a_hi = (float(x) for x in normal_interval(sol.achieved, sol.achieved_se))
     lines = [
         f"{sol.parameter} for {sol.subject}: target {metric} = {fmt(sol.target_value)}",
-        f"  {sol.parameter} = {sol.value:.6f} ± {sol.value_se:.6f}  (Monte Carlo standard error, "
-        f"delta method; {sol.scenarios:,} scenarios, seed {sol.seed}, "
+        f"  {sol.parameter} = {sol.value:.6f}  (95% interval [{v_lo:.6f}, {v_hi:.6f}]: Monte "
+        f"Carlo, delta method; {sol.scenarios:,} scenarios, seed {sol.seed}, "
         f"{sol.evaluations} evaluations on common random numbers)",
-        f"  at the solution: {metric} = {fmt(sol.achieved)} ± {fmt(sol.achieved_se)} on this "
-        f"sample; d {metric} / d {sol.parameter} = {sol.slope:.4g}",
+        f"  at the solution: {metric} = {fmt(sol.achieved)}  (95% interval [{fmt(a_lo)}, "
+        f"{fmt(a_hi)}] on this sample); d {metric} / d {sol.parameter} = {sol.slope:.4g}",
     ]
+    if sol.target == "irr":
+        other = next(c for c in CONVENTIONS if c != sol.irr_convention)
+        lines.append(f"  IRR convention: {sol.irr_convention} ({metric}); "
+                     f"--irr-convention {other} solves for the {CONVENTIONS[other]}")
     if sol.price_per_unit:
+        from lobsim.model.simulate import CURRENCY
+
         prices = sorted(sol.price_per_unit.items())
-        shown = ", ".join(f"{k} {v:,.2f}" for k, v in prices[:4])
+        shown = ", ".join(f"{k} {v:,.2f} {CURRENCY}" for k, v in prices[:4])
         more = f" and {len(prices) - 4} more" if len(prices) > 4 else ""
         lines.append(f"  price per unit: {shown}{more}")
     return "\n".join(lines)

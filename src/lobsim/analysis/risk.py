@@ -36,8 +36,14 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from lobsim.analysis import stats
-from lobsim.analysis.stats import VAR_WINDOW, TailEstimate, tail_estimate, tail_measure
+from lobsim.analysis import stats, tables
+from lobsim.analysis.stats import (
+    VAR_WINDOW,
+    TailEstimate,
+    normal_interval,
+    tail_estimate,
+    tail_measure,
+)
 from lobsim.kernels.contract import Outputs
 from lobsim.model.config import Basket, Config
 from lobsim.model.derive import derive
@@ -145,30 +151,37 @@ def risk_contributions(ds: xr.Dataset, basket: str, level: float = 0.99) -> xr.D
 
 
 def format_contributions(c: xr.Dataset, top: int = 8) -> str:
-    """Plain-text report of :func:`risk_contributions`."""
+    """Plain-text report of :func:`risk_contributions` (money in GBP, 95% intervals)."""
+    from lobsim.model.simulate import CURRENCY as cur
+
     lvl = float(c.attrs["level"])
+    es = float(c.expected_shortfall)
+    lo, hi = normal_interval(es, float(c.expected_shortfall_se))
     lines = [
         f"Risk contributions to basket {c.attrs['basket']} at {lvl:.3g} "
         f"(Euler allocation; they sum to the basket's totals)",
-        f"  ES {float(c.expected_shortfall):,.0f} ± {float(c.expected_shortfall_se):,.0f}   "
-        f"VaR {float(c.value_at_risk):,.0f}   "
-        f"sum of stand-alone ES {float(c.standalone_es_sum):,.0f}   diversification benefit "
-        f"{float(c.diversification_benefit):,.0f} ({1 - float(c.diversification_ratio):.1%})",
-        f"  {'bond':<30}{'ES contrib':>14}{'VaR contrib':>14}{'ES alone':>14}",
+        f"  ES {es:,.0f} {cur} (95% interval [{float(lo):,.0f}, {float(hi):,.0f}])   "
+        f"VaR {float(c.value_at_risk):,.0f} {cur}   "
+        f"sum of stand-alone ES {float(c.standalone_es_sum):,.0f} {cur}   diversification "
+        f"benefit {float(c.diversification_benefit):,.0f} {cur} "
+        f"({1 - float(c.diversification_ratio):.1%})",
     ]
     order = np.argsort(-c.es_contribution.values, kind="stable")
-    for j in order[:top]:
-        lines.append(f"  {str(c.bond.values[j])[:30]:<30}{float(c.es_contribution[j]):>14,.0f}"
-                     f"{float(c.var_contribution[j]):>14,.0f}{float(c.standalone_es[j]):>14,.0f}")
+    rows = [[str(c.bond.values[j]), f"{float(c.es_contribution[j]):,.0f}",
+             f"{float(c.var_contribution[j]):,.0f}", f"{float(c.standalone_es[j]):,.0f}"]
+            for j in order[:top]]
     if order.size > top:
         rest = order[top:]
-        lines.append(f"  {f'{rest.size} more':<30}{float(c.es_contribution.values[rest].sum()):>14,.0f}"
-                     f"{float(c.var_contribution.values[rest].sum()):>14,.0f}")
+        rows.append([f"{rest.size} more", f"{float(c.es_contribution.values[rest].sum()):,.0f}",
+                     f"{float(c.var_contribution.values[rest].sum()):,.0f}", ""])
+    lines += ["  " + line for line in tables.render(
+        ["bond", f"ES contrib {cur}", f"VaR contrib {cur}", f"ES alone {cur}"], rows)]
     for group in ("provider", "intervention", "region", "department"):
-        es = c[f"es_by_{group}"].values
+        by = c[f"es_by_{group}"].values
         keys = c[f"by_{group}"].values
-        o = np.argsort(-es, kind="stable")[:4]
-        lines.append(f"  ES by {group}: " + ", ".join(f"{keys[j]} {es[j]:,.0f}" for j in o))
+        o = np.argsort(-by, kind="stable")[:4]
+        lines.append(f"  ES by {group} ({cur}): "
+                     + ", ".join(f"{keys[j]} {by[j]:,.0f}" for j in o))
     return "\n".join(lines)
 
 
@@ -373,21 +386,29 @@ def compare_tails(plain: xr.Dataset, tilted: xr.Dataset,
 
 
 def format_tail_comparison(rows: list[TailComparison], scenarios: int, header: str) -> str:
-    """Plain-text table of :func:`compare_tails`."""
-    lines = [f"Tail of basket losses by importance sampling ({scenarios:,} "
-             "scenarios, as the plain run)", f"  {header}",
-             f"{'':<16}{'level':>7}{'VaR (IS)':>14}{'ES (IS)':>14}{'± se':>11}"
-             f"{'ES (plain)':>14}{'± se':>11}{'variance reduction':>20}"]
+    """Plain-text table of :func:`compare_tails` (money in GBP, 95% intervals)."""
+    from lobsim.model.simulate import CURRENCY as cur
+
+    def ci(est: TailEstimate) -> str:
+        lo, hi = normal_interval(est.es, est.es_se)
+        return f"{float(lo):,.0f}-{float(hi):,.0f}"
+
+    body = []
     worse = False
     for r in rows:
         t, p = r.tilted, r.plain
         worse |= r.variance_reduction < 1.0
-        lines.append(f"{r.basket[:16]:<16}{r.level:>7.3f}{t.var:>14,.0f}{t.es:>14,.0f}"
-                     f"{t.es_se:>11,.0f}{p.es:>14,.0f}{p.es_se:>11,.0f}"
-                     f"{r.variance_reduction:>19.2f}x")
+        body.append([r.basket, f"{r.level:.3f}", f"{t.var:,.0f}", f"{t.es:,.0f}", ci(t),
+                     f"{p.es:,.0f}", ci(p), f"{r.variance_reduction:.2f}x"])
+    lines = [f"Tail of basket losses by importance sampling ({scenarios:,} "
+             "scenarios, as the plain run)", f"  {header}",
+             *tables.render(["basket", "level", f"VaR (IS) {cur}", f"ES (IS) {cur}",
+                             f"ES (IS) 95% interval {cur}", f"ES (plain) {cur}",
+                             f"ES (plain) 95% interval {cur}", "variance reduction"], body)]
     if worse:
         lines.append("  a variance reduction below 1x: that tail is driven by risks the shift does "
                      "not move (control-group noise, provider failure); prefer the plain estimate")
+    lines.append(tables.INTERVAL_NOTE)
     return "\n".join(lines)
 
 

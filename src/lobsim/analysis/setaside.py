@@ -49,7 +49,7 @@ import numpy as np
 import xarray as xr
 from scipy.stats import binom
 
-from lobsim.analysis import stats
+from lobsim.analysis import stats, tables
 from lobsim.jsonio import number
 
 #: Coverage of the order-statistic interval.
@@ -282,28 +282,32 @@ def compute_set_asides(ds: xr.Dataset, level: float) -> SetAsides:
 
 
 def format_set_asides(s: SetAsides, *, by_bond: bool = False) -> str:
-    """Plain-text table of :func:`compute_set_asides` for the terminal."""
+    """Plain-text table of :func:`compute_set_asides` for the terminal (lobsim.analysis.tables)."""
+    from lobsim.model.simulate import CURRENCY
+
     pct = 100 * (1 - s.level)
-    lines = [f"Set-asides at level {s.level:g}: payments exceed them with probability at most "
-             f"{pct:g}% ({s.scenarios} scenarios; 95% order-statistic interval)", "",
-             f"{'':<14}{'year':>5}{'E[payment]':>14}{'E[saving]':>14}{'set-aside':>14}"
-             f"{'95% interval':>27}{'sum alone':>14}{'benefit':>13}{'%':>7}"]
+    cur = CURRENCY
+    header = ["department", "year", f"E[payment] {cur}", f"E[saving] {cur}",
+              f"set-aside {cur}", f"95% interval {cur}", f"sum alone {cur}", f"benefit {cur}",
+              "benefit/sum alone %"]
+    rows = []
     for i, d in enumerate(s.departments):
         for j, y in enumerate(s.years):
             if s.expected_payment[i, j] == 0.0 and s.book[i, j] == 0.0:
                 continue
             share = s.benefit_share[i, j]
-            share_txt = "" if math.isnan(share) else f"{100 * share:.1f}"
-            lines.append(
-                f"{d[:14]:<14}{y:>5}{s.expected_payment[i, j]:>14,.0f}"
-                f"{s.expected_saving[i, j]:>14,.0f}{s.book[i, j]:>14,.0f}"
-                f"{s.book_low[i, j]:>13,.0f}-{s.book_high[i, j]:<13,.0f}"
-                f"{s.standalone_sum[i, j]:>14,.0f}{s.benefit[i, j]:>13,.0f}{share_txt:>7}".rstrip())
+            rows.append([
+                str(d), str(y), f"{s.expected_payment[i, j]:,.0f}",
+                f"{s.expected_saving[i, j]:,.0f}", f"{s.book[i, j]:,.0f}",
+                f"{s.book_low[i, j]:,.0f}-{s.book_high[i, j]:,.0f}",
+                f"{s.standalone_sum[i, j]:,.0f}", f"{s.benefit[i, j]:,.0f}",
+                "" if math.isnan(share) else f"{100 * share:.1f}%"])
+    lines = [f"Set-asides at level {s.level:g}: payments exceed them with probability at most "
+             f"{pct:g}% ({s.scenarios} scenarios; 95% order-statistic interval)", "",
+             *tables.render(header, rows, left=2)]
     if by_bond:
-        width = max([len(b) for rows in s.bonds.values() for b, *_ in rows] + [4]) + 2
-        lines += ["", f"{'Bond':<{width}}{'department':<14}{'year':>5}{'E[payment]':>14}"
-                      f"{'set-aside':>14}"]
-        for d, rows in s.bonds.items():
-            lines += [f"{b:<{width}}{d[:14]:<14}{y:>5}{m:>14,.0f}{q:>14,.0f}"
-                      for b, y, m, q in rows]
+        rows = [[b, str(d), str(y), f"{m:,.0f}", f"{q:,.0f}"]
+                for d, bond_rows in s.bonds.items() for b, y, m, q in bond_rows]
+        lines += ["", *tables.render(["bond", "department", "year", f"E[payment] {cur}",
+                                      f"set-aside {cur}"], rows, left=3)]
     return "\n".join(lines)

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from lobsim.analysis import stats
+from lobsim.analysis import stats, tables
+from lobsim.analysis.returns import irr_expected_flows
 from lobsim.analysis.stats import mean_se
 from lobsim.jsonio import number
 from lobsim.model import tax
@@ -23,6 +24,9 @@ from lobsim.model import tax
 QUANTILES = (0.01, 0.05, 0.5, 0.95, 0.99)
 TAIL_LEVELS = (0.95, 0.99, 0.995)
 DEPARTMENT_QUANTILES = (0.5, 0.95, 0.99)
+#: The IRR quantiles the terminal tables show, named as quantiles (IRR q05, not IRR 5%).
+IRR_SHOWN = (0.05, 0.5)
+IRR_COLUMNS = [f"IRR {tables.quantile_label(q)}" for q in IRR_SHOWN]
 
 
 def _investor_stats(payment: xr.DataArray, principal: xr.DataArray, irr: xr.DataArray,
@@ -65,7 +69,9 @@ def summarize(ds: xr.Dataset) -> xr.Dataset:
     -------
     xarray.Dataset
         Per bond and per basket (prefix ``basket_``): default and total-loss
-        probabilities, expected loss, mean multiple and IRR, their quantiles at
+        probabilities, expected loss, mean multiple, E[IRR] (the mean of the
+        scenario IRRs) and the IRR of the expected cash flows
+        (``irr_expected_flows``, :mod:`lobsim.analysis.returns`), quantiles at
         ``quantile``, VaR and expected shortfall of loss (principal minus
         payment) at ``level``; per bond the expected overpayment and the
         provider's shortfall (probability, units, value; lobsim.model.shortfall);
@@ -75,7 +81,8 @@ def summarize(ds: xr.Dataset) -> xr.Dataset:
         department and year the mean and quantiles of payments and savings,
         the mean net fiscal position (saving minus payment) and the
         probability of paying more than is saved. ``*_se`` variables are the
-        Monte Carlo standard errors. The bonds' control groups
+        Monte Carlo standard errors. Every variable has ``units`` and
+        ``long_name`` attributes (:func:`label`). The bonds' control groups
         (``control_donor``, ``control_weight``) are kept as coordinates.
     """
     w = stats.run_weights(ds)
@@ -83,6 +90,10 @@ def summarize(ds: xr.Dataset) -> xr.Dataset:
     basket = _investor_stats(ds.basket_payment, ds.basket_principal, ds.basket_irr, "basket", w)
     data: dict[str, Any] = dict(bond)
     data.update({f"basket_{k}": v for k, v in basket.items()})
+    # the second IRR convention, beside E[IRR] (lobsim.analysis.returns)
+    bond_flows, basket_flows = irr_expected_flows(ds, w)
+    data["irr_expected_flows"] = (("bond",), bond_flows)
+    data["basket_irr_expected_flows"] = (("basket",), basket_flows)
     over, over_se = mean_se(ds.overpayment, w)
     data["expected_overpayment"] = (("bond",), over)
     data["expected_overpayment_se"] = (("bond",), over_se)
@@ -124,6 +135,87 @@ def summarize(ds: xr.Dataset) -> xr.Dataset:
         means = {k: mean_se(x, w) for k, x in tax.holding_series(ds).items()}
         out = add_holding_stats(out, ds, means)
     out.attrs.update(ds.attrs)
+    return label(out, outcome_units=outcome_units(ds))
+
+
+#: units and long_name of every summary statistic, by its name without the group prefix
+#: ("basket_", "tranche_", "holding_") and without "_se". MONEY and OUTCOME stand for
+#: the run's currency and outcome unit.
+MONEY, OUTCOME = "MONEY", "OUTCOME"
+STATISTICS: dict[str, tuple[str, str]] = {
+    "default_probability": ("1", "P(default): probability that the payment is below the principal"),
+    "total_loss_probability": ("1", "P(total loss): probability that nothing is paid"),
+    "expected_loss": (MONEY, "expected loss: mean of max(principal - payment, 0)"),
+    "mean_multiple": ("1", "E[multiple]: mean money multiple (payment / principal)"),
+    "mean_irr": ("1/year", "E[IRR] (mean of scenarios): mean of the scenario IRRs, "
+                           "-100% for a total loss"),
+    "irr_expected_flows": ("1/year", "IRR of E[flows]: IRR of the mean cash flow at each date"),
+    "multiple_quantile": ("1", "quantile of the money multiple"),
+    "irr_quantile": ("1/year", "quantile of the scenario IRR"),
+    "loss_var": (MONEY, "VaR of loss (principal - payment) at level"),
+    "loss_es": (MONEY, "expected shortfall of loss (principal - payment) at level"),
+    "expected_overpayment": (MONEY, "state's expected overpayment: payments for units the "
+                                    "programme did not cause"),
+    "provider_shortfall_probability": ("1", "provider P(shortfall): probability that units "
+                                            "truly achieved go unpaid"),
+    "expected_provider_shortfall": (OUTCOME, "provider E[shortfall]: expected units truly "
+                                             "achieved (up to the cap) but not paid for"),
+    "expected_provider_shortfall_value": (MONEY, "provider value: expected shortfall units "
+                                                 "times the price per unit"),
+    "rmspe": ("log points", "pre-period RMSPE of the control group"),
+    "signal_to_noise": ("1", "signal/noise: target units over the sd of the measurement "
+                             "error at maturity"),
+    "department_payment_mean": (MONEY, "department's mean payment in the year"),
+    "department_saving_mean": (MONEY, "department's mean saving in the year"),
+    "net_fiscal_position": (MONEY, "department's mean saving minus payment in the year"),
+    "department_payment_quantile": (MONEY, "quantile of the department's payment in the year"),
+    "probability_pays_more_than_saves": ("1", "probability that the department pays more "
+                                              "than it saves in the year"),
+    "standalone_es_sum": (MONEY, "sum of the members' stand-alone expected shortfalls"),
+    "diversification_benefit": (MONEY, "diversification benefit: sum of the members' "
+                                       "stand-alone ES less the basket's"),
+    "expected_guarantee": (MONEY, "expected guarantee paid to the tranche"),
+    "expected_protection": (MONEY, "expected first-loss protection paid to the tranche"),
+    "share": ("1", "tranche's share of the basket principal"),
+    "premium": ("1", "tranche premium over its principal"),
+    "seniority": ("1", "tranche seniority (0 is the most senior)"),
+    "principal": (MONEY, "tranche principal"),
+    "after_tax_mean_irr": ("1/year", "after-tax E[IRR] (mean of scenarios)"),
+    "loss_probability": ("1", "probability of getting back less than was put in"),
+    "after_tax_loss_probability": ("1", "probability that the after-tax flows sum to less "
+                                        "than nothing"),
+    "default_adjusted_return": ("1/year", "default-adjusted return: IRR of E[flows]"),
+    "after_tax_default_adjusted_return": ("1/year", "after-tax IRR of E[flows]"),
+    "relief": ("1", "tax relief on the amount invested"),
+    "tax_rate": ("1", "tax rate on the return"),
+}
+_GROUPS = {"basket_": "basket", "tranche_": "tranche", "holding_": "holding"}
+
+
+def label(out: xr.Dataset, currency: str | None = None, outcome_units: str = "units") -> xr.Dataset:
+    """Give every known summary variable ``units`` and ``long_name`` attributes (in place).
+
+    ``currency`` defaults to the run's ``currency`` attribute (GBP);
+    ``outcome_units`` is what the provider's shortfall is counted in.
+    """
+    money = currency or str(out.attrs.get("currency", "GBP"))
+    for name, var in out.data_vars.items():
+        key, se = str(name), False
+        if key.endswith("_se"):
+            key, se = key[:-3], True
+        group = next((g for p, g in _GROUPS.items() if key.startswith(p)
+                      and key[len(p):] in STATISTICS), None)
+        if group is not None:
+            key = key[len(group) + 1:]
+        if key not in STATISTICS:
+            continue
+        units, long_name = STATISTICS[key]
+        units = {MONEY: money, OUTCOME: outcome_units}.get(units, units)
+        if group is not None and group != "holding":
+            long_name = f"{group} {long_name}"
+        if se:
+            long_name = f"Monte Carlo standard error of {long_name}"
+        var.attrs.update(units=units, long_name=long_name)
     return out
 
 
@@ -135,6 +227,11 @@ def control_coords(ds: xr.Dataset) -> dict[str, xr.Variable]:
     lobsim recorded them.
     """
     return {k: ds[k].variable for k in ("control_donor", "control_weight") if k in ds.variables}
+
+
+def outcome_units(ds: xr.Dataset) -> str:
+    """The unit of outcome counts of a run (claimants, ...), from its ``true_units``."""
+    return str(ds.true_units.attrs.get("units", "units")) if "true_units" in ds else "units"
 
 
 def shortfall_series(ds: xr.Dataset) -> dict[str, np.ndarray]:
@@ -265,55 +362,41 @@ def summary_dict(s: xr.Dataset) -> dict[str, Any]:
 
 
 def format_summary(s: xr.Dataset) -> str:
-    """Plain-text tables of a summary for the terminal."""
+    """Plain-text tables of a summary for the terminal (conventions: :mod:`lobsim.analysis.tables`)."""
     n = s.attrs.get("scenarios", "?")
+    cur = _currency(s)
     lines = [f"{s.attrs.get('title', 'lobsim results')}: {n} scenarios, seed {s.attrs.get('seed')}",
              ""]
-
-    def investor_table(dim: str, prefix: str) -> None:
-        lines.append(f"{'':<24}{'P(default)':>16}{'P(total loss)':>15}{'E[loss]':>14}"
-                     f"{'E[multiple]':>13}{'E[IRR]':>10}{'IRR 5%':>9}{'IRR 50%':>9}"
-                     f"{'ES99 loss':>14}")
-        for i, key in enumerate(s[dim].values.tolist()):
-            v = s.isel({dim: i})
-
-            def g(name: str, _v: xr.Dataset = v) -> float:
-                return float(_v[prefix + name])
-
-            irr_q = v[prefix + "irr_quantile"]
-            es = v[prefix + "loss_es"].sel(level=0.99)
-            lines.append(
-                f"{str(key)[:24]:<24}{g('default_probability'):>9.4f} ±{g('default_probability_se'):.4f}"
-                f"{g('total_loss_probability'):>15.4f}{g('expected_loss'):>14,.0f}"
-                f"{g('mean_multiple'):>13.4f}{100 * g('mean_irr'):>9.2f}%"
-                f"{100 * float(irr_q.sel(quantile=0.05)):>8.2f}%"
-                f"{100 * float(irr_q.sel(quantile=0.5)):>8.2f}%{float(es):>14,.0f}"
-            )
-
     lines.append("Bonds")
-    investor_table("bond", "")
+    lines += _investor_table(s, "bond", "")
     lines.append("")
     shortfall = "provider_shortfall_probability" in s
-    lines.append(f"{'':<24}{'E[overpayment]':>16}{'signal/noise':>14}{'RMSPE':>9}"
-                 + (f"{'P(shortfall)':>14}{'E[shortfall]':>14}{'value':>14}" if shortfall else ""))
+    header = ["bond", f"state E[overpayment] {cur}", "signal/noise", "RMSPE log"]
+    if shortfall:  # the provider's risk, beside the state's (lobsim.model.shortfall)
+        header += ["provider P(shortfall)", "provider E[shortfall] units", f"provider value {cur}"]
+    rows = []
     for i, key in enumerate(s.bond.values.tolist()):
         v = s.isel(bond=i)
         rm = float(v.rmspe) if "rmspe" in v else float("nan")
-        line = (f"{str(key)[:24]:<24}{float(v.expected_overpayment):>16,.0f}"
-                f"{float(v.signal_to_noise):>14.2f}{rm:>9.4f}")
-        if shortfall:  # the provider's risk, beside the state's (lobsim.model.shortfall)
-            line += (f"{float(v.provider_shortfall_probability):>14.4f}"
-                     f"{float(v.expected_provider_shortfall):>14,.1f}"
-                     f"{float(v.expected_provider_shortfall_value):>14,.0f}")
-        lines.append(line)
+        row = [str(key), f"{float(v.expected_overpayment):,.0f}",
+               f"{float(v.signal_to_noise):.2f}", f"{rm:.4f}"]
+        if shortfall:
+            row += [f"{float(v.provider_shortfall_probability):.4f}",
+                    f"{float(v.expected_provider_shortfall):,.1f}",
+                    f"{float(v.expected_provider_shortfall_value):,.0f}"]
+        rows.append(row)
+    lines += tables.render(header, rows)
     lines += ["", "Baskets"]
-    investor_table("basket", "basket_")
+    lines += _investor_table(s, "basket", "basket_")
     lines += _structure_lines(s)
     if "holding" in s.dims:
-        lines += ["", "Investor classes (E[IRR]; DA: default-adjusted return, the IRR of the "
-                      "expected cash flows)", *_holding_table(s)]
-    lines += ["", "Departments (per year: mean payment, 99% quantile, mean saving, "
-              "P(pays more than saves))"]
+        lines += ["", "Investor classes (rows: class:instrument, the id of an "
+                      "[[investor_classes]] entry, e.g. sitr for Social Investment Tax Relief, "
+                      "then the bond, basket or basket/tranche it holds)", *_holding_table(s)]
+    lines += ["", f"Departments (per year; payments and savings in {cur})"]
+    header = ["department", "year", f"E[payment] {cur}", f"payment q99 {cur}",
+              f"E[saving] {cur}", "P(pays more than saves)"]
+    rows = []
     for d in s.department.values.tolist():
         for y in s.year.values.tolist():
             v = s.sel(department=d, year=y)
@@ -321,11 +404,51 @@ def format_summary(s: xr.Dataset) -> str:
             save = float(v.department_saving_mean)
             if pay == 0.0 and save == 0.0:
                 continue
-            lines.append(
-                f"  {d:<14} year {y:<3} pays {pay:>14,.0f}  q99 "
-                f"{float(v.department_payment_quantile.sel(department_quantile=0.99)):>14,.0f}"
-                f"  saves {save:>14,.0f}  P {float(v.probability_pays_more_than_saves):.4f}")
+            q99 = float(v.department_payment_quantile.sel(department_quantile=0.99))
+            rows.append([str(d), str(y), f"{pay:,.0f}", f"{q99:,.0f}", f"{save:,.0f}",
+                         f"{float(v.probability_pays_more_than_saves):.4f}"])
+    lines += tables.render(header, rows, left=2)
+    lines += ["", tables.INTERVAL_NOTE]
     return "\n".join(lines)
+
+
+def _currency(s: xr.Dataset) -> str:
+    return str(s.attrs.get("currency", "GBP"))
+
+
+def _scenarios(s: xr.Dataset) -> int:
+    try:
+        return int(s.attrs.get("scenarios", 0))
+    except (TypeError, ValueError):
+        return 0
+
+
+def _investor_table(s: xr.Dataset, dim: str, prefix: str) -> list[str]:
+    """Investor statistics of each bond or basket, both IRR conventions labelled."""
+    cur = _currency(s)
+    flows = prefix + "irr_expected_flows" in s  # absent from summaries saved before it existed
+    header = [dim, "P(default)", "P(default) 95%", "P(total loss)", f"E[loss] {cur}",
+              "E[multiple]", "E[IRR] (mean of scenarios)",
+              *(["IRR of E[flows]"] if flows else []), *IRR_COLUMNS, f"ES99 loss {cur}"]
+    rows = []
+    n = _scenarios(s)
+    for i, key in enumerate(s[dim].values.tolist()):
+        v = s.isel({dim: i})
+
+        def g(name: str, _v: xr.Dataset = v) -> float:
+            return float(_v[prefix + name])
+
+        lo, hi = stats.probability_interval(g("default_probability"),
+                                            g("default_probability_se"), n)
+        irr_q = v[prefix + "irr_quantile"]
+        rows.append([
+            str(key), f"{g('default_probability'):.4f}", tables.interval(float(lo), float(hi)),
+            f"{g('total_loss_probability'):.4f}", f"{g('expected_loss'):,.0f}",
+            f"{g('mean_multiple'):.4f}", f"{100 * g('mean_irr'):.2f}%",
+            *([f"{100 * g('irr_expected_flows'):.2f}%"] if flows else []),
+            *(f"{100 * float(irr_q.sel(quantile=q)):.2f}%" for q in IRR_SHOWN),
+            f"{float(v[prefix + 'loss_es'].sel(level=0.99)):,.0f}"])
+    return tables.render(header, rows)
 
 
 # --------------------------------------------------------------------------
@@ -373,52 +496,59 @@ def diversification(out: xr.Dataset, member: np.ndarray) -> dict[str, Any]:
 def _structure_lines(s: xr.Dataset) -> list[str]:
     """Terminal lines: diversification per basket and the tranche tables."""
     lines: list[str] = []
+    cur = _currency(s)
     if "basket_diversification_benefit" in s:
-        lines += ["", f"{'Diversification':<24}{'ES99 basket':>14}{'sum ES99 alone':>16}"
-                      f"{'benefit':>14}"]
+        rows = []
         for i, key in enumerate(s.basket.values.tolist()):
             v = s.isel(basket=i).sel(level=0.99)
-            lines.append(f"{str(key)[:24]:<24}{float(v.basket_loss_es):>14,.0f}"
-                         f"{float(v.basket_standalone_es_sum):>16,.0f}"
-                         f"{float(v.basket_diversification_benefit):>14,.0f}")
+            rows.append([str(key), f"{float(v.basket_loss_es):,.0f}",
+                         f"{float(v.basket_standalone_es_sum):,.0f}",
+                         f"{float(v.basket_diversification_benefit):,.0f}"])
+        lines += ["", "Diversification", *tables.render(
+            ["basket", f"ES99 basket {cur}", f"sum ES99 alone {cur}", f"benefit {cur}"], rows)]
     if "tranche" not in s.dims:
         return lines
     return [*lines, "", "Tranches", *_tranche_table(s)]
 
 
 def _tranche_table(s: xr.Dataset) -> list[str]:
-    lines = [f"{'':<24}{'P(default)':>16}{'E[loss]':>14}{'E[IRR]':>10}{'IRR 5%':>9}"
-             f"{'IRR 50%':>9}{'ES99 loss':>14}{'share':>7}{'premium':>9}{'E[guarantee]':>14}"
-             f"{'E[protection]':>15}"]
+    cur = _currency(s)
+    header = ["tranche", "P(default)", "P(default) 95%", f"E[loss] {cur}",
+              "E[IRR] (mean of scenarios)", *IRR_COLUMNS, f"ES99 loss {cur}", "share",
+              "premium", f"E[guarantee] {cur}", f"E[protection] {cur}"]
+    rows = []
+    n = _scenarios(s)
     for i, key in enumerate(s.tranche.values.tolist()):
         v = s.isel(tranche=i)
         q = v.tranche_irr_quantile
-        lines.append(
-            f"{str(key)[:24]:<24}{float(v.tranche_default_probability):>9.4f} "
-            f"±{float(v.tranche_default_probability_se):.4f}"
-            f"{float(v.tranche_expected_loss):>14,.0f}{100 * float(v.tranche_mean_irr):>9.2f}%"
-            f"{100 * float(q.sel(quantile=0.05)):>8.2f}%{100 * float(q.sel(quantile=0.5)):>8.2f}%"
-            f"{float(v.tranche_loss_es.sel(level=0.99)):>14,.0f}{float(v.tranche_share):>7.2f}"
-            f"{100 * float(v.tranche_premium):>8.2f}%"
-            f"{float(v.tranche_expected_guarantee):>14,.0f}"
-            f"{float(v.tranche_expected_protection):>15,.0f}")
-    return lines
+        p = float(v.tranche_default_probability)
+        lo, hi = stats.probability_interval(p, float(v.tranche_default_probability_se), n)
+        rows.append([
+            str(key), f"{p:.4f}", tables.interval(float(lo), float(hi)),
+            f"{float(v.tranche_expected_loss):,.0f}", f"{100 * float(v.tranche_mean_irr):.2f}%",
+            *(f"{100 * float(q.sel(quantile=x)):.2f}%" for x in IRR_SHOWN),
+            f"{float(v.tranche_loss_es.sel(level=0.99)):,.0f}", f"{float(v.tranche_share):.2f}",
+            f"{100 * float(v.tranche_premium):.2f}%",
+            f"{float(v.tranche_expected_guarantee):,.0f}",
+            f"{float(v.tranche_expected_protection):,.0f}"])
+    return tables.render(header, rows)
 
 
 def _holding_table(s: xr.Dataset) -> list[str]:
-    lines = [f"{'':<32}{'relief':>7}{'tax':>6}{'E[IRR]':>9}{'after tax':>10}{'DA':>9}"
-             f"{'DA after tax':>13}{'P(loss)':>9}{'after tax':>10}"]
+    header = ["holding", "relief", "tax", "E[IRR] (mean of scenarios)", "after tax",
+              "IRR of E[flows]", "after tax", "P(loss)", "after tax"]
+    rows = []
     for i, key in enumerate(s.holding.values.tolist()):
         v = s.isel(holding=i)
 
-        def pct(name: str, _v: xr.Dataset = v) -> float:
-            return 100 * float(_v[name])
+        def pct(name: str, _v: xr.Dataset = v, digits: int = 2) -> str:
+            return f"{100 * float(_v[name]):.{digits}f}%"
 
-        lines.append(
-            f"{str(key)[:32]:<32}{pct('holding_relief'):>6.0f}%{pct('holding_tax_rate'):>5.0f}%"
-            f"{pct('holding_mean_irr'):>8.2f}%{pct('holding_after_tax_mean_irr'):>9.2f}%"
-            f"{pct('holding_default_adjusted_return'):>8.2f}%"
-            f"{pct('holding_after_tax_default_adjusted_return'):>12.2f}%"
-            f"{float(v.holding_loss_probability):>9.4f}"
-            f"{float(v.holding_after_tax_loss_probability):>10.4f}")
-    return lines
+        rows.append([
+            str(key), pct("holding_relief", digits=0), pct("holding_tax_rate", digits=0),
+            pct("holding_mean_irr"), pct("holding_after_tax_mean_irr"),
+            pct("holding_default_adjusted_return"),
+            pct("holding_after_tax_default_adjusted_return"),
+            f"{float(v.holding_loss_probability):.4f}",
+            f"{float(v.holding_after_tax_loss_probability):.4f}"])
+    return tables.render(header, rows)

@@ -319,54 +319,62 @@ def percent(x: float) -> str:
 
 
 def format_term_sheet(sheet: TermSheet, cfg: Config) -> str:
-    """Render a :class:`TermSheet` as plain text for the terminal."""
+    """Render a :class:`TermSheet` as plain text for the terminal (money in GBP)."""
+    from lobsim.model.simulate import CURRENCY
+
+    def gbp(x: float) -> str:
+        return f"{money(x)} {CURRENCY}"
+
     lines = [f"Term sheet: {sheet.config}", ""]
     for bt in sheet.bonds:
+        unit = cfg.outcome(bt.outcome).unit
+        units = f"units ({unit}s)" if bt.outcome_kind == "count" else "units"
         lines += [
             f"Bond {bt.bond}  ({bt.outcome} in {bt.area}; provider {bt.provider}; "
             f"{bt.intervention}; {bt.mechanism})",
             f"  term                         years {bt.start:g} to {bt.maturity:g}",
-            f"  target units                 {money(bt.target_units)}",
-            f"  cost per unit                {money(bt.cost_per_unit)}",
+            f"  target                       {money(bt.target_units)} {units}",
+            f"  cost per unit                {gbp(bt.cost_per_unit)}",
             f"  basket risk / return premium {percent(bt.basket_risk)} / "
             f"{percent(bt.return_premium)}",
-            f"  price per unit               {money(bt.price_per_unit)}",
-            f"  investor principal           {money(bt.investor_principal)}",
-            f"  investor payoff at target    {money(bt.investor_payoff_at_target)}  "
+            f"  price per unit               {gbp(bt.price_per_unit)}",
+            f"  investor principal           {gbp(bt.investor_principal)}",
+            f"  investor payoff at target    {gbp(bt.investor_payoff_at_target)}  "
             f"(multiple {bt.multiple_at_target:.4f}, IRR {percent(bt.irr_at_target)})",
             "  break-even success           "
-            + ("never" if bt.break_even_fraction is None else percent(bt.break_even_fraction)),
+            + ("never" if bt.break_even_fraction is None
+               else f"{percent(bt.break_even_fraction)} of target"),
             "  payers:",
         ]
         for p in bt.payers:
             lines += [
                 f"    {p.agency} (parent {p.department}): share {p.share:.6g}, pays "
-                f"{money(p.pays_per_unit)} per unit, {money(p.pays_at_target)} in total",
+                f"{gbp(p.pays_per_unit)} per unit, {gbp(p.pays_at_target)} in total",
                 f"      {p.department} pays {p.agency} {money(p.pays_per_unit)} + "
-                f"{money(p.agency_premium_per_unit)} = {money(p.department_pays_per_unit)} per "
-                f"unit, {money(p.department_pays_at_target)} in total; discretionary "
-                f"{money(p.discretionary_at_target)}",
+                f"{money(p.agency_premium_per_unit)} = {gbp(p.department_pays_per_unit)} per "
+                f"unit, {gbp(p.department_pays_at_target)} in total; discretionary "
+                f"{gbp(p.discretionary_at_target)}",
             ]
         for s in bt.savings:
             per = "per unit-year" if s.basis == "per_unit_year" else "per unit"
             lines.append(
-                f"  saving to {s.department}: {money(s.per_unit)} {per}, "
-                f"{money(s.at_target)} at target" + (" a year" if s.basis == "per_unit_year" else "")
+                f"  saving to {s.department}: {gbp(s.per_unit)} {per}, "
+                f"{gbp(s.at_target)} at target" + (" a year" if s.basis == "per_unit_year" else "")
             )
         if bt.baseline is not None:
             b = bt.baseline
             lines += [
                 f"  baseline {b.department} -> {b.agency}:",
-                f"    base year     {money(b.base_year_units)} x {money(b.cost_per_unit_year)} = "
-                f"{money(b.base_year_funding)}",
-                f"    maturity year {money(b.maturity_year_units)} x "
-                f"{money(b.cost_per_unit_year)} = {money(b.maturity_year_funding)}",
-                f"    outcome payment {money(b.outcome_payment)}; total "
-                f"{money(b.total_at_maturity)}; saving {money(b.saving)}",
+                f"    base year     {money(b.base_year_units)} {units} x "
+                f"{gbp(b.cost_per_unit_year)} = {gbp(b.base_year_funding)}",
+                f"    maturity year {money(b.maturity_year_units)} {units} x "
+                f"{gbp(b.cost_per_unit_year)} = {gbp(b.maturity_year_funding)}",
+                f"    outcome payment {gbp(b.outcome_payment)}; total "
+                f"{gbp(b.total_at_maturity)}; saving {gbp(b.saving)}",
             ]
         lines.append("")
-    lines.append(f"Total investor principal        {money(sheet.total_principal)}")
-    lines.append(f"Total investor payoff at target {money(sheet.total_investor_payoff_at_target)}")
+    lines.append(f"Total investor principal        {gbp(sheet.total_principal)}")
+    lines.append(f"Total investor payoff at target {gbp(sheet.total_investor_payoff_at_target)}")
     for dept, amount in sheet.department_pays_at_target.items():
-        lines.append(f"  {cfg.department(dept).name} ({dept}) pays at target {money(amount)}")
+        lines.append(f"  {cfg.department(dept).name} ({dept}) pays at target {gbp(amount)}")
     return "\n".join(lines)

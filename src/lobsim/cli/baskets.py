@@ -92,7 +92,12 @@ def add_price_parser(sub: Any) -> None:
     )
     price.add_argument("config", help="TOML configuration file")
     price.add_argument("--target-irr", type=finite_float, metavar="X",
-                       help="target expected IRR (0.05 is 5%% a year)")
+                       help="target expected IRR (0.05 is 5%% a year), in the convention "
+                            "--irr-convention")
+    price.add_argument("--irr-convention", choices=("mean", "expected-flows"), default="mean",
+                       help="which expected IRR --target-irr means: 'mean' (default), the mean "
+                            "of the scenario IRRs, a total loss counting as -100%%; "
+                            "'expected-flows', the IRR of the expected cash flows")
     price.add_argument("--target-default-prob", type=finite_float, metavar="P",
                        help="target default probability P(payment < principal)")
     what = price.add_mutually_exclusive_group()
@@ -126,6 +131,9 @@ def cmd_price(args: argparse.Namespace) -> int:
             if args.target_default_prob is not None:
                 raise UsageError("tranche premiums are solved for a target IRR, not a default "
                              "probability")
+            if args.irr_convention != "mean":
+                raise UsageError("--irr-convention expected-flows: tranche premiums are solved "
+                                 "for E[IRR] (mean of scenarios) only")
             targets = {}
             for item in args.tranche:
                 tid, _, value = item.partition("=")
@@ -147,7 +155,8 @@ def cmd_price(args: argparse.Namespace) -> int:
             solutions = [solve_loading(cfg, target_irr=args.target_irr,
                                        target_default_probability=p, bond=args.bond,
                                        basket=args.basket, scenarios=n, seed=args.seed,
-                                       threads=args.threads)]
+                                       threads=args.threads,
+                                       irr_convention=args.irr_convention)]
     except (ValueError, argparse.ArgumentTypeError) as exc:
         raise UsageError(str(exc)) from None
     if args.json:

@@ -94,12 +94,13 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     print(f"Calibrated {len(cal.areas)} areas in {len(cal.regional_state)} regions over "
           f"{len(cal.periods)} periods ({cal.periods[0]} to {cal.periods[-1]}) in {elapsed:.1f} s")
     print()
-    print(f"{'component':<12}{'phi/year':>10}{'sigma/year':>12}{'phi/period':>12}"
-          f"{'sigma/period':>14}")
+    print(f"{'component':<12}{'phi/year':>10}{'sigma/year log':>16}{'phi/period':>12}"
+          f"{'sigma/period log':>18}")
     for name in ("national", "regional", "area"):
-        print(f"{name:<12}{getattr(p, f'{name}_phi'):>10.4f}{getattr(p, f'{name}_sigma'):>12.4f}"
-              f"{q[f'{name}_phi']:>12.4f}{q[f'{name}_sigma']:>14.4f}")
-    print(f"{'noise':<12}{'':>10}{p.measurement_sigma:>12.4f}   (sd of one observation's log)")
+        print(f"{name:<12}{getattr(p, f'{name}_phi'):>10.4f}{getattr(p, f'{name}_sigma'):>16.4f}"
+              f"{q[f'{name}_phi']:>12.4f}{q[f'{name}_sigma']:>18.4f}")
+    print(f"{'noise':<12}{'':>10}{p.measurement_sigma:>16.4f}   (sd of one observation's log)")
+    print("phi: AR(1) persistence of the log level; sigma: sd of its shocks, in log points")
     print()
     print(f"trend per year: mean {cal.trend_mean:+.4f}, sd between regions "
           f"{cal.trend_sd_region:.4f}, within regions {cal.trend_sd_area:.4f}")

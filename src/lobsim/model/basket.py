@@ -170,9 +170,13 @@ def _default_probability(ds: xr.Dataset) -> np.ndarray:
 
 
 def format_composition(comp: xr.Dataset, top: int = 3) -> str:
-    """Plain-text composition of each basket: size, risk and largest groups."""
-    lines = [f"{'':<16}{'bonds':>6}{'principal':>14}{'mean PD':>9}{'wtd PD':>9}  largest groups "
-             "(share of principal)"]
+    """Plain-text composition of each basket: size, risk and largest groups.
+
+    The id column is as wide as the longest basket id: ids are never cut.
+    """
+    w = max([len(str(k)) for k in comp.basket.values.tolist()] + [6]) + 2
+    lines = [f"{'basket':<{w}}{'bonds':>6}{'principal GBP':>15}{'mean PD':>9}{'wtd PD':>9}  "
+             "largest groups (share of principal; PD: P(default))"]
     for k, key in enumerate(comp.basket.values.tolist()):
         total = float(comp.principal[k])
         parts = []
@@ -184,10 +188,10 @@ def format_composition(comp: xr.Dataset, top: int = 3) -> str:
             items = [f"{_fmt_group(names[j], group)} {by[j] / total:.0%}"
                      for j in order if by[j] > 0]
             parts.append(f"{label}: " + ", ".join(items))
-        lines.append(f"{str(key)[:16]:<16}{int(comp.bonds[k]):>6}{total:>14,.0f}"
+        lines.append(f"{key!s:<{w}}{int(comp.bonds[k]):>6}{total:>15,.0f}"
                      f"{float(comp.mean_default_probability[k]):>9.4f}"
                      f"{float(comp.weighted_default_probability[k]):>9.4f}  " + parts[0])
-        lines += [f"{'':<56}{p}" for p in parts[1:]]
+        lines += [f"{'':<{w + 41}}{p}" for p in parts[1:]]
     return "\n".join(lines)
 
 

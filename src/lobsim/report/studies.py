@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 from matplotlib.figure import Figure
 
+from lobsim.analysis.stats import probability_interval
+from lobsim.model.simulate import CURRENCY
+
 if TYPE_CHECKING:
     from lobsim.analysis.maturity import MaturityChoice
     from lobsim.validation.backtest import Placebos
@@ -79,7 +82,7 @@ def placebo_qq(real: Placebos, models: dict[str, Placebos], *, donors: int | Non
 def maturity_tradeoff(choice: MaturityChoice, fig: Figure | None = None) -> Figure:
     """The maturity trade-off of :func:`lobsim.analysis.maturity.choose_maturity`.
 
-    Top: P(default) (with two standard errors) and E[IRR] by candidate
+    Top: P(default) (with its 95% Wilson interval) and E[IRR] by candidate
     maturity, the recommended one marked; bottom: E[overpayment] (the
     state's risk), E[shortfall] x price (the provider's) and signal to noise.
 
@@ -101,22 +104,26 @@ def maturity_tradeoff(choice: MaturityChoice, fig: Figure | None = None) -> Figu
         fig = Figure(figsize=(7, 7))
     top, bottom = fig.subplots(2, 1, sharex=True)
     p = np.array([x.default_probability for x in c])
-    top.errorbar(t, p, yerr=2 * np.array([x.default_probability_se for x in c]), marker="o",
-                 color="C3", label="P(default) (±2 se)")
+    lo, hi = probability_interval(p, np.array([x.default_probability_se for x in c]),
+                                  choice.scenarios)
+    top.errorbar(t, p, yerr=np.vstack([p - lo, hi - p]), marker="o",
+                 color="C3", label="P(default) (95% interval)")
     top.set_ylabel("P(default)")
     top.axvline(choice.recommended, color="grey", linestyle=":", label="recommended")
     irr_ax = top.twinx()
-    irr_ax.plot(t, [100 * x.mean_irr for x in c], marker="s", color="C0", label="E[IRR]")
+    irr_ax.plot(t, [100 * x.mean_irr for x in c], marker="s", color="C0",
+                label="E[IRR] (mean of scenarios)")
     irr_ax.set_ylabel("E[IRR] (%)")
     lines = top.get_legend_handles_labels()
     more = irr_ax.get_legend_handles_labels()
     top.legend(lines[0] + more[0], lines[1] + more[1], loc="best", fontsize="small")
     top.set_title(f"Bond {choice.bond}: maturity trade-off ({choice.scenarios} scenarios)")
-    bottom.plot(t, [x.expected_overpayment for x in c], marker="o", color="C1",
-                label="E[overpayment] (state)")
-    bottom.plot(t, [x.expected_shortfall_value for x in c], marker="o", color="C2",
-                label="E[shortfall] x price (provider)")
-    bottom.set_ylabel("amount")
+    # GBP million, not matplotlib's "1e6" offset on a bare "amount"
+    bottom.plot(t, [x.expected_overpayment / 1e6 for x in c], marker="o", color="C1",
+                label="state E[overpayment]")
+    bottom.plot(t, [x.expected_shortfall_value / 1e6 for x in c], marker="o", color="C2",
+                label="provider E[shortfall] x price")
+    bottom.set_ylabel(f"{CURRENCY} million")
     bottom.set_xlabel("maturity (years after the base year)")
     snr_ax = bottom.twinx()
     snr = np.array([x.signal_to_noise for x in c])

@@ -227,6 +227,9 @@ class BlockSeries:
         arrays["department.save"] = save
         arrays["department.net"] = save - pay
         arrays["department.pays_more"] = pay > save
+        arrays["basket.cashflow"] = out.basket_cashflow
+        if out.dated_payment.shape[1]:
+            arrays["bond.dated"] = out.dated_payment
         if tranches is not None:
             arrays["tranche.guarantee"] = tranches["guarantee"]
             arrays["tranche.protection"] = tranches["protection"]

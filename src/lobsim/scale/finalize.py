@@ -15,6 +15,7 @@ import xarray as xr
 
 from lobsim.analysis import stats
 from lobsim.analysis import summary as _summary
+from lobsim.analysis.returns import irr_of_mean_flows
 from lobsim.kernels.reductions import EXP_OFFSET
 
 if TYPE_CHECKING:
@@ -174,6 +175,12 @@ class Finalizer:
             m, se, _ = self.moments(f"bond.{name}")
             data[name] = (("bond",), m)
             data[name + "_se"] = (("bond",), se)
+        # the second IRR convention, from the accumulated mean cash flows
+        dated = self.moments("bond.dated")[0] if "bond.dated" in self.m_off else np.zeros(0)
+        bond_flows, basket_flows = irr_of_mean_flows(
+            tpl, self.moments("bond.multiple")[0], dated, self.moments("basket.cashflow")[0])
+        data["irr_expected_flows"] = (("bond",), bond_flows)
+        data["basket_irr_expected_flows"] = (("basket",), basket_flows)
         data["rmspe"] = (("bond",), tpl.rmspe.values)
         _, _, noise = self.moments("bond.prediction_error")
         with np.errstate(divide="ignore"):
@@ -207,7 +214,7 @@ class Finalizer:
             scenarios=self.n, summary_method="streaming",
             quantile_relative_error=2.0 ** -(self.plan.hist_bits + 1),
             quantile_absolute_error=2.0 ** self.plan.hist_low)
-        return out
+        return _summary.label(out, outcome_units=_summary.outcome_units(tpl))
 
     def _structure(self, out: xr.Dataset, groups: dict[str, Group]) -> xr.Dataset:
         # the layout of lobsim.analysis.summary._add_structure_stats

@@ -188,6 +188,10 @@ class Plan:
         if "tranche_payment" in tpl:
             n_t = (tpl.sizes["tranche"],)
             moments += [("tranche.guarantee", n_t), ("tranche.protection", n_t)]
+        # the mean cash flows of the IRR of expected flows (lobsim.analysis.returns)
+        moments.append(("basket.cashflow", (tpl.sizes["basket"], tpl.sizes["time"])))
+        if tpl.sizes.get("payment", 0):
+            moments.append(("bond.dated", (tpl.sizes["payment"],)))
         if "holding" in tpl.dims:
             n_h = tpl.sizes["holding"]
             moments += [(f"holding.{k}", (n_h,)) for k in _summary.HOLDING_MEANS]
@@ -225,6 +229,9 @@ class Plan:
         arrays["department.save"] = save
         arrays["department.net"] = save - pay
         arrays["department.pays_more"] = pay > save
+        arrays["basket.cashflow"] = ds.basket_cashflow.values
+        if ds.sizes.get("payment", 0):
+            arrays["bond.dated"] = ds.dated_payment.values
         if "tranche_guarantee" in ds:
             arrays["tranche.guarantee"] = ds.tranche_guarantee.values
             arrays["tranche.protection"] = ds.tranche_protection.values
