@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
+
+from lobsim.analysis import stats
 
 if TYPE_CHECKING:
     from lobsim.analysis.maturity import MaturityChoice
@@ -79,7 +82,7 @@ def placebo_qq(real: Placebos, models: dict[str, Placebos], *, donors: int | Non
 def maturity_tradeoff(choice: MaturityChoice, fig: Figure | None = None) -> Figure:
     """The maturity trade-off of :func:`lobsim.analysis.maturity.choose_maturity`.
 
-    Top: P(default) (with two standard errors) and E[IRR] by candidate
+    Top: P(default) (with its 95% Wilson interval) and E[IRR] by candidate
     maturity, the recommended one marked; bottom: E[overpayment] (the
     state's risk), E[shortfall] x price (the provider's) and signal to noise.
 
@@ -101,8 +104,11 @@ def maturity_tradeoff(choice: MaturityChoice, fig: Figure | None = None) -> Figu
         fig = Figure(figsize=(7, 7))
     top, bottom = fig.subplots(2, 1, sharex=True)
     p = np.array([x.default_probability for x in c])
-    top.errorbar(t, p, yerr=2 * np.array([x.default_probability_se for x in c]), marker="o",
-                 color="C3", label="P(default) (±2 se)")
+    lo, hi = stats.probability_interval(p, [x.default_probability_se for x in c],
+                                        choice.scenarios)
+    # the Wilson interval holds p, up to rounding at p = 0 or 1
+    top.errorbar(t, p, yerr=np.maximum(np.array([p - lo, hi - p]), 0.0), marker="o",
+                 color="C3", label="P(default) (95% interval)")
     top.set_ylabel("P(default)")
     top.axvline(choice.recommended, color="grey", linestyle=":", label="recommended")
     irr_ax = top.twinx()
@@ -116,7 +122,8 @@ def maturity_tradeoff(choice: MaturityChoice, fig: Figure | None = None) -> Figu
                 label="E[overpayment] (state)")
     bottom.plot(t, [x.expected_shortfall_value for x in c], marker="o", color="C2",
                 label="E[shortfall] x price (provider)")
-    bottom.set_ylabel("amount")
+    bottom.set_ylabel("GBP")
+    bottom.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))  # no 1e6 offset
     bottom.set_xlabel("maturity (years after the base year)")
     snr_ax = bottom.twinx()
     snr = np.array([x.signal_to_noise for x in c])
