@@ -104,7 +104,7 @@ class DecisionRow:
             return ""
         if self.kind == "bond":
             return NOISE_FLAG
-        return f"{self.noisy} of {self.bonds} bonds: {NOISE_FLAG.replace('the payment is', 'payment')}"
+        return f"{self.noisy} of {self.bonds} bonds: mostly measurement noise"
 
     def cells(self) -> list[str]:
         """The row as the page prints it, in the order of :data:`DECISION_HEAD`."""

@@ -253,9 +253,14 @@ table.kv td { text-align: left; }
 td.text { text-align: left; }
 /* the decision table scrolls inside the first screen when a book has many bonds */
 table#decision { display: block; max-height: 58vh; overflow: auto; margin: 0 0 .4em;
-                 font-size: .8em; }
+                 font-size: .78em; }
 table#decision thead th { position: sticky; top: 0; z-index: 1; }
 table#decision tr.flagged td { background: #fdecea; }
+/* columns of decision.DECISION_HEAD: the kind greyed, the interval on one line, the flag wide */
+table#decision td:nth-child(2) { color: #666; }
+table#decision td:nth-child(4) { white-space: nowrap; }
+table#decision td:nth-child(9) { min-width: 11em; }
+table#decision th, table#decision td { padding: .25em .45em; }
 table#decision-departments { font-size: .8em; margin: .3em 0 .5em; }
 @media print { table#decision { display: table; max-height: none; overflow: visible; } }
 """
