@@ -338,9 +338,10 @@ def _tables(s: xr.Dataset, ds: xr.Dataset) -> str:
     if s.sizes.get("basket", 0):
         principal = ds.basket_principal.values
         parts += ["<h2 id='baskets'>Baskets</h2>", _table(
-            [*_INVESTOR_HEAD, f"sum of stand-alone ES99 ({_GBP})",
+            [*_INVESTOR_HEAD, f"ES99 loss ({_GBP})", f"sum of stand-alone ES99 ({_GBP})",
              f"diversification benefit ({_GBP})"],
-            [[*row, decision.money(float(s.basket_standalone_es_sum.sel(level=0.99)[i])),
+            [[*row, decision.money(float(s.basket_loss_es.sel(level=0.99)[i])),
+              decision.money(float(s.basket_standalone_es_sum.sel(level=0.99)[i])),
               decision.money(float(s.basket_diversification_benefit.sel(level=0.99)[i]))]
              for i, row in enumerate(_investor_rows(s, "basket", "basket_", principal, n))])]
     if "tranche" in s.dims:
