@@ -406,3 +406,18 @@ def test_first_screen_check_can_fail(report_dir, tmp_path):
     # the same measure on a window too small for the title and the table sees it overflow
     m = measure(report_dir / "report.html", tmp_path, 1280, 120)
     assert m["decision"]["bottom"] > m["viewport"][1]
+
+
+def test_basket_sums_of_the_summary(results):
+    # summarize's basket statistics that the decision table reads: expectations add, so a
+    # basket's E[overpayment] is the mean of its bonds' summed overpayment per scenario
+    ds = xr.load_dataset(results)
+    s = summarize(ds)
+    member = ds.basket_member.values.astype(bool)
+    for k, m in enumerate(member):
+        over = ds.overpayment.values[:, m].sum(axis=1).mean()
+        assert float(s.basket_expected_overpayment[k]) == pytest.approx(over, rel=1e-9)
+        value = (ds.provider_shortfall.values[:, m] * ds.price_per_unit.values[m]).sum(axis=1)
+        assert float(s.basket_expected_provider_shortfall_value[k]) == pytest.approx(
+            value.mean(), rel=1e-9)
+        assert float(s.basket_lowest_signal_to_noise[k]) == s.signal_to_noise.values[m].min()

@@ -68,7 +68,9 @@ def summarize(ds: xr.Dataset) -> xr.Dataset:
         probabilities, expected loss, mean multiple and IRR, their quantiles at
         ``quantile``, VaR and expected shortfall of loss (principal minus
         payment) at ``level``; per bond the expected overpayment and the
-        provider's shortfall (probability, units, value; lobsim.model.shortfall);
+        provider's shortfall (probability, units, value; lobsim.model.shortfall),
+        per basket their sums over its bonds and its lowest signal-to-noise
+        (:func:`basket_bond_sums`);
         per holding of an investor class (dimension ``holding``, if the run
         has investor classes) pre- and after-tax E[IRR], default-adjusted
         returns and loss probabilities (:func:`add_holding_stats`); per
