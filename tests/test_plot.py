@@ -215,7 +215,9 @@ def test_control_label_names_the_weighted_donors():
             == "synthetic control: 0.41 B + 0.33 C + 0.26 D")
     five = np.full(5, 0.2)
     assert (plot.control_label(list("ABCDE"), five, "equal")
-            == "equal-weight control: weighted control of 5 donors")
+            == "equal-weight control of 5 donors (1/5 each)")
+    assert (plot.control_label(list("ABCDE"), five, "synthetic")
+            == "synthetic control: weighted control of 5 donors")
 
 
 def test_control_fit_pre_period_and_simulated_bands(bham):

@@ -184,7 +184,7 @@ def report_figures(ds: xr.Dataset, cfg: Config,
                 plot.control_fit(ds, cfg, bond, axes=sub.subplots(2, 1, sharex=True))
             return fig
 
-        add("control_fit", "Control groups",
+        add("control_fit", "Control-group fits",
             "Top: the treated area and its control group (synthetic or equal weights) over "
             "the pre-period the weights were fitted on (the legend names the weighted "
             "donors; the table above lists them all). Bottom: the improvement the "
@@ -250,6 +250,7 @@ figcaption { font-size: .9em; color: #444; max-width: 60em; }
 pre { background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: .8em; }
 .note { color: #555; font-size: .9em; margin: .3em 0; }
 table.kv td { text-align: left; }
+div.wide { overflow-x: auto; } div.wide table { font-size: .8em; }
 td.text { text-align: left; }
 /* the decision table scrolls inside the first screen when a book has many bonds */
 table#decision { display: block; max-height: 58vh; overflow: auto; margin: 0 0 .4em;
@@ -279,6 +280,11 @@ def _table(head: Sequence[str], rows: Sequence[Sequence[str]], css: str = "",
     thead = f"<thead><tr>{cells}</tr></thead>" if any(head) else ""
     attrs = (f" id='{ident}'" if ident else "") + (f" class='{css}'" if css else "")
     return f"<table{attrs}>{thead}<tbody>{body}</tbody></table>"
+
+
+def _wide(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A table of many columns, scrolling sideways in its own box rather than the page."""
+    return f"<div class='wide'>{_table(head, rows)}</div>"
 
 
 def _investor_rows(s: xr.Dataset, dim: str, prefix: str, principal: np.ndarray,
@@ -325,7 +331,7 @@ def _tables(s: xr.Dataset, ds: xr.Dataset) -> str:
                     f"{float(v.expected_provider_shortfall):,.1f}",
                     decision.money(float(v.expected_provider_shortfall_value))]
         bond_rows.append(row)
-    bonds = ["<h2 id='bonds'>Bonds</h2>", _table(
+    bonds = ["<h2 id='bonds'>Bonds</h2>", _wide(
         [*_INVESTOR_HEAD, f"state's E[overpayment] ({_GBP})", "signal/noise", "RMSPE (log)",
          *(["provider's P(shortfall)", "provider's E[shortfall] (units)",
             f"provider's E[shortfall] value ({_GBP})"] if shortfall else [])], bond_rows)]
@@ -337,7 +343,7 @@ def _tables(s: xr.Dataset, ds: xr.Dataset) -> str:
              "for, in the outcome's units, and their value at the price per unit.</p>"]
     if s.sizes.get("basket", 0):
         principal = ds.basket_principal.values
-        parts += ["<h2 id='baskets'>Baskets</h2>", _table(
+        parts += ["<h2 id='baskets'>Baskets</h2>", _wide(
             [*_INVESTOR_HEAD, f"ES99 loss ({_GBP})", f"sum of stand-alone ES99 ({_GBP})",
              f"diversification benefit ({_GBP})"],
             [[*row, decision.money(float(s.basket_loss_es.sel(level=0.99)[i])),
@@ -345,7 +351,7 @@ def _tables(s: xr.Dataset, ds: xr.Dataset) -> str:
               decision.money(float(s.basket_diversification_benefit.sel(level=0.99)[i]))]
              for i, row in enumerate(_investor_rows(s, "basket", "basket_", principal, n))])]
     if "tranche" in s.dims:
-        parts += ["<h2 id='tranches'>Tranches</h2>", _table(
+        parts += ["<h2 id='tranches'>Tranches</h2>", _wide(
             [*_INVESTOR_HEAD, "share", "premium", f"E[guarantee] ({_GBP})",
              f"E[protection] ({_GBP})"],
             [[*row, f"{float(s.tranche_share[i]):.2f}",

@@ -431,7 +431,9 @@ def control_label(donors: Sequence[str], weights: np.ndarray, scheme: str) -> st
     used = sorted((j for j in range(len(donors)) if weights[j] > 0.0),
                   key=lambda j: (-weights[j], j))
     if len(used) > MAX_LEGEND_DONORS:
-        return f"{kind}: weighted control of {len(used)} donors"
+        return (f"synthetic control: weighted control of {len(used)} donors"
+                if scheme == "synthetic" else
+                f"equal-weight control of {len(used)} donors (1/{len(used)} each)")
     terms = " + ".join(f"{weights[j]:.2f} {donors[j]}" for j in used)
     return textwrap.fill(f"{kind}: {terms}", 60)
 
