@@ -89,5 +89,10 @@ def test_a_config_in_range_loads_and_simulates_finite_or_is_refused(drawn) -> No
             spread = ds.prediction_error.std("scenario").values
             assert (np.isfinite(values) | (spread == 0.0)).all(), (values, spread)
             assert not np.isnan(values).any()
+        elif name == "basket_lowest_signal_to_noise":  # infinite only if all its bonds are
+            member = ds.basket_member.values.astype(bool)
+            bond_snr = s.signal_to_noise.values
+            noisy = np.array([np.isfinite(bond_snr[m]).any() for m in member], bool)
+            assert (np.isfinite(values) == noisy).all(), (values, bond_snr)
         else:
             assert np.isfinite(values).all(), f"summary {name} is not finite"

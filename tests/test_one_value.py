@@ -60,7 +60,7 @@ def _diversification_rows(text: str) -> dict[str, list[str]]:
 
 def _html_baskets(page: str) -> dict[str, tuple[str, str, str]]:
     """Basket -> (ES99, sum of stand-alone ES99, benefit) from the report's Baskets table."""
-    table = page.split("<h2>Baskets</h2>", 1)[1].split("</table>", 1)[0]
+    table = page.split("<h2 id='baskets'>Baskets</h2>", 1)[1].split("</table>", 1)[0]
     out = {}
     for row in re.findall(r"<tr>(.*?)</tr>", table):
         cells = [html.unescape(c) for c in re.findall(r"<td>(.*?)</td>", row)]

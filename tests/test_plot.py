@@ -18,6 +18,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle, StepPatch
 
 from lobsim import load_config, simulate
+from lobsim.analysis import stats
 from lobsim.analysis.risk import risk_contributions
 from lobsim.report import plot, studies
 from lobsim.validation.backtest import Placebos
@@ -48,11 +49,11 @@ def _steps(ax) -> list[StepPatch]:
     return [p for p in ax.patches if isinstance(p, StepPatch)]
 
 
-def _shown_pd(text: str) -> tuple[float, float]:
-    """P(default) and its standard error as written on a plot, in percent."""
-    m = re.search(r"P\(default\) ([\d.]+)%(?: ± ([\d.]+)%)?", text)
+def _shown_pd(text: str) -> tuple[float, float, float]:
+    """P(default) and its 95% interval as written on a plot, in percent."""
+    m = re.search(r"P\(default\) ([\d.]+)%(?: \(([\d.]+) to ([\d.]+)\))?", text)
     assert m is not None, text
-    return float(m.group(1)), float(m.group(2) or "nan")
+    return float(m.group(1)), float(m.group(2) or "nan"), float(m.group(3) or "nan")
 
 
 def _vlines_at(ax) -> list[float]:
@@ -87,11 +88,13 @@ def test_return_distribution_marks_breakeven_and_default(bham, measure, breakeve
     assert lv.sum() == pytest.approx(np.mean(x < breakeven))
     assert breakeven in _vlines_at(ax)
     pd = float(ds.default.values[:, 0].mean())
-    se = np.sqrt(pd * (1 - pd) / SCENARIOS)
+    se = np.sqrt(pd * (1 - pd) / (SCENARIOS - 1))  # sd with ddof 1 over sqrt n, as summarize
     (text,) = ax.texts
-    shown, shown_se = _shown_pd(text.get_text())
+    shown, lo, hi = _shown_pd(text.get_text())
     assert shown == pytest.approx(100 * pd, abs=0.051)  # printed to 0.1 points
-    assert shown_se == pytest.approx(100 * se, abs=0.051)
+    # the report's one convention: the 95% Wilson interval (Wilson 1927)
+    want = stats.probability_interval(pd, se, SCENARIOS)
+    assert [lo, hi] == pytest.approx([100 * float(want[0]), 100 * float(want[1])], abs=0.051)
     assert "bham-jsa" in ax.get_title()
     assert ax.get_xlabel() == ("IRR (% a year)" if measure == "irr"
                                else "money multiple (payment / principal)")
@@ -140,9 +143,12 @@ def test_default_probability_sorted_with_error_bars(basket):
     labels = [t.get_text() for t in ax.get_yticklabels()]  # top to bottom
     np.testing.assert_allclose(pd[[list(ds.bond.values).index(k) for k in labels]], top)
     (errors,) = [c for c in ax.collections if isinstance(c, LineCollection)]
-    half = [abs(seg[1][0] - seg[0][0]) / 2 for seg in errors.get_segments()]
+    ends = sorted((min(seg[0][0], seg[1][0]), max(seg[0][0], seg[1][0]))
+                  for seg in errors.get_segments())
     se = np.sqrt(top * (1 - top) / (SCENARIOS - 1))  # sd with ddof 1 over sqrt n, as summarize
-    np.testing.assert_allclose(sorted(half), sorted(1.96 * 100 * se), atol=1e-9)
+    # the bars are the 95% Wilson interval of the tables, not p -+ 1.96 se
+    lo, hi = stats.probability_interval(top, se, SCENARIOS)
+    np.testing.assert_allclose(ends, sorted(zip(100 * lo, 100 * hi, strict=True)), atol=1e-9)
     assert "highest 10 of 60" in ax.get_title()
     assert ax.get_xlabel().startswith("P(default) (%)")
 
@@ -203,6 +209,17 @@ def test_weighted_quantile_on_a_jump_is_the_smallest_value_reaching_the_level():
 # --------------------------------------------------------------------------
 # control groups
 # --------------------------------------------------------------------------
+def test_control_label_names_the_weighted_donors():
+    w = np.array([0.0, 0.41, 0.33, 0.26])
+    assert (plot.control_label(["A", "B", "C", "D"], w, "synthetic")
+            == "synthetic control: 0.41 B + 0.33 C + 0.26 D")
+    five = np.full(5, 0.2)
+    assert (plot.control_label(list("ABCDE"), five, "equal")
+            == "equal-weight control of 5 donors (1/5 each)")
+    assert (plot.control_label(list("ABCDE"), five, "synthetic")
+            == "synthetic control: weighted control of 5 donors")
+
+
 def test_control_fit_pre_period_and_simulated_bands(bham):
     ds, cfg = bham
     fig = plot.control_fit(ds, cfg, "bham-jsa")
@@ -213,6 +230,11 @@ def test_control_fit_pre_period_and_simulated_bands(bham):
     assert synthetic.get_ydata()[-1] == treated.get_ydata()[-1]
     assert treated.get_xdata()[-1] == 0.0 and treated.get_xdata()[0] < 0.0
     assert f"RMSPE {float(ds.rmspe[0]):.3f}" in top.get_title()
+    # the legend shows the weighted control, not a plain mean
+    assert synthetic.get_label() == plot.control_label(
+        [str(a) for a in ds.control_donor.values[0]], ds.control_weight.values[0],
+        cfg.bonds[0].control.weights)
+    assert "mean of" not in synthetic.get_label()
     # the gap is the synthetic control less the treated area over the pre-period
     gap = bottom.lines[0]
     np.testing.assert_allclose(gap.get_ydata(), synthetic.get_ydata() - treated.get_ydata())

@@ -74,7 +74,9 @@ def summarize(ds: xr.Dataset) -> xr.Dataset:
         (``irr_expected_flows``, :mod:`lobsim.analysis.returns`), quantiles at
         ``quantile``, VaR and expected shortfall of loss (principal minus
         payment) at ``level``; per bond the expected overpayment and the
-        provider's shortfall (probability, units, value; lobsim.model.shortfall);
+        provider's shortfall (probability, units, value; lobsim.model.shortfall),
+        per basket their sums over its bonds and its lowest signal-to-noise
+        (:func:`basket_bond_sums`);
         per holding of an investor class (dimension ``holding``, if the run
         has investor classes) pre- and after-tax E[IRR], default-adjusted
         returns and loss probabilities (:func:`add_holding_stats`); per
@@ -324,7 +326,8 @@ def summary_dict(s: xr.Dataset) -> dict[str, Any]:
                 label = str(name)[len(prefix):]
                 if v.ndim == 0:
                     # no measurement noise (a verified outcome): infinite, encoded as null
-                    row[label] = number(float(v)) if label == "signal_to_noise" else float(v)
+                    row[label] = (number(float(v)) if label.endswith("signal_to_noise")
+                                  else float(v))
                 else:
                     other = v.dims[0]
                     if v.ndim == 1:
@@ -466,6 +469,7 @@ def _add_structure_stats(out: xr.Dataset, ds: xr.Dataset, w: np.ndarray | None) 
     coords: dict[str, Any] = {}
     if "basket_member" in ds:
         data.update(diversification(out, ds.basket_member.values))
+        data.update(basket_bond_sums(out, ds.basket_member.values))
     if "tranche_payment" in ds:
         tranche = _investor_stats(ds.tranche_payment, ds.tranche_principal, ds.tranche_irr,
                                   "tranche", w)
@@ -491,6 +495,26 @@ def diversification(out: xr.Dataset, member: np.ndarray) -> dict[str, Any]:
     return {"basket_standalone_es_sum": (("level", "basket"), alone),
             "basket_diversification_benefit": (("level", "basket"), stats.diversification_benefit(
                 alone, out.basket_loss_es.values))}
+
+
+def basket_bond_sums(out: xr.Dataset, member: np.ndarray) -> dict[str, Any]:
+    """Each basket's statistics that follow from its bonds' in a summary.
+
+    ``basket_expected_overpayment`` and ``basket_expected_provider_shortfall_value``
+    (if the bonds have it): sums of the members' means, since expectations
+    add (no standard error: the members' are correlated).
+    ``basket_lowest_signal_to_noise``: its noisiest bond's signal-to-noise
+    (docs/model.md section 6.10). Used by :func:`summarize` and the streaming
+    summary alike.
+    """
+    m = np.asarray(member, bool)
+    data: dict[str, Any] = {}
+    for name in ("expected_overpayment", "expected_provider_shortfall_value"):
+        if name in out:
+            data[f"basket_{name}"] = (("basket",), m.astype(float) @ out[name].values)
+    snr = np.where(m, out.signal_to_noise.values[None, :], np.inf)
+    data["basket_lowest_signal_to_noise"] = (("basket",), snr.min(axis=1, initial=np.inf))
+    return data
 
 
 def _structure_lines(s: xr.Dataset) -> list[str]:

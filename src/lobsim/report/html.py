@@ -1,10 +1,14 @@
 """A risk report of a simulation run: PNG figures and one self-contained HTML page.
 
-The page is meant for a risk committee that reads no Python: the figures of
-:mod:`lobsim.report.plot` embedded as base64 PNGs, the key tables of
-:func:`lobsim.summarize`, the config as run and the run's provenance (config
-hash, seed, scenarios, versions). It loads nothing from outside and runs no
-script, so it opens the same from a mail attachment as from a web server.
+The page is meant for a risk committee that reads no Python. It leads with
+the decision (:mod:`lobsim.report.decision`: per basket and bond the default
+probability, multiple, losses as shares of principal, signal-to-noise, the
+state's and the provider's risk; each department's 99% set-aside), then the
+term sheet, the set-asides and the control groups, the key tables of
+:func:`lobsim.summarize`, the figures of :mod:`lobsim.report.plot` embedded as
+base64 PNGs, the run's provenance (config hash, seed, scenarios, versions) and
+the config as run. It loads nothing from outside and runs no script, so it
+opens the same from a mail attachment as from a web server.
 """
 
 from __future__ import annotations
@@ -24,16 +28,18 @@ from matplotlib.figure import Figure
 
 from lobsim._version import __version__
 from lobsim.analysis import stats
+from lobsim.analysis.setaside import SetAsides
 from lobsim.model.config import Config
-from lobsim.report import plot
+from lobsim.report import decision, plot
 
 #: Panels per figure of the grids (return distributions, departments, control fits).
 MAX_BONDS, MAX_BASKETS, MAX_DEPARTMENTS, MAX_CONTROL_FITS = 4, 4, 6, 3
 #: Bonds shown in the default-probability chart.
 MAX_DEFAULT_BARS = 30
-#: Every figure the report can write (``<name>.png``), in page order.
-FIGURE_NAMES = ("default_probability_bonds", "default_probability_baskets", "returns_bonds",
-                "returns_baskets", "department_payments", "control_fit", "tranche_losses",
+#: Every figure the report can write (``<name>.png``), in page order (the control
+#: fits sit in the control-group section, before the other figures).
+FIGURE_NAMES = ("control_fit", "default_probability_bonds", "default_probability_baskets",
+                "returns_bonds", "returns_baskets", "department_payments", "tranche_losses",
                 "risk_contributions")
 HTML_NAME = "report.html"
 #: Variables a results Dataset must have for a report.
@@ -77,22 +83,22 @@ def _grid(n: int, cols: int, height: float) -> tuple[Figure, list]:
     return fig, axes[:n]
 
 
-def _expected_loss(ds: xr.Dataset, dim: str) -> np.ndarray:
-    """E[loss] per bond or basket, as the summary's ``expected_loss`` (lobsim.analysis.stats)."""
-    if dim == "bond":
-        loss = ds.principal.values - ds.investor_payment.values
-    else:
-        loss = ds.basket_principal.values - ds.basket_payment.values
-    return stats.mean_se(np.maximum(loss, 0.0), stats.run_weights(ds))[0]
+def repeats_bonds(ds: xr.Dataset) -> bool:
+    """Whether the baskets add nothing to the bonds' figures: none, or one bond each."""
+    if not ds.sizes.get("basket", 0):
+        return True
+    return "basket_member" in ds and bool(np.all(ds.basket_member.values.sum(axis=1) == 1))
 
 
-def report_figures(ds: xr.Dataset, cfg: Config) -> list[ReportFigure]:
+def report_figures(ds: xr.Dataset, cfg: Config,
+                   summary: xr.Dataset | None = None) -> list[ReportFigure]:
     """The report's figures of a run (a subset of :data:`FIGURE_NAMES`, in that order).
 
     Large runs are cut to what a page can hold, and the caption says how:
     return distributions of the bonds with the largest expected loss and of
     the largest baskets, control-group fits of the bonds with the lowest
-    signal-to-noise, risk contributions to the largest basket.
+    signal-to-noise, risk contributions to the largest basket. Baskets of one
+    bond each would repeat the bonds' figures: they get none.
 
     Parameters
     ----------
@@ -100,21 +106,26 @@ def report_figures(ds: xr.Dataset, cfg: Config) -> list[ReportFigure]:
         Results of :func:`lobsim.simulate`.
     cfg : Config
         The config of the run (for the control-group histories).
+    summary : xarray.Dataset, optional
+        :func:`lobsim.summarize` of ``ds`` (computed if not given).
 
     Returns
     -------
     list of ReportFigure
     """
+    from lobsim.analysis.summary import summarize
+
+    s = summarize(ds) if summary is None else summary
     out: list[ReportFigure] = []
     bonds = [str(b) for b in ds.bond.values.tolist()]
-    baskets = [str(b) for b in ds.basket.values.tolist()]
+    baskets = [] if repeats_bonds(ds) else [str(b) for b in ds.basket.values.tolist()]
 
     def add(name: str, title: str, caption: str, make: Callable[[], Figure]) -> None:
         out.append(ReportFigure(name, title, caption, make()))
 
     n_bars = min(len(bonds), MAX_DEFAULT_BARS)
     add("default_probability_bonds", "Default probability by bond",
-        "P(investors get back less than their principal), with 95% Monte Carlo error bars"
+        "P(investors get back less than their principal), with its 95% interval"
         + (f"; the {n_bars} highest of {len(bonds)} bonds." if n_bars < len(bonds) else "."),
         lambda: plot.figure_of(plot.default_probability(ds, top=MAX_DEFAULT_BARS)))
     if baskets:
@@ -130,7 +141,7 @@ def report_figures(ds: xr.Dataset, cfg: Config) -> list[ReportFigure]:
                                          ax=axes[2 * k + j])
         return fig
 
-    worst = [bonds[j] for j in np.argsort(-_expected_loss(ds, "bond"), kind="stable")]
+    worst = [bonds[j] for j in np.argsort(-s.expected_loss.values, kind="stable")]
     shown = worst[:MAX_BONDS]
     add("returns_bonds", "Investor returns by bond",
         "Distribution of the money multiple (left) and IRR (right); red bars are the scenarios "
@@ -162,9 +173,7 @@ def report_figures(ds: xr.Dataset, cfg: Config) -> list[ReportFigure]:
             "premiums; median, 50% and 90% bands) against what it saves on the units truly "
             "achieved (mean and 90% band).", departments)
 
-    noise = ds.prediction_error.std("scenario").values
-    with np.errstate(divide="ignore"):
-        snr = ds.target_units.values / noise
+    snr = s.signal_to_noise.values
     fits = [bonds[j] for j in np.argsort(snr, kind="stable")
             if np.isfinite(snr[j])][:MAX_CONTROL_FITS]
     if fits:
@@ -175,9 +184,11 @@ def report_figures(ds: xr.Dataset, cfg: Config) -> list[ReportFigure]:
                 plot.control_fit(ds, cfg, bond, axes=sub.subplots(2, 1, sharex=True))
             return fig
 
-        add("control_fit", "Control groups",
+        add("control_fit", "Control-group fits",
             "Top: the treated area and its control group (synthetic or equal weights) over "
-            "the pre-period the weights were fitted on. Bottom: the improvement the measurement shows, over the pre-period "
+            "the pre-period the weights were fitted on (the legend names the weighted "
+            "donors; the table above lists them all). Bottom: the improvement the "
+            "measurement shows, over the pre-period "
             "(the fit's error) and simulated at maturity with no programme (the prediction "
             "error alone) and with it; payment starts below the break-even line. Bonds with "
             f"the lowest signal-to-noise ratio{'' if len(fits) == len(bonds) else ' first'}.",
@@ -218,16 +229,17 @@ def report_figures(ds: xr.Dataset, cfg: Config) -> list[ReportFigure]:
             "region; outlines are stand-alone expected shortfalls, the gap is the "
             f"diversification benefit ({float(contrib.diversification_benefit):,.0f}). "
             f"The largest basket of {len(multi)} with more than one bond.", contributions)
-    return out
+    return sorted(out, key=lambda f: FIGURE_NAMES.index(f.name))
 
 
 # --------------------------------------------------------------------------
 # HTML
 # --------------------------------------------------------------------------
 _CSS = """
-body { font-family: "DejaVu Sans", Helvetica, Arial, sans-serif; margin: 2em auto;
-       max-width: 1250px; color: #222; line-height: 1.4; padding: 0 1em; }
-h1 { font-size: 1.6em; border-bottom: 2px solid #2e6da4; padding-bottom: .2em; }
+body { font-family: "DejaVu Sans", Helvetica, Arial, sans-serif; margin: 1em auto;
+       max-width: 1250px; color: #222; line-height: 1.35; padding: 0 1em; }
+h1 { font-size: 1.45em; border-bottom: 2px solid #2e6da4; padding-bottom: .2em;
+     margin: .3em 0 .5em; }
 h2 { font-size: 1.25em; margin-top: 1.8em; color: #1b4f72; }
 table { border-collapse: collapse; font-size: .85em; margin: .5em 0 1em; }
 th, td { padding: .25em .6em; border-bottom: 1px solid #ddd; text-align: right; }
@@ -236,69 +248,118 @@ td:first-child, th:first-child { text-align: left; white-space: nowrap; }
 figure { margin: 1em 0 2em; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { font-size: .9em; color: #444; max-width: 60em; }
 pre { background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: .8em; }
-.note { color: #555; font-size: .9em; }
+.note { color: #555; font-size: .9em; margin: .3em 0; }
 table.kv td { text-align: left; }
+div.wide { overflow-x: auto; } div.wide table { font-size: .8em; }
+td.text { text-align: left; }
+/* the decision table scrolls inside the first screen when a book has many bonds */
+table#decision { display: block; max-height: 58vh; overflow: auto; margin: 0 0 .4em;
+                 font-size: .78em; }
+table#decision thead th { position: sticky; top: 0; z-index: 1; }
+table#decision tr.flagged td { background: #fdecea; }
+/* columns of decision.DECISION_HEAD: the kind greyed, the interval on one line, the flag wide */
+table#decision td:nth-child(2) { color: #666; }
+table#decision td:nth-child(4) { white-space: nowrap; }
+table#decision td:nth-child(9) { min-width: 11em; }
+table#decision th, table#decision td { padding: .25em .45em; }
+table#decision-departments { font-size: .8em; margin: .3em 0 .5em; }
+@media print { table#decision { display: table; max-height: none; overflow: visible; } }
 """
 
 
-def _table(head: Sequence[str], rows: Sequence[Sequence[str]], css: str = "") -> str:
+def _table(head: Sequence[str], rows: Sequence[Sequence[str]], css: str = "",
+           ident: str = "", text: Sequence[int] = (),
+           row_css: Sequence[str] | None = None) -> str:
+    """An HTML table; ``text`` columns are left-aligned, ``row_css`` classes each row."""
     cells = "".join(f"<th>{html.escape(h)}</th>" for h in head)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
-                   for r in rows)
+    body = "".join(
+        (f"<tr class='{row_css[k]}'>" if row_css and row_css[k] else "<tr>")
+        + "".join(f"<td class='text'>{html.escape(c)}</td>" if j in text
+                  else f"<td>{html.escape(c)}</td>" for j, c in enumerate(r)) + "</tr>"
+        for k, r in enumerate(rows))
     thead = f"<thead><tr>{cells}</tr></thead>" if any(head) else ""
-    return f"<table class='{css}'>{thead}<tbody>{body}</tbody></table>"
+    attrs = (f" id='{ident}'" if ident else "") + (f" class='{css}'" if css else "")
+    return f"<table{attrs}>{thead}<tbody>{body}</tbody></table>"
 
 
-def _pct(x: float, se: float | None = None) -> str:
-    return f"{100 * x:.2f}%" + (f" ± {100 * se:.2f}" if se is not None else "")
+def _wide(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A table of many columns, scrolling sideways in its own box rather than the page."""
+    return f"<div class='wide'>{_table(head, rows)}</div>"
 
 
-def _investor_rows(s: xr.Dataset, dim: str, prefix: str) -> list[list[str]]:
+def _investor_rows(s: xr.Dataset, dim: str, prefix: str, principal: np.ndarray,
+                   n: int) -> list[list[str]]:
+    """Investor columns of :data:`_INVESTOR_HEAD`: losses as shares of ``principal``.
+
+    ``n``: the scenarios of the run (for the Wilson interval).
+    """
+    p = s[prefix + "default_probability"].values
+    lo, hi = stats.probability_interval(p, s[prefix + "default_probability_se"].values, n)
     rows = []
     for i, key in enumerate(s[dim].values.tolist()):
         v = s.isel({dim: i})
         irr = v[prefix + "irr_quantile"]
-        rows.append([str(key), _pct(float(v[prefix + "default_probability"]),
-                                    float(v[prefix + "default_probability_se"])),
-                     _pct(float(v[prefix + "total_loss_probability"])),
-                     f"{float(v[prefix + 'expected_loss']):,.0f}",
-                     f"{float(v[prefix + 'mean_multiple']):.3f}",
-                     _pct(float(v[prefix + "mean_irr"])),
-                     _pct(float(irr.sel(quantile=0.05))), _pct(float(irr.sel(quantile=0.5))),
-                     f"{float(v[prefix + 'loss_es'].sel(level=0.99)):,.0f}"])
+        of = float(principal[i])
+        rows.append([str(key), decision.money(of), decision.interval(float(p[i]), lo[i], hi[i]),
+                     decision.percent(float(v[prefix + "total_loss_probability"])),
+                     decision.share(float(v[prefix + "expected_loss"]), of),
+                     decision.multiple(float(v[prefix + "mean_multiple"])),
+                     decision.percent(float(v[prefix + "mean_irr"])),
+                     decision.percent(float(irr.sel(quantile=0.05))),
+                     decision.percent(float(irr.sel(quantile=0.5))),
+                     decision.share(float(v[prefix + "loss_es"].sel(level=0.99)), of)])
     return rows
 
 
-_INVESTOR_HEAD = ["", "P(default) ± se", "P(total loss)", "E[loss]", "E[multiple]", "E[IRR]",
-                  "IRR 5%", "IRR 50%", "ES99 loss"]
+_GBP = decision.CURRENCY
+_INVESTOR_HEAD = ["", f"principal ({_GBP})", "P(default) (95% interval)", "P(total loss)",
+                  "E[loss] (% of principal)", "E[multiple]", "E[IRR] (mean of scenario IRRs)",
+                  "IRR q05", "IRR q50", "ES99 loss (% of principal)"]
 
 
-def _tables(ds: xr.Dataset) -> str:
-    from lobsim.analysis.summary import summarize
-
-    s = summarize(ds)
-    bonds = ["<h2>Bonds</h2>", _table(
-        [*_INVESTOR_HEAD, "E[overpayment]", "signal/noise", "RMSPE"],
-        [[*row, f"{float(s.expected_overpayment[i]):,.0f}",
-          f"{float(s.signal_to_noise[i]):.2f}", f"{float(s.rmspe[i]):.4f}"]
-         for i, row in enumerate(_investor_rows(s, "bond", ""))])]
-    parts = ["<p class='note'>Money in GBP. Default: payment below principal. ES99: mean "
-             "loss in the worst 1% of scenarios. Signal/noise: target over the standard "
-             "deviation of the units measured with no true effect (docs/model.md section 6.10). RMSPE: the "
-             "control group's pre-period fit, log points.</p>"]
+def _tables(s: xr.Dataset, ds: xr.Dataset) -> str:
+    """The detail tables: departments, baskets, tranches, then the bonds (the longest)."""
+    shortfall = "provider_shortfall_probability" in s
+    n = int(ds.sizes["scenario"])
+    bond_rows = []
+    for i, row in enumerate(_investor_rows(s, "bond", "", ds.principal.values, n)):
+        v = s.isel(bond=i)
+        row += [decision.money(float(v.expected_overpayment)),
+                decision.ratio(float(v.signal_to_noise)), f"{float(v.rmspe):.4f}"]
+        if shortfall:  # the provider's risk, as the CLI prints it (analysis/summary.py)
+            row += [decision.percent(float(v.provider_shortfall_probability)),
+                    f"{float(v.expected_provider_shortfall):,.1f}",
+                    decision.money(float(v.expected_provider_shortfall_value))]
+        bond_rows.append(row)
+    bonds = ["<h2 id='bonds'>Bonds</h2>", _wide(
+        [*_INVESTOR_HEAD, f"state's E[overpayment] ({_GBP})", "signal/noise", "RMSPE (log)",
+         *(["provider's P(shortfall)", "provider's E[shortfall] (units)",
+            f"provider's E[shortfall] value ({_GBP})"] if shortfall else [])], bond_rows)]
+    parts = ["<p class='note'>Default: payment below principal. ES99: mean loss in the worst "
+             "1% of scenarios. IRR q05, q50: the 5% and 50% quantiles of the scenario IRRs. "
+             "Signal/noise: target over the standard deviation of the units measured with no "
+             "true effect (docs/model.md section 6.10). RMSPE: the control group's pre-period "
+             "fit, log points. The provider's shortfall: units truly achieved but not paid "
+             "for, in the outcome's units, and their value at the price per unit.</p>"]
     if s.sizes.get("basket", 0):
-        parts += ["<h2>Baskets</h2>", _table(
-            [*_INVESTOR_HEAD, "sum of stand-alone ES99", "diversification benefit"],
-            [[*row, f"{float(s.basket_standalone_es_sum.sel(level=0.99)[i]):,.0f}",
-              f"{float(s.basket_diversification_benefit.sel(level=0.99)[i]):,.0f}"]
-             for i, row in enumerate(_investor_rows(s, "basket", "basket_"))])]
+        principal = ds.basket_principal.values
+        parts += ["<h2 id='baskets'>Baskets</h2>", _wide(
+            [*_INVESTOR_HEAD, f"ES99 loss ({_GBP})", f"sum of stand-alone ES99 ({_GBP})",
+             f"diversification benefit ({_GBP})"],
+            [[*row, decision.money(float(s.basket_loss_es.sel(level=0.99)[i])),
+              decision.money(float(s.basket_standalone_es_sum.sel(level=0.99)[i])),
+              decision.money(float(s.basket_diversification_benefit.sel(level=0.99)[i]))]
+             for i, row in enumerate(_investor_rows(s, "basket", "basket_", principal, n))])]
     if "tranche" in s.dims:
-        parts += ["<h2>Tranches</h2>", _table(
-            [*_INVESTOR_HEAD, "share", "premium", "E[guarantee]", "E[protection]"],
-            [[*row, f"{float(s.tranche_share[i]):.2f}", _pct(float(s.tranche_premium[i])),
-              f"{float(s.tranche_expected_guarantee[i]):,.0f}",
-              f"{float(s.tranche_expected_protection[i]):,.0f}"]
-             for i, row in enumerate(_investor_rows(s, "tranche", "tranche_"))])]
+        parts += ["<h2 id='tranches'>Tranches</h2>", _wide(
+            [*_INVESTOR_HEAD, "share", "premium", f"E[guarantee] ({_GBP})",
+             f"E[protection] ({_GBP})"],
+            [[*row, f"{float(s.tranche_share[i]):.2f}",
+              decision.percent(float(s.tranche_premium[i])),
+              decision.money(float(s.tranche_expected_guarantee[i])),
+              decision.money(float(s.tranche_expected_protection[i]))]
+             for i, row in enumerate(_investor_rows(s, "tranche", "tranche_",
+                                                    s.tranche_principal.values, n))])]
     rows = []
     for d in s.department.values.tolist():
         for y in s.year.values.tolist():
@@ -306,14 +367,35 @@ def _tables(ds: xr.Dataset) -> str:
             pay, save = float(v.department_payment_mean), float(v.department_saving_mean)
             if pay == 0.0 and save == 0.0:
                 continue
-            rows.append([str(d), str(y), f"{pay:,.0f}",
-                         f"{float(v.department_payment_quantile.sel(department_quantile=0.99)):,.0f}",
-                         f"{save:,.0f}", f"{float(v.net_fiscal_position):,.0f}",
-                         _pct(float(v.probability_pays_more_than_saves))])
-    parts += ["<h2>Departments</h2>", _table(
-        ["department", "year", "E[payment]", "payment q99", "E[saving]", "E[net position]",
-         "P(pays more than saves)"], rows)]
+            rows.append([str(d), str(y), decision.money(pay), decision.money(
+                float(v.department_payment_quantile.sel(department_quantile=0.99))),
+                decision.money(save), decision.money(float(v.net_fiscal_position)),
+                decision.percent(float(v.probability_pays_more_than_saves))])
+    parts += ["<h2 id='departments'>Departments</h2>", _table(
+        ["department", "year", f"E[payment] ({_GBP})", f"payment q99 ({_GBP})",
+         f"E[saving] ({_GBP})", f"E[net position] ({_GBP})", "P(pays more than saves)"], rows)]
     return "\n".join(parts + bonds)  # the longest table last
+
+
+def _decision(s: xr.Dataset, ds: xr.Dataset, set_asides: SetAsides | None) -> str:
+    """The first screen: the decision table, the convention, the departments' set-asides."""
+    rows = decision.decision_rows(s, ds)
+    table = _table(decision.DECISION_HEAD, [r.cells() for r in rows], ident="decision",
+                   text=(1, 8), row_css=["flagged" if r.noisy else "" for r in rows])
+    note = (f"<p class='note'>{html.escape(decision.CONVENTION)} Money in {_GBP}. Signal/noise "
+            "below 1 (shaded): the control group's prediction error is larger than the "
+            "target, so whether investors are paid depends mostly on the measurement, not on "
+            "the programme. A basket's signal/noise is its noisiest bond's. The state's "
+            "overpayment: payments for units the programme did not cause; the provider's "
+            "shortfall: units achieved but not paid for, at the price per unit.</p>")
+    if set_asides is None:
+        depts = ("<p class='note'>No set-asides: the scenarios carry importance-sampling "
+                 "weights (lobsim setaside needs a plain run).</p>")
+    else:
+        depts = _table(decision.DEPARTMENT_HEAD,
+                       [r.cells() for r in decision.department_rows(set_asides)],
+                       ident="decision-departments")
+    return "\n".join([table, note, depts])
 
 
 def _png(fig: Figure, dpi: int) -> bytes:
@@ -323,8 +405,9 @@ def _png(fig: Figure, dpi: int) -> bytes:
 
 
 def report_html(ds: xr.Dataset, cfg: Config, figures: Sequence[tuple[ReportFigure, bytes]], *,
-                config_text: str, results_name: str = "") -> str:
-    """The report page: provenance, key tables, figures (base64 PNG) and the config.
+                config_text: str, results_name: str = "",
+                summary: xr.Dataset | None = None) -> str:
+    """The report page: the decision, terms, set-asides, control groups, tables, figures.
 
     Parameters
     ----------
@@ -338,12 +421,22 @@ def report_html(ds: xr.Dataset, cfg: Config, figures: Sequence[tuple[ReportFigur
         The config file as run.
     results_name : str
         Name of the results file, for the provenance table.
+    summary : xarray.Dataset, optional
+        :func:`lobsim.summarize` of ``ds`` (computed if not given).
 
     Returns
     -------
     str
         A complete HTML document with no external resources.
     """
+    from lobsim.analysis.setaside import compute_set_asides
+    from lobsim.analysis.summary import summarize
+
+    s = summarize(ds) if summary is None else summary
+    try:
+        set_asides: SetAsides | None = compute_set_asides(ds, decision.SET_ASIDE_LEVEL)
+    except ValueError:  # importance-sampled: no order-statistic interval
+        set_asides = None
     a = ds.attrs
     made = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     provenance = _table(["", ""], [
@@ -359,14 +452,27 @@ def report_html(ds: xr.Dataset, cfg: Config, figures: Sequence[tuple[ReportFigur
         ["report made with lobsim", f"{__version__}, {made}"],
     ], css="kv")
     title = html.escape(str(a.get("config", cfg.name)))
+
+    def figure(f: ReportFigure, png: bytes) -> str:
+        return (f"<h2 id='{f.name}'>{html.escape(f.title)}</h2><figure><img "
+                f"alt='{html.escape(f.title)}' "
+                f"src='data:image/png;base64,{base64.b64encode(png).decode('ascii')}'>"
+                f"<figcaption>{html.escape(f.caption)}</figcaption></figure>")
+
+    fits = [figure(f, png) for f, png in figures if f.name == "control_fit"]
+    rest = [(f, png) for f, png in figures if f.name != "control_fit"]
     contents = "".join(f"<li><a href='#{f.name}'>{html.escape(f.title)}</a></li>"
-                       for f, _ in figures)
-    figs = "\n".join(
-        f"<h2 id='{f.name}'>{html.escape(f.title)}</h2><figure><img alt='{html.escape(f.title)}'"
-        f" src='data:image/png;base64,{base64.b64encode(png).decode('ascii')}'>"
-        f"<figcaption>{html.escape(f.caption)}</figcaption></figure>"
-        for f, png in figures)
+                       for f, _ in rest)
+    figs = "\n".join(figure(f, png) for f, png in rest)
     description = html.escape(" ".join(cfg.description.split())) if cfg.description else ""
+    set_aside_part = ("<p class='note'>Not computed: the scenarios carry importance-sampling "
+                      "weights.</p>" if set_asides is None else
+                      f"<p class='note'>What each department must reserve for the year's LOB "
+                      f"payments so that they exceed it with probability at most 1% "
+                      f"({set_asides.scenarios:,} scenarios; lobsim setaside). The sum of "
+                      "the bonds' own set-asides less the book's is the diversification."
+                      "</p>" + _table(decision.SET_ASIDE_HEAD,
+                                      decision.set_aside_rows(set_asides)))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -374,14 +480,26 @@ def report_html(ds: xr.Dataset, cfg: Config, figures: Sequence[tuple[ReportFigur
 <title>lobsim risk report: {title}</title><style>{_CSS}</style></head>
 <body>
 <h1>Risk report: {title}</h1>
+{_decision(s, ds, set_asides)}
 <p>{description}</p>
-<h2>Provenance</h2>
+<h2 id='terms'>Term sheet</h2>
+<p class='note'>At full target (lobsim terms): break-even success is the share of the target
+that must be paid for to return the principal.</p>
+{_table(decision.TERMS_HEAD, decision.term_rows(cfg), text=(1, 2, 7, 8))}
+<h2 id='set-asides'>Department set-asides</h2>
+{set_aside_part}
+<h2 id='control-groups'>Control groups</h2>
+<p class='note'>The donor areas each bond is measured against, with the weights fitted at
+signing (largest first; donors of zero weight left out) and the fit's pre-period RMSPE.</p>
+{_table(decision.CONTROL_HEAD, [c.cells() for c in decision.control_groups(ds)], text=(1,))}
+{"".join(fits)}
+{_tables(s, ds)}
+<h2>Figures</h2><ul>{contents}</ul>
+{figs}
+<h2 id='provenance'>Provenance</h2>
 {provenance}
 <p class='note'>The same config, seed and block size reproduce these results bit for bit
 (<code>lobsim run CONFIG --scenarios N --seed S</code>).</p>
-{_tables(ds)}
-<h2>Figures</h2><ul>{contents}</ul>
-{figs}
 <h2>Config as run</h2>
 <pre>{html.escape(config_text)}</pre>
 </body></html>
@@ -427,9 +545,12 @@ def write_report(ds: xr.Dataset, cfg: Config, out: str | Path, *, results_name: 
         raise ValueError(f"not simulation results (no {', '.join(missing)})")
     directory = Path(out)
     directory.mkdir(parents=True, exist_ok=True)
+    from lobsim.analysis.summary import summarize
+
+    summary = summarize(ds)
     written = []
     pngs = []
-    for f in report_figures(ds, cfg):
+    for f in report_figures(ds, cfg, summary):
         png = _png(f.figure, dpi)
         path = directory / f"{f.name}.png"
         path.write_bytes(png)
@@ -441,5 +562,6 @@ def write_report(ds: xr.Dataset, cfg: Config, out: str | Path, *, results_name: 
         config_text = f"(no config file: {cfg.source})"
     page = directory / HTML_NAME
     page.write_text(report_html(ds, cfg, pngs, config_text=config_text,
-                                results_name=results_name), encoding="utf-8")
+                                results_name=results_name, summary=summary),
+                    encoding="utf-8")
     return [*written, page]

@@ -77,6 +77,13 @@ def _probability(x: np.ndarray, w: np.ndarray) -> tuple[float, float]:
     return float(p), float(se)
 
 
+def _probability_interval(x: np.ndarray, w: np.ndarray) -> tuple[float, float, float]:
+    """Probability of a boolean array and its 95% Wilson interval (lobsim.analysis.stats)."""
+    p, se = _probability(x, w)
+    lo, hi = stats.probability_interval(p, se, w.size)
+    return p, float(lo), float(hi)
+
+
 def _mean(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Mean over scenarios (axis 0) of lobsim.analysis.stats."""
     return stats.mean_se(x, _estimator_weights(w))[0]
@@ -119,8 +126,8 @@ def return_distribution(ds: xr.Dataset, bond: str | None = None, basket: str | N
 
     Bars below break-even (multiple 1, IRR 0) are the scenarios in which
     investors default; the break-even line is drawn and the default
-    probability (with its Monte Carlo standard error), the total-loss
-    probability and the mean are written on the plot.
+    probability (with its 95% interval), the total-loss probability and the
+    mean are written on the plot.
 
     Parameters
     ----------
@@ -160,7 +167,7 @@ def return_distribution(ds: xr.Dataset, bond: str | None = None, basket: str | N
     x = x * scale
     w = scenario_weights(ds)
     ok = np.isfinite(x)
-    pd, pd_se = _probability((payment < principal).astype(float), w)
+    pd, pd_lo, pd_hi = _probability_interval(payment < principal, w)
     total, _ = _probability((payment == 0.0).astype(float), w)
 
     ax = _axes(ax, (6.0, 3.6))
@@ -179,7 +186,7 @@ def return_distribution(ds: xr.Dataset, bond: str | None = None, basket: str | N
     ax.set_title(f"{name}: investor {'IRR' if measure == 'irr' else 'multiple'}")
     mean = float(_mean(x[ok], w[ok]))
     unit = "%" if measure == "irr" else "x"
-    ax.text(0.98, 0.95, f"P(default) {100 * pd:.1f}% ± {100 * pd_se:.1f}%\n"
+    ax.text(0.98, 0.95, f"P(default) {100 * pd:.1f}% ({100 * pd_lo:.1f} to {100 * pd_hi:.1f})\n"
                         f"P(total loss) {100 * total:.1f}%\nmean {mean:.2f}{unit}",
             transform=ax.transAxes, ha="right", va="top", fontsize=9,
             bbox={"boxstyle": "round", "fc": "white", "ec": "0.7"})
@@ -205,8 +212,9 @@ def default_probability(ds: xr.Dataset, *, dim: Literal["bond", "basket"] = "bon
                         top: int | None = None, ax: Axes | None = None) -> Axes:
     """Default probability of each bond (or basket), sorted, with 95% error bars.
 
-    The error bars are 1.96 Monte Carlo standard errors of the probability
-    ``P(payment < principal)``.
+    The error bars are the 95% Wilson interval of the probability
+    ``P(payment < principal)`` (:func:`lobsim.analysis.stats.probability_interval`),
+    as every table of the report gives it.
 
     Parameters
     ----------
@@ -227,17 +235,21 @@ def default_probability(ds: xr.Dataset, *, dim: Literal["bond", "basket"] = "bon
         default = ds.basket_payment.values < ds.basket_principal.values
     w = scenario_weights(ds)
     keys = [str(k) for k in ds[dim].values.tolist()]
-    pd = np.array([_probability(default[:, j], w) for j in range(len(keys))]).reshape(-1, 2)
+    pd = np.array([_probability_interval(default[:, j], w)
+                   for j in range(len(keys))]).reshape(-1, 3)
     order = np.argsort(-pd[:, 0], kind="stable")[:top]
     ax = _axes(ax, (6.5, 1.2 + 0.22 * len(order)))
     y = np.arange(len(order))[::-1]  # highest at the top
-    ax.barh(y, 100 * pd[order, 0], xerr=1.96 * 100 * pd[order, 1], color=LOSS,
+    p = pd[order, 0]
+    # the Wilson interval holds p, up to rounding at p = 0 or 1
+    err = np.maximum(np.array([p - pd[order, 1], pd[order, 2] - p]), 0.0)
+    ax.barh(y, 100 * p, xerr=100 * err, color=LOSS,
             alpha=0.8, error_kw={"ecolor": "black", "capsize": 2, "lw": 0.8})
     ax.set_yticks(y, [keys[j] for j in order], fontsize=8 if len(order) > 12 else 9)
-    ax.set_xlabel("P(default) (%), with 95% Monte Carlo error bars")
+    ax.set_xlabel("P(default) (%), with 95% intervals")
     shown = "" if top is None or top >= len(keys) else f" (highest {len(order)} of {len(keys)})"
     ax.set_title(f"Default probability by {dim}{shown}")
-    ax.set_xlim(0, max(1.0, 100 * float((pd[order, 0] + 2 * pd[order, 1]).max()) * 1.1))
+    ax.set_xlim(0, max(1.0, 100 * float(pd[order, 2].max()) * 1.1))
     ax.set_ylim(-0.6, len(order) - 0.4)
     ax.grid(axis="x", alpha=0.3)
     return ax
@@ -371,10 +383,8 @@ def control_fit(ds: xr.Dataset, cfg: Config, bond: str, *,
         top, bottom = axes
         fig = figure_of(top)
     top.plot(t, treated_y, color="black", lw=1.4, label=f"treated: {b.area}")
-    used = int(np.count_nonzero(weights))
     top.plot(t, synthetic, color=GAIN, lw=1.4, ls="--",
-             label=f"synthetic control ({used} donors)" if b.control.weights == "synthetic"
-             else f"control group (mean of {used} donors)")
+             label=control_label(donor_ids, weights, b.control.weights))
     name = f"{outcome.name} ({outcome.unit}s)" if outcome.kind == "count" else outcome.name
     top.set_ylabel(textwrap.fill(name, 28))
     top.set_title(f"{bond}: pre-period fit, RMSPE {rmspe:.3f} (log points)")
@@ -404,6 +414,28 @@ def control_fit(ds: xr.Dataset, cfg: Config, bond: str, *,
     _legend_below(bottom, 2)
     bottom.grid(alpha=0.3)
     return fig
+
+
+#: Donors a control-fit legend names one by one; more are summarised.
+MAX_LEGEND_DONORS = 4
+
+
+def control_label(donors: Sequence[str], weights: np.ndarray, scheme: str) -> str:
+    """The weighted control as a legend reads it: ``synthetic control: 0.41 A + 0.33 B``.
+
+    Donors of zero weight are left out; with more than
+    :data:`MAX_LEGEND_DONORS` the legend says how many (the report's
+    control-group table lists them).
+    """
+    kind = "synthetic control" if scheme == "synthetic" else "equal-weight control"
+    used = sorted((j for j in range(len(donors)) if weights[j] > 0.0),
+                  key=lambda j: (-weights[j], j))
+    if len(used) > MAX_LEGEND_DONORS:
+        return (f"synthetic control: weighted control of {len(used)} donors"
+                if scheme == "synthetic" else
+                f"equal-weight control of {len(used)} donors (1/{len(used)} each)")
+    terms = " + ".join(f"{weights[j]:.2f} {donors[j]}" for j in used)
+    return textwrap.fill(f"{kind}: {terms}", 60)
 
 
 def _control_group(ds: xr.Dataset, i: int, bond: str) -> tuple[list[str], np.ndarray]:

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.figure import Figure
-
 from lobsim.analysis.stats import probability_interval
 from lobsim.model.simulate import CURRENCY
 
@@ -106,7 +105,8 @@ def maturity_tradeoff(choice: MaturityChoice, fig: Figure | None = None) -> Figu
     p = np.array([x.default_probability for x in c])
     lo, hi = probability_interval(p, np.array([x.default_probability_se for x in c]),
                                   choice.scenarios)
-    top.errorbar(t, p, yerr=np.vstack([p - lo, hi - p]), marker="o",
+    # the Wilson interval holds p, up to rounding at p = 0 or 1
+    top.errorbar(t, p, yerr=np.maximum(np.vstack([p - lo, hi - p]), 0.0), marker="o",
                  color="C3", label="P(default) (95% interval)")
     top.set_ylabel("P(default)")
     top.axvline(choice.recommended, color="grey", linestyle=":", label="recommended")

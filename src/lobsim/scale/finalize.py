@@ -223,6 +223,7 @@ class Finalizer:
         coords: dict[str, Any] = {}
         if "basket_member" in tpl:
             data.update(_summary.diversification(out, tpl.basket_member.values))
+            data.update(_summary.basket_bond_sums(out, tpl.basket_member.values))
         if "tranche" in groups:
             data.update({f"tranche_{k}": v for k, v in self._investor(groups["tranche"]).items()})
             for name in ("guarantee", "protection"):
