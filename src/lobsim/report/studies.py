@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.figure import Figure
+
 from lobsim.analysis.stats import probability_interval
 from lobsim.model.simulate import CURRENCY
 
