@@ -167,6 +167,8 @@ STATISTICS: dict[str, tuple[str, str]] = {
     "rmspe": ("log points", "pre-period RMSPE of the control group"),
     "signal_to_noise": ("1", "signal/noise: target units over the sd of the measurement "
                              "error at maturity"),
+    "lowest_signal_to_noise": ("1", "lowest signal/noise of the member bonds (the "
+                                    "noisiest bond's)"),
     "department_payment_mean": (MONEY, "department's mean payment in the year"),
     "department_saving_mean": (MONEY, "department's mean saving in the year"),
     "net_fiscal_position": (MONEY, "department's mean saving minus payment in the year"),

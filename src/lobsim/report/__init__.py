@@ -7,4 +7,4 @@ backtest and the maturity trade-off, ``sweeps`` that of a sensitivity sweep; ``h
 
 from lobsim._lazy import lazy_submodules
 
-__getattr__, __dir__ = lazy_submodules(__name__, ("html", "plot", "studies", "sweeps", "workbook"))
+__getattr__, __dir__ = lazy_submodules(__name__, ("decision", "html", "plot", "studies", "sweeps", "workbook"))
