@@ -26,8 +26,12 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# Two workers (pytest-xdist; tests/conftest.py compiles numba's kernels before they
+# start): TEST_WORKERS=0 runs the suite in one process, TEST_WORKERS=auto on every core.
+TEST_WORKERS ?= 2
+
 pytest: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 test: lint pytest
 

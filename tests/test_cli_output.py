@@ -32,8 +32,12 @@ def no_work(monkeypatch):
     def started(*args, **kwargs):
         raise AssertionError("work started before the output path was checked")
 
-    for module, name in WORK:
-        monkeypatch.setattr(importlib.import_module(module), name, started)
+    # every module imported before any is patched: a module first imported while
+    # another is patched (backtest's ``from lobsim.model.areas import read_outcome``)
+    # would keep the stand-in after monkeypatch has undone it
+    modules = [importlib.import_module(module) for module, _ in WORK]
+    for module, (_, name) in zip(modules, WORK, strict=True):
+        monkeypatch.setattr(module, name, started)
 
 
 @pytest.fixture

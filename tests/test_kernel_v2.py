@@ -33,6 +33,10 @@ sampling tilt and providers that fail. Block sizes 1, 63, 64, 65 and 130
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
+import os
+import shutil
 import sys
 import types
 from pathlib import Path
@@ -54,26 +58,47 @@ TOL = 1e-12  # relative to the output's scale, see the module docstring
 IRR_TOL = 1e-10
 
 
+#: Where the math.exp kernel's source is written, so that numba caches it like the
+#: production kernel (a minute's compile): a folder per version of the kernels'
+#: sources, since numba's cache does not see a change in a callee's module.
+_KERNEL_SOURCES = hashlib.sha256(b"".join(
+    p.read_bytes() for p in sorted(Path(chunked.__file__).parent.glob("*.py")))).hexdigest()[:16]
+LIBM_DIR = Path(__file__).with_name("__pycache__") / f"libm-kernel-{_KERNEL_SOURCES}"
+
+
+def _file_module(name: str, src: str) -> types.ModuleType:
+    """Import ``src`` as module ``name`` from a file in LIBM_DIR (rewritten only if changed)."""
+    path = LIBM_DIR / f"{name}.py"
+    if not path.is_file() or path.read_text(encoding="utf-8") != src:
+        LIBM_DIR.mkdir(parents=True, exist_ok=True)
+        for old in LIBM_DIR.parent.glob("libm-kernel-*"):
+            if old != LIBM_DIR:
+                shutil.rmtree(old, ignore_errors=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # xdist workers import this too
+        tmp.write_text(src, encoding="utf-8")
+        os.replace(tmp, path)
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def _exact_kernel() -> types.ModuleType:
     """lobsim.kernels.chunked compiled with math.exp instead of the polynomial."""
     bonds_src = Path(chunked_bonds.__file__).read_text(encoding="utf-8")
     old = "from lobsim.kernels.fastexp import exp_one\n"
     assert old in bonds_src
-    bonds_src = bonds_src.replace(old, (
+    bonds_mod = _file_module("lobsim_v2_libm_bonds", bonds_src.replace(old, (
         "import math\n"
         "@njit(nogil=True, inline='always')\n"
         "def exp_one(x):\n"
-        "    return math.exp(x)\n")).replace("cache=True, ", "")
-    bonds_mod = types.ModuleType("lobsim_v2_libm_bonds")
-    exec(compile(bonds_src, "<chunked_bonds, libm exp>", "exec"), bonds_mod.__dict__)
-    sys.modules[bonds_mod.__name__] = bonds_mod
+        "    return math.exp(x)\n")))
     src = Path(chunked.__file__).read_text(encoding="utf-8")
     old = "from lobsim.kernels.chunked_bonds import ("
     assert old in src
-    src = src.replace(old, f"from {bonds_mod.__name__} import (").replace("cache=True, ", "")
-    mod = types.ModuleType("lobsim_v2_libm")
-    exec(compile(src, "<chunked, libm exp>", "exec"), mod.__dict__)
-    return mod
+    return _file_module("lobsim_v2_libm", src.replace(old, f"from {bonds_mod.__name__} import ("))
 
 
 EXACT = _exact_kernel()
