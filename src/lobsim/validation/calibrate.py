@@ -697,3 +697,51 @@ def _moment_sd_se(excess: float, sampling: float, dof: int) -> float:
     if excess <= BOUNDARY_TOL * sampling:
         return math.nan
     return math.sqrt(2.0 / dof) * (excess + sampling) / (2.0 * math.sqrt(excess))
+
+
+_PERIOD_NAMES = {12: "month", 4: "quarter", 1: "year"}
+#: How output names each estimate with a standard error.
+ESTIMATE_LABELS = {
+    "national_phi": "national phi/year", "national_sigma": "national sigma/year",
+    "regional_phi": "regional phi/year", "regional_sigma": "regional sigma/year",
+    "area_phi": "area phi/year", "area_sigma": "area sigma/year",
+    "measurement_sigma": "noise sigma", "trend_mean": "trend mean/year",
+    "trend_sd_region": "trend sd between regions/year",
+    "trend_sd_area": "trend sd within regions/year",
+}
+
+
+def boundary_message(cal: Calibration, key: str) -> str:
+    """One line on an estimate on its boundary: what it means and what the engine does.
+
+    ``key`` is one of :attr:`Calibration.on_boundary`.
+    """
+    period = _PERIOD_NAMES.get(cal.periods_per_year, "period")
+    history = f"the {len(cal.periods)}-{period} history"
+    if key.startswith("trend"):
+        value = getattr(cal, key)
+    else:
+        value = getattr(cal.process, key)
+    what = f"{ESTIMATE_LABELS[key]} {value:.4f} is on its boundary"
+    undefined = "its standard error is undefined"
+    component = key.split("_")[0]
+    if key.endswith("_phi"):
+        if cal.per_period[key] >= 0.5:
+            return (f"{what} (a random walk within {history}): {undefined} and the "
+                    "simulation treats it as a unit root")
+        return (f"{what} (no persistence from one period to the next within {history}): "
+                f"{undefined} and the simulation treats the {component} component as "
+                "white noise")
+    if key == "measurement_sigma":
+        return (f"{what} (no measurement noise told apart within {history}): {undefined} "
+                "and the simulation measures without noise")
+    if key.endswith("_sigma"):
+        return (f"{what} (no {component} variation within {history}): {undefined}, its "
+                "phi is not identified, and the simulation leaves the component out")
+    if key == "trend_sd_region":
+        return (f"{what} (no spread of regional trends beyond their sampling error): "
+                f"{undefined} and every region's predicted trend is the overall mean")
+    if key == "trend_sd_area":
+        return (f"{what} (no spread of area trends beyond their sampling error): "
+                f"{undefined} and every area's predicted trend is its region's")
+    raise ValueError(f"no boundary for {key!r}: use one of {', '.join(ESTIMATE_LABELS)}")
