@@ -121,7 +121,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     print("se: standard errors from the observed information of the REML likelihoods within "
           "regions (area, noise)\n    and between them (national, regional), per year by the "
           "delta method, which understates\n    them where phi/period is imprecise; GLS and "
-          "moments for the trends (docs/real_data.md)")
+          "moments for the trends;\n    bound: on its boundary, no se; n/a: not identified (docs/real_data.md)")
     for key in cal.on_boundary:
         print(format_warning(boundary_message(cal, key), LobsimWarning, "", 0), end="",
               file=sys.stderr)

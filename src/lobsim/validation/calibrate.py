@@ -396,7 +396,7 @@ def _reml_standard_errors(nll: Objective, params: np.ndarray, is_var: np.ndarray
         year[phi_key] = math.sqrt(float(jac_phi @ cov @ jac_phi))
         if not at_bound[j]:
             year[sigma_key] = math.sqrt(float(jac_sigma @ cov @ jac_sigma))
-        if at_bound[i]:
+        if at_bound[i] and not at_bound[j]:  # with sigma 0, phi is not identified instead
             boundary.append(phi_key)
         if at_bound[i] or at_bound[j]:
             period[phi_key] = year[phi_key] = math.nan
@@ -706,8 +706,8 @@ ESTIMATE_LABELS = {
     "regional_phi": "regional phi/year", "regional_sigma": "regional sigma/year",
     "area_phi": "area phi/year", "area_sigma": "area sigma/year",
     "measurement_sigma": "noise sigma", "trend_mean": "trend mean/year",
-    "trend_sd_region": "trend sd between regions/year",
-    "trend_sd_area": "trend sd within regions/year",
+    "trend_sd_region": "trend sd/year between regions",
+    "trend_sd_area": "trend sd/year within regions",
 }
 
 
@@ -718,10 +718,7 @@ def boundary_message(cal: Calibration, key: str) -> str:
     """
     period = _PERIOD_NAMES.get(cal.periods_per_year, "period")
     history = f"the {len(cal.periods)}-{period} history"
-    if key.startswith("trend"):
-        value = getattr(cal, key)
-    else:
-        value = getattr(cal.process, key)
+    value = getattr(cal, key) if key.startswith("trend") else getattr(cal.process, key)
     what = f"{ESTIMATE_LABELS[key]} {value:.4f} is on its boundary"
     undefined = "its standard error is undefined"
     component = key.split("_")[0]
