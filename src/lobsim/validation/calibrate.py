@@ -616,8 +616,9 @@ def _at_parameters(panel: _Panel, p: _Parameters) -> Calibration:
     br = (cov_br @ (v0_inv_x.T @ panel.means.ravel()))[1::2]
     cov_slopes = cov_br[1::2, 1::2]
     centre = np.eye(n_r) - 1.0 / n_r
+    tau_r2 = max(0.0, (float(br @ centre @ br) - float(np.trace(centre @ cov_slopes)))
+                 / (n_r - 1))
     sampling_r = float(np.trace(centre @ cov_slopes)) / (n_r - 1)
-    tau_r2 = max(0.0, float(br @ centre @ br) / (n_r - 1) - sampling_r)
     se_sd_region = _moment_sd_se(tau_r2, sampling_r, n_r - 1)
 
     # 4. BLUP of the state, trends as random effects
@@ -660,7 +661,8 @@ def _at_parameters(panel: _Panel, p: _Parameters) -> Calibration:
                              national_loading=1.0, regional_loading=1.0)
     trend_se = {"trend_mean": ppy * se_mu_bar, "trend_sd_region": ppy * se_sd_region,
                 "trend_sd_area": ppy * se_sd_area}
-    on_boundary = [*se_w[2], *se_b[2]] + [k for k, v in trend_se.items() if math.isnan(v)]
+    on_boundary = [*se_w[2], *se_b[2]] + [k for k in ("trend_sd_region", "trend_sd_area")
+                                          if math.isnan(trend_se[k])]
     se_year = {k: {**se_w[0], **se_b[0], **trend_se}[k] for k in _SE_KEYS}
     se_period = {k: {**se_w[1], **se_b[1]}[k] for k in _PER_PERIOD_KEYS}
     return Calibration(
