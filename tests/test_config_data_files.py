@@ -311,7 +311,11 @@ def test_the_valid_universe_runs_calibrates_and_backtests(tmp_path: Path, capsys
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # no RuntimeWarning on a successful command
             assert main(_command(command, config, tmp_path / "out")) == 0, command
-        assert capsys.readouterr().err == "", command
+        err = capsys.readouterr().err.splitlines()
+        # a 12-month panel of 8 areas puts estimates on their boundary: calibrate
+        # says so, one line each (docs/real_data.md, Standard errors)
+        assert all(line.startswith("lobsim: warning: ") and "is on its boundary" in line
+                   for line in err) and (command == "calibrate" or not err), (command, err)
 
 
 # --------------------------------------------------------------------------

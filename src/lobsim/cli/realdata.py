@@ -9,13 +9,19 @@ call; these functions parse arguments and call :mod:`lobsim.validation.calibrate
 from __future__ import annotations
 
 import argparse
+import math
+import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lobsim.cli.argtypes import MAX_COUNT, count, seed
 from lobsim.cli.output import check_output
-from lobsim.errors import UsageError
+from lobsim.errors import LobsimWarning, UsageError, format_warning
 from lobsim.model.config import PACKAGE_DATA_PREFIX, PERIODS_PER_YEAR
+
+if TYPE_CHECKING:
+    from lobsim.validation.calibrate import Calibration
 
 
 def _data_file(text: str, what: str) -> Path:
@@ -69,7 +75,7 @@ def _int_list(text: str, option: str) -> list[int]:
 # --------------------------------------------------------------------------
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from lobsim.model.areas import read_areas, read_outcome
-    from lobsim.validation.calibrate import calibrate
+    from lobsim.validation.calibrate import boundary_message, calibrate
     from lobsim.validation.universe_file import data_reference, write_universe
 
     history = _data_file(args.history, "history")
@@ -90,26 +96,48 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     files = write_universe(cal, out, areas=data_reference(areas_name, out.parent),
                            history=data_reference(args.history, out.parent), outcome=outcome,
                            kind=args.kind, unit=args.unit)
+    if args.quiet:
+        return 0
     p, q = cal.process, cal.per_period
     print(f"Calibrated {len(cal.areas)} areas in {len(cal.regional_state)} regions over "
           f"{len(cal.periods)} periods ({cal.periods[0]} to {cal.periods[-1]}) in {elapsed:.1f} s")
     print()
-    print(f"{'component':<12}{'phi/year':>10}{'sigma/year log':>16}{'phi/period':>12}"
-          f"{'sigma/period log':>18}")
+    print(f"{'component':<12}{'phi/year':>10}{'se':>8}{'sigma/year log':>16}{'se':>8}"
+          f"{'phi/period':>12}{'se':>8}{'sigma/period log':>18}{'se':>8}")
     for name in ("national", "regional", "area"):
-        print(f"{name:<12}{getattr(p, f'{name}_phi'):>10.4f}{getattr(p, f'{name}_sigma'):>16.4f}"
-              f"{q[f'{name}_phi']:>12.4f}{q[f'{name}_sigma']:>18.4f}")
-    print(f"{'noise':<12}{'':>10}{p.measurement_sigma:>16.4f}   (sd of one observation's log)")
+        phi, sigma = f"{name}_phi", f"{name}_sigma"
+        print(f"{name:<12}{getattr(p, phi):>10.4f}{_se(cal, phi):>8}"
+              f"{getattr(p, sigma):>16.4f}{_se(cal, sigma):>8}"
+              f"{q[phi]:>12.4f}{_se(cal, phi, per_period=True):>8}"
+              f"{q[sigma]:>18.4f}{_se(cal, sigma, per_period=True):>8}")
+    print(f"{'noise':<12}{'':>18}{p.measurement_sigma:>16.4f}{_se(cal, 'measurement_sigma'):>8}"
+          "   (sd of one observation's log)")
     print("phi: AR(1) persistence of the log level; sigma: sd of its shocks, in log points")
     print()
-    print(f"trend per year: mean {cal.trend_mean:+.4f}, sd between regions "
-          f"{cal.trend_sd_region:.4f}, within regions {cal.trend_sd_area:.4f}")
+    print(f"trend per year: mean {cal.trend_mean:+.4f} (se {_se(cal, 'trend_mean')}), sd between "
+          f"regions {cal.trend_sd_region:.4f} (se {_se(cal, 'trend_sd_region')}), within "
+          f"regions {cal.trend_sd_area:.4f} (se {_se(cal, 'trend_sd_area')})")
     print(f"volatility slope on log level: {cal.volatility_slope:+.2f} "
           "(0: as pooled; -1: variance inversely proportional to size)")
+    print("se: standard errors from the observed information of the REML likelihoods within "
+          "regions (area, noise)\n    and between them (national, regional), per year by the "
+          "delta method, which understates\n    them where phi/period is imprecise; GLS and "
+          "moments for the trends;\n    bound: on its boundary, no se; n/a: not identified (docs/real_data.md)")
+    for key in cal.on_boundary:
+        print(format_warning(boundary_message(cal, key), LobsimWarning, "", 0), end="",
+              file=sys.stderr)
     print()
     for path in files.values():
         print(f"wrote {path}")
     return 0
+
+
+def _se(cal: Calibration, key: str, per_period: bool = False) -> str:
+    """A standard error as the calibrate table prints it: 4 decimals, or why there is none."""
+    value = (cal.standard_errors_per_period if per_period else cal.standard_errors)[key]
+    if key in cal.on_boundary:
+        return "bound"
+    return "n/a" if math.isnan(value) else f"{value:.4f}"
 
 
 # --------------------------------------------------------------------------
@@ -240,6 +268,8 @@ def add_realdata_parsers(sub: argparse._SubParsersAction) -> None:
                      help="outcome kind (default: count)")
     cal.add_argument("--unit", default="claimant", help="what one unit is (default: claimant)")
     cal.add_argument("--force", action="store_true", help="overwrite existing files")
+    cal.add_argument("--quiet", action="store_true",
+                     help="print nothing but errors (no table, no boundary warnings)")
     cal.set_defaults(func=_cmd_calibrate)
 
     bt = sub.add_parser(

@@ -39,6 +39,10 @@ def _toml_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _toml_float(value: float) -> str:
+    return "nan" if math.isnan(value) else repr(float(value))
+
+
 def _write_lines(path: Path, lines: list[str]) -> None:
     with open(path, "w", encoding="utf-8", newline="\n") as fh:
         fh.write("\n".join(lines) + "\n")
@@ -101,7 +105,9 @@ def write_universe(cal: Calibration, out: str | Path, *, areas: str, history: st
     per-year ``[outcomes.process]``, ready to copy into a config (paths are
     relative to the TOML, as a config's are relative to the config), and a
     ``[calibration]`` table of diagnostics: per-period parameters, the trend
-    spread, the volatility slope and the REML log likelihoods.
+    spread, the volatility slope, the REML log likelihoods and
+    ``[calibration.standard_errors]`` (per year, with ``on_boundary`` and a
+    ``per_period`` table), which :func:`read_universe` ignores.
     """
     # refused before anything is written: a volatility file the loader rejects
     # would leave a universe no config can use
@@ -155,6 +161,17 @@ def write_universe(cal: Calibration, out: str | Path, *, areas: str, history: st
         "",
         "[calibration.per_period]",
         *(f"{k} = {v!r}" for k, v in cal.per_period.items()),
+        "",
+        "# Standard errors of the per-year estimates (docs/real_data.md, Standard errors):",
+        "# observed information of the REML likelihoods, GLS and moments for the trends;",
+        "# nan for an estimate on its boundary (listed in on_boundary) or not identified.",
+        "# Diagnostics only: nothing reads them back.",
+        "[calibration.standard_errors]",
+        f"on_boundary = [{', '.join(_toml_string(k) for k in cal.on_boundary)}]",
+        *(f"{k} = {_toml_float(v)}" for k, v in cal.standard_errors.items()),
+        "",
+        "[calibration.standard_errors.per_period]",
+        *(f"{k} = {_toml_float(v)}" for k, v in cal.standard_errors_per_period.items()),
     ]
     _write_lines(path, lines)
     state = ["area,trend,log_level,area_state,regional_state,national_state"]
