@@ -152,8 +152,8 @@ def test_cli_prints_standard_errors_and_one_warning_per_boundary(tmp_path, capsy
     captured = capsys.readouterr()
     lines = captured.out.splitlines()
     header = next(line for line in lines if line.startswith("component"))
-    assert header.split() == ["component", "phi/year", "se", "sigma/year", "se",
-                              "phi/period", "se", "sigma/period", "se"]
+    assert header.split() == ["component", "phi/year", "se", "sigma/year", "log", "se",
+                              "phi/period", "se", "sigma/period", "log", "se"]
     rows = {line.split()[0]: line.split() for line in lines if line.split()
             and line.split()[0] in ("national", "regional", "area", "noise")}
     # Greater Manchester's authority factors are random walks (docs/real_data.md)

@@ -75,7 +75,8 @@ def _int_list(text: str, option: str) -> list[int]:
 # --------------------------------------------------------------------------
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from lobsim.model.areas import read_areas, read_outcome
-    from lobsim.validation.calibrate import boundary_message, calibrate
+    from lobsim.validation.calibrate import calibrate
+    from lobsim.validation.standard_errors import boundary_message
     from lobsim.validation.universe_file import data_reference, write_universe
 
     history = _data_file(args.history, "history")

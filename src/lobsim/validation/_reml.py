@@ -201,6 +201,21 @@ def between_objective(means: np.ndarray, sizes: np.ndarray, k_w: np.ndarray) -> 
 # --------------------------------------------------------------------------
 # Searching
 # --------------------------------------------------------------------------
+def within_unit(dev: np.ndarray, reps: int) -> float:
+    """Step 1's variance unit: about the variance of a one-period change."""
+    t = dev.shape[1]
+    q2 = complement(level_and_trend(t))
+    scatter = q2.T @ (dev.T @ dev) @ q2
+    return float(np.trace(scatter)) / (reps * q2.shape[1] * t)
+
+
+def between_unit(means: np.ndarray) -> float:
+    """Step 2's variance unit: about the variance of a one-period change."""
+    t = means.shape[1]
+    m = means @ complement(level_and_trend(t))
+    return float((m * m).mean()) / t
+
+
 def search_units(nll: Objective, is_var: np.ndarray, var0: float) -> Objective:
     """``nll`` in search coordinates: ``phi`` as it is, a variance as ``var / var0``.
 

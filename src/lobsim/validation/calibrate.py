@@ -48,23 +48,8 @@ the likelihood is along a parameter the data barely determine; a search
 that cannot get there raises :class:`~lobsim.errors.ConfigError`.
 :func:`calibrate_at` runs steps 3 and 4 at parameters given instead.
 
-*Standard errors* (:attr:`Calibration.standard_errors`). The six AR(1)
-parameters and the noise sd come from the inverse of each REML likelihood's
-observed information (the Hessian of the negative log likelihood at the
-optimum, central differences of its exact gradient in the search units),
-carried to the reported units by the delta method: step 1's likelihood for
-the area process and the noise, step 2's for the national and regional
-ones (conditional on step 1's K_W, which its ``N - R`` replicates determine
-far better). The trend mean's is its GLS standard error; the trend sds'
-that of their moment estimators, treating the squared GLS trends as
-chi-square with ``N - R`` (areas) and ``R - 1`` (regions) degrees of
-freedom. The volatility slope is a descriptive regression, not a likelihood
-estimate, and has none. An estimate on the boundary of its parameter space
-(a phi at 0 or 1, a sigma at 0, within :data:`~lobsim.validation._reml.BOUNDARY_TOL`
-in search units) has no Hessian standard error: it is NaN, the estimate is
-named in :attr:`Calibration.on_boundary`, and the other parameters of its
-likelihood are given conditionally on it; a phi whose sigma is 0 is not
-identified and its standard error is NaN too.
+*Standard errors* (:attr:`Calibration.standard_errors`, :attr:`Calibration.on_boundary`):
+:mod:`lobsim.validation.standard_errors`.
 
 Per-period AR(1) parameters are converted exactly to the year:
 ``phi_year = phi_p^n``, ``sigma_year^2 = sigma_p^2 (1 - phi_p^(2n)) / (1 - phi_p^2)``
@@ -93,25 +78,30 @@ from lobsim.model.areas import AreaTable, OutcomeData, read_areas, read_outcome
 from lobsim.model.config import OutcomeProcess
 from lobsim.model.process import ar1_year_parameters
 from lobsim.validation._reml import (
-    BOUNDARY_TOL,
     STEP_TOL,
     Objective,
     ar1_gamma,
     between_objective,
+    between_unit,
     complement,
     from_search_units,
     level_and_trend,
     newton_polish,
-    observed_information,
     search_units,
     within_objective,
+    within_unit,
+)
+from lobsim.validation.standard_errors import (
+    SE_KEYS,
+    SIGMA_MAX,
+    moment_sd_se,
+    reml_standard_errors,
 )
 
 #: Fewest periods and areas the calibration accepts.
 MIN_PERIODS = 8
 MIN_AREAS_PER_REGION = 2
 # Bounds of the volatilities searched (log points per period).
-_SIGMA_MAX = 5.0
 # Per-year phi grid of the 1-D search of the within-region step.
 _PHI_GRID = np.linspace(0.0, 1.0, 101)
 
@@ -243,7 +233,7 @@ def _fit_within(dev: np.ndarray, reps: int, ppy: int) -> tuple[float, float, flo
                                    options={"xatol": 1e-9})
     phi = float(res.x) if res.fun < values[i] else float(phis[i])
     _, var_u, var_e = _within_nll(phi, q2, scatter, reps)
-    var0 = _within_unit(dev, reps)
+    var0 = within_unit(dev, reps)
     x = np.array([phi, var_u / var0, var_e / var0])
     phi, var_u, var_e = _polish(within_objective(dev, reps), x, _WITHIN_VARIANCES, var0,
                                 "areas of a region")
@@ -270,9 +260,9 @@ def _fit_between(means: np.ndarray, sizes: np.ndarray, k_w: np.ndarray
     nll = between_objective(means, sizes, k_w)
     # variances in units of var0, about a one-period change, so that all four
     # coordinates have the same scale
-    var0 = _between_unit(means)
+    var0 = between_unit(means)
     fun = search_units(nll, _BETWEEN_VARIANCES, var0)
-    var_bound = (0.0, _SIGMA_MAX**2 / var0)
+    var_bound = (0.0, SIGMA_MAX**2 / var0)
     cells = []
     for phi_f in _BETWEEN_GRID:
         v = np.ones(2)
@@ -300,21 +290,6 @@ def _fit_between(means: np.ndarray, sizes: np.ndarray, k_w: np.ndarray
     return phi_f, var_f, phi_g, var_g
 
 
-def _within_unit(dev: np.ndarray, reps: int) -> float:
-    """Step 1's variance unit: about the variance of a one-period change."""
-    t = dev.shape[1]
-    q2 = complement(level_and_trend(t))
-    scatter = q2.T @ (dev.T @ dev) @ q2
-    return float(np.trace(scatter)) / (reps * q2.shape[1] * t)
-
-
-def _between_unit(means: np.ndarray) -> float:
-    """Step 2's variance unit: about the variance of a one-period change."""
-    t = means.shape[1]
-    m = means @ complement(level_and_trend(t))
-    return float((m * m).mean()) / t
-
-
 # Per-period persistences of step 2's profile grid, for both factors.
 _BETWEEN_GRID = (0.0, 0.4, 0.7, 0.87, 0.95, 0.985, 1.0)
 # Which search coordinates are variances (searched as var / var0): step 1 has
@@ -330,77 +305,13 @@ class _NoConvergence(Exception):
 def _polish(nll: Objective, x: np.ndarray, is_var: np.ndarray, var0: float, step: str
             ) -> tuple[float, ...]:
     """:func:`lobsim.validation._reml.newton_polish` within the search bounds; parameters back."""
-    upper = np.where(is_var, _SIGMA_MAX**2 / var0, 1.0)
+    upper = np.where(is_var, SIGMA_MAX**2 / var0, 1.0)
     x, steps = newton_polish(search_units(nll, is_var, var0), x, np.zeros(x.size), upper)
     if steps < 0:
         raise _NoConvergence(f"the REML search between {step} did not converge to a Newton "
                              f"step of {STEP_TOL:g}: the likelihood is too flat to calibrate "
                              "this panel")
     return tuple(float(v) for v in from_search_units(x, is_var, var0))
-
-
-# --------------------------------------------------------------------------
-# Standard errors
-# --------------------------------------------------------------------------
-def _reml_standard_errors(nll: Objective, params: np.ndarray, is_var: np.ndarray,
-                          var0: float, ppy: int, components: tuple[tuple[str, int | None, int], ...]
-                          ) -> tuple[dict[str, float], dict[str, float], list[str]]:
-    """Per-year and per-period standard errors of one REML step's estimates.
-
-    ``params`` are per period (phi, var); ``components`` name each (phi
-    index or None, variance index): ``("area", 0, 1)`` gives ``area_phi`` and
-    ``area_sigma``, ``("measurement", None, 2)`` ``measurement_sigma``.
-    Returns the two dicts and the estimates on their boundary.
-    """
-    x = np.where(is_var, params / var0, params)
-    lower, upper = np.zeros(x.size), np.where(is_var, _SIGMA_MAX**2 / var0, 1.0)
-    at_bound = (x <= BOUNDARY_TOL) | (~is_var & (x >= 1.0 - BOUNDARY_TOL))
-    free = ~at_bound
-    for _, i, j in components:
-        if i is not None and at_bound[j]:
-            free[i] = False  # no curvature along a phi whose sigma is 0
-    # coordinates held (at a bound, or not identified) add no variance to the others:
-    # the free ones' covariance is conditional on them
-    cov = np.zeros((x.size, x.size))
-    if free.any():
-        hess = observed_information(search_units(nll, is_var, var0), x, free, lower, upper)
-        if np.linalg.eigvalsh(hess).min() > 0.0:
-            cov[np.ix_(free, free)] = np.linalg.inv(hess)
-        else:  # not a maximum: no standard error means anything
-            cov[:] = np.nan
-    year: dict[str, float] = {}
-    period: dict[str, float] = {}
-    boundary: list[str] = []
-    for name, i, j in components:
-        var = float(params[j])
-        d_var = var0 / (2.0 * math.sqrt(var)) if var > 0.0 else math.nan  # d sigma / d x_j
-        sigma_key = f"{name}_sigma"
-        period[sigma_key] = year[sigma_key] = d_var * math.sqrt(cov[j, j])
-        if at_bound[j]:
-            boundary.append(sigma_key)
-            period[sigma_key] = year[sigma_key] = math.nan
-        if i is None:
-            continue
-        phi = float(params[i])
-        phi_key = f"{name}_phi"
-        # sigma_year^2 = var h(phi), h = sum_{k<n} phi^(2k) (ar1_year_parameters)
-        k = np.arange(ppy, dtype=float)
-        h = float(np.sum(phi ** (2 * k)))
-        dh = float(np.sum(2 * k[1:] * phi ** (2 * k[1:] - 1)))
-        jac_phi = np.zeros(x.size)
-        jac_phi[i] = ppy * phi ** (ppy - 1)
-        jac_sigma = np.zeros(x.size)
-        jac_sigma[i] = math.sqrt(var) * dh / (2.0 * math.sqrt(h))
-        jac_sigma[j] = math.sqrt(h) * d_var
-        period[phi_key] = math.sqrt(cov[i, i])
-        year[phi_key] = math.sqrt(float(jac_phi @ cov @ jac_phi))
-        if not at_bound[j]:
-            year[sigma_key] = math.sqrt(float(jac_sigma @ cov @ jac_sigma))
-        if at_bound[i] and not at_bound[j]:  # with sigma 0, phi is not identified instead
-            boundary.append(phi_key)
-        if at_bound[i] or at_bound[j]:
-            period[phi_key] = year[phi_key] = math.nan
-    return year, period, boundary
 
 
 # --------------------------------------------------------------------------
@@ -581,9 +492,9 @@ def _at_parameters(panel: _Panel, p: _Parameters) -> Calibration:
     between = between_objective(panel.means, sizes, k_w)
     x_w, x_b = np.array([p.phi_u, var_u, var_e]), np.array([p.phi_f, var_f, p.phi_g, var_g])
     ll_w, ll_b = -within(x_w)[0], -between(x_b)[0]
-    se_w = _reml_standard_errors(within, x_w, _WITHIN_VARIANCES, _within_unit(dev, reps),
+    se_w = reml_standard_errors(within, x_w, _WITHIN_VARIANCES, within_unit(dev, reps),
                                  ppy, (("area", 0, 1), ("measurement", None, 2)))
-    se_b = _reml_standard_errors(between, x_b, _BETWEEN_VARIANCES, _between_unit(panel.means),
+    se_b = reml_standard_errors(between, x_b, _BETWEEN_VARIANCES, between_unit(panel.means),
                                  ppy, (("national", 0, 1), ("regional", 2, 3)))
 
     # 3. within-region trend spread, by moments on the GLS trends of the deviations
@@ -591,7 +502,7 @@ def _at_parameters(panel: _Panel, p: _Parameters) -> Calibration:
     cov_b = np.linalg.inv(x2.T @ k_inv_x)
     slopes = dev @ (k_inv_x @ cov_b)[:, 1]
     tau_a2 = max(0.0, float(slopes @ slopes) / reps - float(cov_b[1, 1]))
-    se_sd_area = _moment_sd_se(tau_a2, float(cov_b[1, 1]), reps)
+    se_sd_area = moment_sd_se(tau_a2, float(cov_b[1, 1]), reps)
     # per-area variance relative to the model (E = 1 under the pooled model)
     q2 = complement(x2)
     proj = q2 @ np.linalg.solve(q2.T @ k_w @ q2, q2.T)
@@ -619,7 +530,7 @@ def _at_parameters(panel: _Panel, p: _Parameters) -> Calibration:
     tau_r2 = max(0.0, (float(br @ centre @ br) - float(np.trace(centre @ cov_slopes)))
                  / (n_r - 1))
     sampling_r = float(np.trace(centre @ cov_slopes)) / (n_r - 1)
-    se_sd_region = _moment_sd_se(tau_r2, sampling_r, n_r - 1)
+    se_sd_region = moment_sd_se(tau_r2, sampling_r, n_r - 1)
 
     # 4. BLUP of the state, trends as random effects
     vf = v0 + np.kron(np.eye(n_r), tau_r2 * np.outer(tau, tau))
@@ -663,7 +574,7 @@ def _at_parameters(panel: _Panel, p: _Parameters) -> Calibration:
                 "trend_sd_area": ppy * se_sd_area}
     on_boundary = [*se_w[2], *se_b[2]] + [k for k in ("trend_sd_region", "trend_sd_area")
                                           if math.isnan(trend_se[k])]
-    se_year = {k: {**se_w[0], **se_b[0], **trend_se}[k] for k in _SE_KEYS}
+    se_year = {k: {**se_w[0], **se_b[0], **trend_se}[k] for k in SE_KEYS}
     se_period = {k: {**se_w[1], **se_b[1]}[k] for k in _PER_PERIOD_KEYS}
     return Calibration(
         process=process, per_period=per_period, periods_per_year=ppy,
@@ -677,70 +588,5 @@ def _at_parameters(panel: _Panel, p: _Parameters) -> Calibration:
         volatility_scale=vol, volatility_slope=vol_slope,
         loglik_within=ll_w, loglik_between=ll_b,
         standard_errors=se_year, standard_errors_per_period=se_period,
-        on_boundary=tuple(k for k in _SE_KEYS if k in on_boundary),
+        on_boundary=tuple(k for k in SE_KEYS if k in on_boundary),
     )
-
-
-#: The estimates with a standard error, in the order they are reported.
-_SE_KEYS = ("national_phi", "national_sigma", "regional_phi", "regional_sigma", "area_phi",
-            "area_sigma", "measurement_sigma", "trend_mean", "trend_sd_region",
-            "trend_sd_area")
-
-
-def _moment_sd_se(excess: float, sampling: float, dof: int) -> float:
-    """Standard error of ``sqrt(excess)``, a trend sd by moments; NaN on its boundary.
-
-    ``excess = mean(b^2) - sampling`` over ``dof`` squared GLS trends ``b``
-    whose variance is ``excess + sampling``: as a chi-square, the mean has the
-    variance ``2 (excess + sampling)^2 / dof``; the delta method takes it to
-    the sd. An excess within ``BOUNDARY_TOL`` of the sampling variance of 0
-    (truncated there) is on its boundary.
-    """
-    if excess <= BOUNDARY_TOL * sampling:
-        return math.nan
-    return math.sqrt(2.0 / dof) * (excess + sampling) / (2.0 * math.sqrt(excess))
-
-
-_PERIOD_NAMES = {12: "month", 4: "quarter", 1: "year"}
-#: How output names each estimate with a standard error.
-ESTIMATE_LABELS = {
-    "national_phi": "national phi/year", "national_sigma": "national sigma/year",
-    "regional_phi": "regional phi/year", "regional_sigma": "regional sigma/year",
-    "area_phi": "area phi/year", "area_sigma": "area sigma/year",
-    "measurement_sigma": "noise sigma", "trend_mean": "trend mean/year",
-    "trend_sd_region": "trend sd/year between regions",
-    "trend_sd_area": "trend sd/year within regions",
-}
-
-
-def boundary_message(cal: Calibration, key: str) -> str:
-    """One line on an estimate on its boundary: what it means and what the engine does.
-
-    ``key`` is one of :attr:`Calibration.on_boundary`.
-    """
-    period = _PERIOD_NAMES.get(cal.periods_per_year, "period")
-    history = f"the {len(cal.periods)}-{period} history"
-    value = getattr(cal, key) if key.startswith("trend") else getattr(cal.process, key)
-    what = f"{ESTIMATE_LABELS[key]} {value:.4f} is on its boundary"
-    undefined = "its standard error is undefined"
-    component = key.split("_")[0]
-    if key.endswith("_phi"):
-        if cal.per_period[key] >= 0.5:
-            return (f"{what} (a random walk within {history}): {undefined} and the "
-                    "simulation treats it as a unit root")
-        return (f"{what} (no persistence from one period to the next within {history}): "
-                f"{undefined} and the simulation treats the {component} component as "
-                "white noise")
-    if key == "measurement_sigma":
-        return (f"{what} (no measurement noise told apart within {history}): {undefined} "
-                "and the simulation measures without noise")
-    if key.endswith("_sigma"):
-        return (f"{what} (no {component} variation within {history}): {undefined}, its "
-                "phi is not identified, and the simulation leaves the component out")
-    if key == "trend_sd_region":
-        return (f"{what} (no spread of regional trends beyond their sampling error): "
-                f"{undefined} and every region's predicted trend is the overall mean")
-    if key == "trend_sd_area":
-        return (f"{what} (no spread of area trends beyond their sampling error): "
-                f"{undefined} and every area's predicted trend is its region's")
-    raise ValueError(f"no boundary for {key!r}: use one of {', '.join(ESTIMATE_LABELS)}")
