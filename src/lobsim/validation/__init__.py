@@ -4,7 +4,8 @@
 ``predictor_panel``;
 ``backtest`` measures real placebo bonds and simulated ones from a calibrated model,
 ``placebo_stats`` summarises and compares them, ``sensitivity`` asks the engine;
-``calibrate`` fits the outcome process to an observed panel (REML);
+``calibrate`` fits the outcome process to an observed panel (REML), ``standard_errors``
+gives its estimates' standard errors and says what an estimate on its boundary means;
 ``universe_file`` writes a calibration as a universe file and reads it back.
 """
 
@@ -12,4 +13,4 @@ from lobsim._lazy import lazy_submodules
 
 __getattr__, __dir__ = lazy_submodules(
     __name__, ("backtest", "calibrate", "placebo_stats", "predictor_panel", "scm", "sensitivity",
-                 "universe_file"))
+                 "standard_errors", "universe_file"))
