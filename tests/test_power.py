@@ -19,7 +19,7 @@ def test_normal_factor_is_the_sum_of_the_two_normal_quantiles():
     # so a normal error of sd s has MDE = 2.4864749 s (Bloom 1995, "Minimum detectable effects").
     from scipy.stats import norm
 
-    assert power.NORMAL_FACTOR == pytest.approx(norm.ppf(0.95) + norm.ppf(0.80), rel=1e-15)
+    assert norm.ppf(0.95) + norm.ppf(0.80) == pytest.approx(power.NORMAL_FACTOR, rel=1e-15)
     assert power.normal(2.0) == pytest.approx(2 * 2.4864748605, rel=1e-10)
 
 
@@ -42,13 +42,15 @@ def test_large_normal_sample_matches_the_closed_form():
 
 
 def test_importance_weights_give_the_target_distribution():
-    # Draws from N(1, 1) weighted by the likelihood ratio phi(x) / phi(x - 1) = exp(1/2 - x)
-    # estimate the quantiles of N(0, 1): the MDE of a unit normal, 2.486 (tolerance ~5 sd).
-    x = np.random.default_rng(2).normal(1.0, 1.0, 200_000)
-    w = np.exp(0.5 - x)
-    got = float(power.minimum_detectable_effect(x, w))
-    assert got == pytest.approx(power.NORMAL_FACTOR, abs=0.05)
-    assert abs(float(power.minimum_detectable_effect(x)) - got) < 0.2  # the weights matter a bit
+    # Draws from N(0, 1.5^2) weighted by the likelihood ratio of N(0, 1) to them,
+    # 1.5 exp(-x^2 / 2 + x^2 / 4.5), estimate the quantiles of N(0, 1): MDE 2.486
+    # (tolerance ~5 sd), not the sample's own 1.5 x 2.486 = 3.73.
+    x = np.random.default_rng(2).normal(0.0, 1.5, 200_000)
+    w = 1.5 * np.exp(-x * x / 2 + x * x / 4.5)
+    assert float(power.minimum_detectable_effect(x, w)) == pytest.approx(power.NORMAL_FACTOR,
+                                                                          abs=0.05)
+    assert float(power.minimum_detectable_effect(x)) == pytest.approx(1.5 * power.NORMAL_FACTOR,
+                                                                       abs=0.05)
 
 
 def test_world_with_a_normal_prediction_error(tmp_path):

@@ -260,7 +260,7 @@ table#decision tr.flagged td { background: #fdecea; }
 /* columns of decision.DECISION_HEAD: the kind greyed, the interval on one line, the flag wide */
 table#decision td:nth-child(2) { color: #666; }
 table#decision td:nth-child(4) { white-space: nowrap; }
-table#decision td:nth-child(9) { min-width: 11em; }
+table#decision td:nth-child(10) { min-width: 11em; }
 table#decision th, table#decision td { padding: .25em .45em; }
 table#decision-departments { font-size: .8em; margin: .3em 0 .5em; }
 @media print { table#decision { display: table; max-height: none; overflow: visible; } }
@@ -381,11 +381,15 @@ def _decision(s: xr.Dataset, ds: xr.Dataset, set_asides: SetAsides | None) -> st
     """The first screen: the decision table, the convention, the departments' set-asides."""
     rows = decision.decision_rows(s, ds)
     table = _table(decision.DECISION_HEAD, [r.cells() for r in rows], ident="decision",
-                   text=(1, 8), row_css=["flagged" if r.noisy else "" for r in rows])
+                   text=(1, 9), row_css=["flagged" if r.noisy else "" for r in rows])
     note = (f"<p class='note'>{html.escape(decision.CONVENTION)} Money in {_GBP}. Signal/noise "
             "below 1 (shaded): the control group's prediction error is larger than the "
             "target, so whether investors are paid depends mostly on the measurement, not on "
-            "the programme. A basket's signal/noise is its noisiest bond's. The state's "
+            "the programme. MDE: the least true effect a one-sided 5% test of the "
+            "measurement detects with 80% power, q95 - q20 of the prediction error, as a "
+            "share of the target T. A basket's signal/noise is its noisiest bond's, its MDE its "
+            "bonds' largest. "
+            "The state's "
             "overpayment: payments for units the programme did not cause; the provider's "
             "shortfall: units achieved but not paid for, at the price per unit.</p>")
     if set_asides is None:
