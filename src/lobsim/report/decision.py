@@ -2,9 +2,9 @@
 
 Per basket and per bond: the default probability with its 95% interval, the
 mean money multiple, expected loss and 99% expected shortfall as shares of
-principal, the signal-to-noise ratio (docs/model.md section 6.10) and the
-minimum detectable effect as a share of the target (section 6.11) with a
-plain-language flag below signal-to-noise 1, the state's expected overpayment and the
+principal, the signal-to-noise ratio (docs/model.md section 6.10) with a
+plain-language flag below 1, the minimum detectable effect as a share of the
+target (section 6.11), the state's expected overpayment and the
 provider's expected shortfall; per department its 99% set-aside
 (:mod:`lobsim.analysis.setaside`). Then the term sheet and the control
 groups. Every number is read from the summary (:func:`lobsim.summarize`), the
@@ -178,7 +178,8 @@ def decision_rows(s: xr.Dataset, ds: xr.Dataset) -> list[DecisionRow]:
                 default_high=float(hi[i]),
                 mean_multiple=float(s[prefix + "mean_multiple"].values[i]),
                 expected_loss=float(s[prefix + "expected_loss"].values[i]), es99=float(es[i]),
-                signal_to_noise=snr, minimum_detectable_effect_share=mde, bonds=size, noisy=noisy, expected_overpayment=over,
+                signal_to_noise=snr, minimum_detectable_effect_share=mde, bonds=size,
+                noisy=noisy, expected_overpayment=over,
                 expected_shortfall=short))
     return rows
 
