@@ -137,6 +137,10 @@ def test_a_verified_outcome_has_null_signal_to_noise(stream, saved, capsys):
                 assert row["signal_to_noise"] is None
             else:
                 assert isinstance(row["signal_to_noise"], float) and row["signal_to_noise"] > 0
+            # and any effect is detectable without noise (docs/model.md section 6.11)
+            mde = row["minimum_detectable_effect_share"]
+            assert (mde == 0.0) if noiseless else (mde > 0.5)
+            assert (row["minimum_detectable_effect"] == 0.0) == noiseless
 
 
 def test_an_unmoved_metric_has_a_null_standard_error(capsys):

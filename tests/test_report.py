@@ -127,10 +127,16 @@ def _decision_rows(ds: xr.Dataset) -> dict[str, list[str]]:
             lo, hi = stats.probability_interval(p, se, n)
             snr = v["signal_to_noise" if kind == "bond" else "lowest_signal_to_noise"]
             snr = math.inf if snr is None else snr  # summary_dict writes infinity as null
+            if kind == "bond":
+                mde = v["minimum_detectable_effect_share"]
+            else:  # the basket's noisiest: its bonds' largest MDE share
+                members = ds.bond.values[ds.basket_member.sel(basket=key).values.astype(bool)]
+                mde = max(d["bonds"][str(b)]["minimum_detectable_effect_share"] for b in members)
             out[key] = [key, kind, decision.money(principal), decision.interval(p, lo, hi),
                         decision.multiple(v["mean_multiple"]),
                         decision.share(v["expected_loss"], principal),
                         decision.share(v["loss_es"]["0.99"], principal), decision.ratio(snr),
+                        decision.mde_share(mde),
                         decision.money(v["expected_overpayment"]),
                         decision.money(v["expected_provider_shortfall_value"])]
     return out
@@ -147,12 +153,12 @@ def test_decision_table_leads_and_quotes_the_summary(results, report_dir):
     want = _decision_rows(ds)
     assert [r[0] for r in rows] == [*ds.basket.values.tolist(), *ds.bond.values.tolist()]
     for r in rows:
-        flag = r.pop(8)
+        flag = r.pop(9)
         assert r == want[r[0]]
         snr = float(r[7].replace("∞", "inf"))
         assert (decision.NOISE_FLAG.split("is ")[1] in flag) == (snr < 1.0), r
     # the demo has noise-dominated bonds, and the flag says so in plain words
-    assert any(r[1] == "bond" and r[8] == decision.NOISE_FLAG
+    assert any(r[1] == "bond" and r[9] == decision.NOISE_FLAG
                for r in _table(page, "<table id='decision'>")[1])
     # each paying department's 99% set-aside, on the first screen too
     _, depts = _table(page, "<table id='decision-departments'>")

@@ -198,7 +198,8 @@ def test_streaming_summary_matches_summarize(demo, demo_full):
     exact += ["probability_pays_more_than_saves", "rmspe", "tranche_share"]
     for name in exact:  # counts and exact tail sets: bit for bit
         np.testing.assert_array_equal(got[name].values, full[name].values, err_msg=name)
-    quantiles = {"multiple_quantile", "irr_quantile", "department_payment_quantile"}
+    quantiles = {"multiple_quantile", "irr_quantile", "department_payment_quantile",
+                 "minimum_detectable_effect", "minimum_detectable_effect_share"}
     for name in full.data_vars:
         base = str(name).removeprefix("basket_").removeprefix("tranche_")
         if name in exact or base in quantiles or base.removesuffix("_se") in quantiles:
@@ -221,6 +222,15 @@ def test_streaming_summary_matches_summarize(demo, demo_full):
             bound = _quantile_bound(x, QUANTILES)
             assert (err <= bound).all(), (prefix + name, (err - bound).max())
             checked += err.size
+    # the MDE, q95 - q20 of the prediction error: within the sum of the two quantiles' bounds
+    pe = ds.prediction_error.values
+    err = np.abs(got.minimum_detectable_effect.values - full.minimum_detectable_effect.values)
+    bound = _quantile_bound(pe, (0.95, 0.2)).sum(axis=0)
+    assert (err <= bound).all() and (full.minimum_detectable_effect.values > 0).any()
+    target = ds.target_units.values
+    err = np.abs(got.minimum_detectable_effect_share.values
+                 - full.minimum_detectable_effect_share.values)
+    assert (err <= bound / target * (1 + 1e-12)).all()
     pay = ds.department_payment.values
     err = np.abs(got.department_payment_quantile.values - full.department_payment_quantile.values)
     assert (err <= _quantile_bound(pay, (0.5, 0.95, 0.99))).all()

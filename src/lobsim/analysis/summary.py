@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from lobsim.analysis import stats, tables
+from lobsim.analysis import power, stats, tables
 from lobsim.analysis.returns import irr_expected_flows
 from lobsim.analysis.stats import mean_se
 from lobsim.jsonio import number
@@ -109,6 +109,10 @@ def summarize(ds: xr.Dataset) -> xr.Dataset:
     noise = ds.prediction_error.std("scenario").values
     with np.errstate(divide="ignore"):  # verified outcomes have no noise: infinite
         data["signal_to_noise"] = (("bond",), ds.target_units.values / noise)
+    # evaluation power (lobsim.analysis.power, docs/model.md section 6.11)
+    mde = power.minimum_detectable_effect(ds.prediction_error, w)
+    data["minimum_detectable_effect"] = (("bond",), mde)
+    data["minimum_detectable_effect_share"] = (("bond",), power.share(mde, ds.target_units.values))
 
     pay = ds.department_payment
     save = ds.department_saving
@@ -167,6 +171,11 @@ STATISTICS: dict[str, tuple[str, str]] = {
     "rmspe": ("log points", "pre-period RMSPE of the control group"),
     "signal_to_noise": ("1", "signal/noise: target units over the sd of the measurement "
                              "error at maturity"),
+    "minimum_detectable_effect": (OUTCOME, "minimum detectable effect: the least true effect "
+                                           "a one-sided 5% test of the measured units detects "
+                                           "with 80% power (q95 - q20 of the prediction error)"),
+    "minimum_detectable_effect_share": ("1", "minimum detectable effect as a share of the "
+                                             "target units"),
     "lowest_signal_to_noise": ("1", "lowest signal/noise of the member bonds (the "
                                     "noisiest bond's)"),
     "department_payment_mean": (MONEY, "department's mean payment in the year"),
@@ -376,7 +385,8 @@ def format_summary(s: xr.Dataset) -> str:
     lines += _investor_table(s, "bond", "")
     lines.append("")
     shortfall = "provider_shortfall_probability" in s
-    header = ["bond", f"state E[overpayment] {cur}", "signal/noise", "RMSPE log"]
+    header = ["bond", f"state E[overpayment] {cur}", "signal/noise", "MDE units",
+              "MDE % of target", "RMSPE log"]
     if shortfall:  # the provider's risk, beside the state's (lobsim.model.shortfall)
         header += ["provider P(shortfall)", "provider E[shortfall] units", f"provider value {cur}"]
     rows = []
@@ -384,7 +394,7 @@ def format_summary(s: xr.Dataset) -> str:
         v = s.isel(bond=i)
         rm = float(v.rmspe) if "rmspe" in v else float("nan")
         row = [str(key), f"{float(v.expected_overpayment):,.0f}",
-               f"{float(v.signal_to_noise):.2f}", f"{rm:.4f}"]
+               f"{float(v.signal_to_noise):.2f}", *_mde_cells(v), f"{rm:.4f}"]
         if shortfall:
             row += [f"{float(v.provider_shortfall_probability):.4f}",
                     f"{float(v.expected_provider_shortfall):,.1f}",
@@ -415,6 +425,14 @@ def format_summary(s: xr.Dataset) -> str:
     lines += tables.render(header, rows, left=2)
     lines += ["", tables.INTERVAL_NOTE]
     return "\n".join(lines)
+
+
+def _mde_cells(v: xr.Dataset) -> list[str]:
+    """A bond's MDE in units and in % of its target (lobsim.analysis.power); n/a if absent."""
+    if "minimum_detectable_effect" not in v:  # a summary written before lobsim reported it
+        return ["n/a", "n/a"]
+    return [f"{float(v.minimum_detectable_effect):,.0f}",
+            f"{100.0 * float(v.minimum_detectable_effect_share):.0f}%"]
 
 
 def _currency(s: xr.Dataset) -> str:

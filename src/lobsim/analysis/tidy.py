@@ -42,6 +42,7 @@ _MONEY = {"expected_loss", "expected_overpayment", "expected_provider_shortfall_
           "expected_guarantee", "expected_protection", "principal"}
 _RENAME = {"expected_provider_shortfall_value": "expected_provider_shortfall",
            "expected_provider_shortfall": "expected_provider_shortfall_units",
+           "minimum_detectable_effect": "minimum_detectable_effect_units",
            "rmspe": "rmspe_log_points"}
 
 
@@ -74,7 +75,7 @@ def column_units(name: str) -> str:
     if name in ("seniority", "donor_rank"):
         return "rank (1 first)"
     if "multiple" in name or name in ("share", "relief", "tax_rate", "signal_to_noise",
-                                      "weight"):
+                                      "minimum_detectable_effect_share", "weight"):
         return "1"
     return ""
 

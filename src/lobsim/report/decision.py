@@ -3,7 +3,8 @@
 Per basket and per bond: the default probability with its 95% interval, the
 mean money multiple, expected loss and 99% expected shortfall as shares of
 principal, the signal-to-noise ratio (docs/model.md section 6.10) with a
-plain-language flag below 1, the state's expected overpayment and the
+plain-language flag below 1, the minimum detectable effect as a share of the
+target (section 6.11), the state's expected overpayment and the
 provider's expected shortfall; per department its 99% set-aside
 (:mod:`lobsim.analysis.setaside`). Then the term sheet and the control
 groups. Every number is read from the summary (:func:`lobsim.summarize`), the
@@ -66,6 +67,11 @@ def ratio(x: float) -> str:
     return "∞" if math.isinf(x) else f"{x:.2f}"
 
 
+def mde_share(x: float | None) -> str:
+    """A minimum detectable effect as a percentage of the target (``n/a`` if not reported)."""
+    return "n/a" if x is None or math.isnan(x) else f"{100 * x:.0f}%"
+
+
 def share(x: float, of: float) -> str:
     """``x`` as a percentage of ``of`` (a loss of principal)."""
     return percent(x / of) if of > 0 else "n/a"
@@ -78,8 +84,10 @@ def share(x: float, of: float) -> str:
 class DecisionRow:
     """One basket or bond of the decision table (amounts in GBP).
 
-    ``signal_to_noise`` of a basket is its noisiest bond's; ``noisy`` counts
-    the bonds (of the basket, or the bond itself) with signal-to-noise below 1.
+    ``signal_to_noise`` of a basket is its noisiest bond's, and
+    ``minimum_detectable_effect_share`` its bonds' largest (None for a summary
+    without it); ``noisy`` counts the bonds (of the basket, or the bond
+    itself) with signal-to-noise below 1.
     """
 
     kind: Literal["basket", "bond"]
@@ -92,6 +100,7 @@ class DecisionRow:
     expected_loss: float
     es99: float
     signal_to_noise: float
+    minimum_detectable_effect_share: float | None
     bonds: int
     noisy: int
     expected_overpayment: float
@@ -111,14 +120,16 @@ class DecisionRow:
         return [self.id, self.kind, money(self.principal),
                 interval(self.default_probability, self.default_low, self.default_high),
                 multiple(self.mean_multiple), share(self.expected_loss, self.principal),
-                share(self.es99, self.principal), ratio(self.signal_to_noise), self.flag,
+                share(self.es99, self.principal), ratio(self.signal_to_noise),
+                mde_share(self.minimum_detectable_effect_share), self.flag,
                 money(self.expected_overpayment),
                 "n/a" if self.expected_shortfall is None else money(self.expected_shortfall)]
 
 
 DECISION_HEAD = ("", "", f"principal ({CURRENCY})", "P(default) (95% interval)",
                  "E[multiple]", "E[loss] (% of principal)", "ES99 loss (% of principal)",
-                 "signal/noise", "", f"state's E[overpayment] ({CURRENCY})",
+                 "signal/noise", "MDE (% of T)", "",
+                 f"state's E[overpayment] ({CURRENCY})",
                  f"provider's E[shortfall] ({CURRENCY})")
 
 
@@ -134,6 +145,8 @@ def decision_rows(s: xr.Dataset, ds: xr.Dataset) -> list[DecisionRow]:
     """
     n = int(ds.sizes["scenario"])
     bond_snr = s.signal_to_noise.values
+    bond_mde = (s.minimum_detectable_effect_share.values if "minimum_detectable_effect_share" in s
+                else None)
     shortfall = "expected_provider_shortfall_value" in s
     member = (ds.basket_member.values.astype(bool) if "basket_member" in ds
               else np.zeros((s.sizes["basket"], s.sizes["bond"]), bool))
@@ -147,12 +160,15 @@ def decision_rows(s: xr.Dataset, ds: xr.Dataset) -> list[DecisionRow]:
         for i, key in enumerate(s[dim].values.tolist()):
             if kind == "bond":
                 snr, size, noisy = float(bond_snr[i]), 1, int(bond_snr[i] < 1.0)
+                mde = None if bond_mde is None else float(bond_mde[i])
                 over = float(s.expected_overpayment.values[i])
                 short = float(s.expected_provider_shortfall_value.values[i]) if shortfall else None
             else:
                 snr = float(s.basket_lowest_signal_to_noise.values[i])
                 size = int(member[i].sum())
                 noisy = int(np.count_nonzero(bond_snr[member[i]] < 1.0))
+                mde = (None if bond_mde is None or size == 0
+                       else float(bond_mde[member[i]].max()))
                 over = float(s.basket_expected_overpayment.values[i])
                 short = (float(s.basket_expected_provider_shortfall_value.values[i])
                          if shortfall else None)
@@ -162,7 +178,8 @@ def decision_rows(s: xr.Dataset, ds: xr.Dataset) -> list[DecisionRow]:
                 default_high=float(hi[i]),
                 mean_multiple=float(s[prefix + "mean_multiple"].values[i]),
                 expected_loss=float(s[prefix + "expected_loss"].values[i]), es99=float(es[i]),
-                signal_to_noise=snr, bonds=size, noisy=noisy, expected_overpayment=over,
+                signal_to_noise=snr, minimum_detectable_effect_share=mde, bonds=size,
+                noisy=noisy, expected_overpayment=over,
                 expected_shortfall=short))
     return rows
 

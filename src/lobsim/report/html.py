@@ -260,7 +260,7 @@ table#decision tr.flagged td { background: #fdecea; }
 /* columns of decision.DECISION_HEAD: the kind greyed, the interval on one line, the flag wide */
 table#decision td:nth-child(2) { color: #666; }
 table#decision td:nth-child(4) { white-space: nowrap; }
-table#decision td:nth-child(9) { min-width: 11em; }
+table#decision td:nth-child(10) { min-width: 11em; }
 table#decision th, table#decision td { padding: .25em .45em; }
 table#decision-departments { font-size: .8em; margin: .3em 0 .5em; }
 @media print { table#decision { display: table; max-height: none; overflow: visible; } }
@@ -325,20 +325,28 @@ def _tables(s: xr.Dataset, ds: xr.Dataset) -> str:
     for i, row in enumerate(_investor_rows(s, "bond", "", ds.principal.values, n)):
         v = s.isel(bond=i)
         row += [decision.money(float(v.expected_overpayment)),
-                decision.ratio(float(v.signal_to_noise)), f"{float(v.rmspe):.4f}"]
+                decision.ratio(float(v.signal_to_noise))]
+        if "minimum_detectable_effect" in v:  # docs/model.md section 6.11
+            row += [f"{float(v.minimum_detectable_effect):,.0f}",
+                    decision.mde_share(float(v.minimum_detectable_effect_share))]
+        row.append(f"{float(v.rmspe):.4f}")
         if shortfall:  # the provider's risk, as the CLI prints it (analysis/summary.py)
             row += [decision.percent(float(v.provider_shortfall_probability)),
                     f"{float(v.expected_provider_shortfall):,.1f}",
                     decision.money(float(v.expected_provider_shortfall_value))]
         bond_rows.append(row)
     bonds = ["<h2 id='bonds'>Bonds</h2>", _wide(
-        [*_INVESTOR_HEAD, f"state's E[overpayment] ({_GBP})", "signal/noise", "RMSPE (log)",
+        [*_INVESTOR_HEAD, f"state's E[overpayment] ({_GBP})", "signal/noise",
+         *(["MDE (units)", "MDE (% of target)"] if "minimum_detectable_effect" in s else []),
+         "RMSPE (log)",
          *(["provider's P(shortfall)", "provider's E[shortfall] (units)",
             f"provider's E[shortfall] value ({_GBP})"] if shortfall else [])], bond_rows)]
     parts = ["<p class='note'>Default: payment below principal. ES99: mean loss in the worst "
              "1% of scenarios. IRR q05, q50: the 5% and 50% quantiles of the scenario IRRs. "
              "Signal/noise: target over the standard deviation of the units measured with no "
-             "true effect (docs/model.md section 6.10). RMSPE: the control group's pre-period "
+             "true effect (docs/model.md section 6.10). MDE: the minimum detectable effect, "
+             "the least true effect a one-sided 5% test detects with 80% power (section "
+             "6.11). RMSPE: the control group's pre-period "
              "fit, log points. The provider's shortfall: units truly achieved but not paid "
              "for, in the outcome's units, and their value at the price per unit.</p>"]
     if s.sizes.get("basket", 0):
@@ -381,11 +389,15 @@ def _decision(s: xr.Dataset, ds: xr.Dataset, set_asides: SetAsides | None) -> st
     """The first screen: the decision table, the convention, the departments' set-asides."""
     rows = decision.decision_rows(s, ds)
     table = _table(decision.DECISION_HEAD, [r.cells() for r in rows], ident="decision",
-                   text=(1, 8), row_css=["flagged" if r.noisy else "" for r in rows])
+                   text=(1, 9), row_css=["flagged" if r.noisy else "" for r in rows])
     note = (f"<p class='note'>{html.escape(decision.CONVENTION)} Money in {_GBP}. Signal/noise "
             "below 1 (shaded): the control group's prediction error is larger than the "
             "target, so whether investors are paid depends mostly on the measurement, not on "
-            "the programme. A basket's signal/noise is its noisiest bond's. The state's "
+            "the programme. MDE: the least true effect a one-sided 5% test of the "
+            "measurement detects with 80% power, q95 - q20 of the prediction error, as a "
+            "share of the target T. A basket's signal/noise is its noisiest bond's, its MDE its "
+            "bonds' largest. "
+            "The state's "
             "overpayment: payments for units the programme did not cause; the provider's "
             "shortfall: units achieved but not paid for, at the price per unit.</p>")
     if set_asides is None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import xarray as xr
 
-from lobsim.analysis import stats
+from lobsim.analysis import power, stats
 from lobsim.analysis import summary as _summary
 from lobsim.analysis.returns import irr_of_mean_flows
 from lobsim.kernels.reductions import EXP_OFFSET
@@ -185,6 +185,12 @@ class Finalizer:
         _, _, noise = self.moments("bond.prediction_error")
         with np.errstate(divide="ignore"):
             data["signal_to_noise"] = (("bond",), tpl.target_units.values / noise)
+        # the MDE from the error's histogram quantiles: within the histograms' bound
+        q, _ = self.quantiles("bond.prediction_error", power.LEVELS)
+        mde = power.from_quantiles(q[0], q[1])
+        data["minimum_detectable_effect"] = (("bond",), mde)
+        data["minimum_detectable_effect_share"] = (("bond",),
+                                                   power.share(mde, tpl.target_units.values))
         dy = ("department", "year")
         for name, key in (("department_payment_mean", "pay"), ("department_saving_mean", "save"),
                           ("net_fiscal_position", "net")):

@@ -13,11 +13,13 @@ loops into an :class:`Accumulator`:
   *exactly* into a fixed-point superaccumulator (70 signed 32-bit digits
   covering every float64 from 2**-1126 up). Integer addition is associative,
   so merging accumulators in any grouping or order gives the same bits.
-* **Histograms** for the quantiles of multiples, IRRs and department
-  payments: fixed bins, ``2**k`` per binade of ``|x|`` in
-  ``[2**HIST_LOW, 2**HIST_HIGH)`` (sign-symmetric), one bin for smaller
-  ``|x|`` and one overflow bin per sign. Each bin keeps its count and the
-  minimum and maximum value seen in it (merged exactly). Bins are allocated
+* **Histograms** for the quantiles of multiples, IRRs, department
+  payments and the bonds' prediction errors (whose q95 - q20 is the
+  minimum detectable effect, :mod:`lobsim.analysis.power`): fixed bins,
+  ``2**k`` per binade of ``|x|`` in ``[2**HIST_LOW, 2**HIST_HIGH)``
+  (sign-symmetric), one bin for smaller ``|x|`` and one overflow bin per
+  sign. Each bin keeps its count and the minimum and maximum value seen in
+  it (merged exactly). Bins are allocated
   a page (one binade of one series) at a time: memory follows the binades
   the data occupy, never the number of scenarios.
 * **Exact tail sets** for VaR and expected shortfall of loss: per series the
@@ -39,9 +41,11 @@ the bin holds a single value, as an atom such as "no payment" usually does).
 The estimate of an order statistic ``x`` therefore errs by at most
 ``(max - min) / 2 <= 2**-(k+1) |x|`` when ``2**HIST_LOW <= |x| < 2**HIST_HIGH``
 and by at most ``2**HIST_LOW`` below: 0.195% relative plus 6e-8 for
-``k = 8``. Values of ``2**40`` (1.1e12) or more are not bounded. VaR and ES
-come from exact tail sets, means and probabilities from exact sums: VaR, ES,
-their standard errors and the diversification benefit are those of
+``k = 8``. Values of ``2**40`` (1.1e12) or more are not bounded. The
+minimum detectable effect, a difference of two such quantiles, errs by at
+most the sum of their two bounds. VaR and ES come from exact tail sets,
+means and probabilities from exact sums: VaR, ES, their standard errors and
+the diversification benefit are those of
 :func:`~lobsim.analysis.summary.summarize` bit for bit; means agree to rounding.
 Importance-sampling weights are not accumulated: a tilted run is refused.
 """
@@ -181,6 +185,7 @@ class Plan:
             tails.append((f"{g.dim}.loss", size))
         n_b = (tpl.sizes["bond"],)
         moments += [("bond.overpayment", n_b), ("bond.prediction_error", n_b)]
+        hists.append(("bond.prediction_error", n_b))  # its quantiles: the MDE (analysis.power)
         moments += [(f"bond.{k}", n_b) for k in _summary.shortfall_series(tpl)]
         dy = (tpl.sizes["department"], tpl.sizes["year"])
         moments += [(f"department.{k}", dy) for k in ("pay", "save", "net", "pays_more")]

@@ -1,8 +1,9 @@
 """Statistics of placebo measurements: per control group, and real against simulated.
 
 :func:`summarize_placebos` gives, per (weights, donors) and start, the
-quantiles of the measured change, the false-positive rates and the share of
-the target a capped per-unit bond pays when nothing was done;
+quantiles of the measured change, the false-positive rates, the share of
+the target a capped per-unit bond pays when nothing was done and the
+empirical minimum detectable effect (:mod:`lobsim.analysis.power`);
 :func:`compare` sets the real placebos of :func:`lobsim.validation.backtest.placebo_backtest`
 beside those simulated from a calibrated process
 (:func:`lobsim.validation.backtest.simulate_placebos`), over all areas and per
@@ -19,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lobsim.analysis import power
+from lobsim.analysis.stats import Atoms
 from lobsim.validation.backtest import (
     FALSE_POSITIVE_LEVELS,
     GROUPS,
@@ -36,7 +39,11 @@ class SummaryRow:
     ``false_positive[i]`` is the share of placebos measuring at least
     ``FALSE_POSITIVE_LEVELS[i]`` of their target; ``paid_share`` the mean of
     ``clip(M, 0, target) / target``: the share of the target a per-unit bond
-    capped at its target pays when the programme does nothing.
+    capped at its target pays when the programme does nothing. ``mde`` is
+    the empirical minimum detectable effect, q95 - q20 of the change
+    (percent of the counterfactual), and ``mde_share`` the same of ``M / T``
+    (a share of the target): the placebos are the error distribution
+    (:func:`lobsim.analysis.power.of_atoms`).
     """
 
     weights: str
@@ -49,6 +56,8 @@ class SummaryRow:
     false_positive: tuple[float, ...]
     paid_share: float
     rmspe: float
+    mde: float
+    mde_share: float
 
 
 def summarize_placebos(p: Placebos, by_start: bool = True) -> list[SummaryRow]:
@@ -69,6 +78,7 @@ def summarize_placebos(p: Placebos, by_start: bool = True) -> list[SummaryRow]:
                     false_positive=tuple(float(np.mean(r >= lv)) for lv in FALSE_POSITIVE_LEVELS),
                     paid_share=float(np.mean(np.clip(r, 0.0, 1.0))),
                     rmspe=float(np.mean(p.rmspe[mask])),
+                    mde=power.of_atoms(Atoms.of(c)), mde_share=power.of_atoms(Atoms.of(r)),
                 ))
     return rows
 
@@ -78,10 +88,11 @@ def summary_table(rows: Sequence[SummaryRow], markdown: bool = False) -> str:
     head = (["weights", "k", "start", "n", "mean %", "sd %"]
             + [f"q{round(100 * q)} %" for q in QUANTILES]
             + [f"P(M>={round(100 * lv)}% T)" for lv in FALSE_POSITIVE_LEVELS]
-            + ["E[paid/T]", "RMSPE"])
+            + ["E[paid/T]", "MDE %", "MDE/T", "RMSPE"])
     body = [[r.weights, str(r.donors), r.start, str(r.n), f"{r.mean:+.2f}", f"{r.sd:.2f}",
              *(f"{q:+.1f}" for q in r.quantiles), *(percent(f) for f in r.false_positive),
-             percent(r.paid_share), f"{r.rmspe:.4f}"] for r in rows]
+             percent(r.paid_share), f"{r.mde:.1f}", f"{r.mde_share:.2f}", f"{r.rmspe:.4f}"]
+            for r in rows]
     return text_table(head, body, markdown)
 
 
@@ -92,12 +103,12 @@ def write_summary(rows: Sequence[SummaryRow], path: str | Path) -> None:
         out.writerow(["weights", "donors", "start", "n", "mean_pct", "sd_pct",
                       *(f"q{round(100 * q)}_pct" for q in QUANTILES),
                       *(f"p_units_ge_{round(100 * lv)}pct_target" for lv in FALSE_POSITIVE_LEVELS),
-                      "mean_paid_share", "mean_rmspe"])
+                      "mean_paid_share", "mde_pct", "mde_share_of_target", "mean_rmspe"])
         for r in rows:
             out.writerow([r.weights, r.donors, r.start, r.n, f"{r.mean:.4f}", f"{r.sd:.4f}",
                           *(f"{q:.4f}" for q in r.quantiles),
                           *(f"{f:.4f}" for f in r.false_positive), f"{r.paid_share:.4f}",
-                          f"{r.rmspe:.6f}"])
+                          f"{r.mde:.4f}", f"{r.mde_share:.4f}", f"{r.rmspe:.6f}"])
 
 
 @dataclass(frozen=True)
