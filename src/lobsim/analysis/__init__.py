@@ -3,8 +3,8 @@
 ``stats`` holds the one estimator of every statistic (means, probabilities,
 quantiles, Acerbi-Tasche expected shortfall, with importance weights) that
 every output uses; ``summary`` reduces results to statistics with standard
-errors; ``returns`` the two expected returns (E[IRR] and the IRR of expected
-flows); ``tables`` the terminal tables' layout and unit conventions; ``risk``
+errors; ``power`` the minimum detectable effect of a bond's measurement;
+``returns`` the two expected returns (E[IRR] and the IRR of expected flows); ``tables`` the terminal tables' layout and unit conventions; ``risk``
 gives basket VaR, expected shortfall, risk contributions and importance
 sampling; ``pricing`` solves for the loading a target needs; ``maturity`` and
 ``setaside`` are the bank's and the departments' decisions; ``sweep`` re-runs
@@ -14,5 +14,5 @@ arithmetic at full target; ``tidy`` the tidy tables of an export.
 
 from lobsim._lazy import lazy_submodules
 
-__getattr__, __dir__ = lazy_submodules(__name__, ("maturity", "pricing", "returns", "risk", "setaside", "stats", "summary",
+__getattr__, __dir__ = lazy_submodules(__name__, ("maturity", "power", "pricing", "returns", "risk", "setaside", "stats", "summary",
                                                          "sweep", "tables", "tidy", "terms"))
