@@ -49,3 +49,10 @@ def test_the_core_api_imports_on_first_use():
                      "f = lobsim.simulate; from lobsim import summarize, load_config; "
                      "assert f is lobsim.simulate and callable(summarize)")
     assert {"lobsim.model.simulate", "lobsim.analysis.summary", "xarray"} <= set(loaded)
+
+
+@pytest.mark.parametrize("module", ["lobsim", "lobsim.cli"])
+def test_python_dash_m_is_the_lobsim_command(module):
+    done = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.startswith("lobsim "), done.stderr
