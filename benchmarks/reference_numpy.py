@@ -8,9 +8,11 @@ as the numba engine (:mod:`lobsim.kernels.engine`) but shares none of its tricks
 random numbers:
 
 - national, regional and area-specific AR(1) components of every touched
-  series (treated areas and their donors with positive weight), stepped every
-  period with per-period parameters converted exactly from the per-year ones,
-  ``phi_p = phi^(1/ppy)``, ``sigma_p^2 = sigma^2 (1 - phi^(2/ppy)) / (1 - phi^2)``
+  series (treated areas and their donors with positive weight), loaded by the
+  area's own ``national_loading`` / ``regional_loading`` (areas file) where
+  given, else the outcome's, stepped every period with per-period parameters
+  converted exactly from the per-year ones, ``phi_p = phi^(1/ppy)``,
+  ``sigma_p^2 = sigma^2 (1 - phi^(2/ppy)) / (1 - phi^2)``
   (``sigma^2 / ppy`` for a random walk; :func:`lobsim.model.process.ar1_period_parameters`,
   the package's one definition of the conversion);
 - measurement noise ``y_obs = y exp(sigma_e e - sigma_e^2 / 2)`` at each
@@ -39,6 +41,7 @@ Usage::
 from __future__ import annotations
 
 import math
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,6 +84,8 @@ class _Outcome:
     areas: list[int]  # area index per series
     regions: list[str]  # touched regions
     s_region: np.ndarray  # region position per series
+    beta: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0))  # loadings
+    gamma: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0))  # per series
 
 
 def _on_grid(t: float, ppy: int, what: str) -> int:
@@ -148,6 +153,13 @@ class _Model:
                                 if w > 0.0])
         for o in self.outcomes.values():
             o.s_region = np.array([o.regions.index(areas.regions[a]) for a in o.areas])
+            # an area's own loadings (areas file) where given, else the outcome's
+            own = {"national_loading": areas.national_loading,
+                   "regional_loading": areas.regional_loading}
+            for name, attr in (("national_loading", "beta"), ("regional_loading", "gamma")):
+                common, col = getattr(o.proc, name), own[name]
+                setattr(o, attr, np.array([
+                    common if col is None or np.isnan(col[a]) else col[a] for a in o.areas]))
         self.treated = [self.series[(b.outcome, areas.index(b.area))] for b in self.bonds]
         # time grid
         self.n_periods = max(_on_grid(b.maturity, ppy, "maturity") for b in self.bonds)
@@ -261,8 +273,8 @@ class _Model:
                 a = np.asarray(o.areas)
                 g0 = np.array([d.regional_state[r] for r in o.regions])
                 logs[oid] = (d.log_level[a] + d.trend[a] * t
-                             + p.national_loading * (f - d.national_state)[:, None]
-                             + p.regional_loading * (g - g0)[:, o.s_region]
+                             + o.beta * (f - d.national_state)[:, None]
+                             + o.gamma * (g - g0)[:, o.s_region]
                              + (u - d.area_state[a]))
                 noise[oid] = rng.standard_normal(u.shape)
             for i, j in due:

@@ -89,14 +89,14 @@ def _check_envelope(cfg: Config, index: int, outcome: Outcome, data: OutcomeData
     p = outcome.process
     assert p is not None
     s = np.ones(len(areas.ids)) if scale is None else scale
-    common = (p.national_loading**2 * p.national_sigma**2 * kstep_variance(p.national_phi, years)
-              + p.regional_loading**2 * p.regional_sigma**2
-              * kstep_variance(p.regional_phi, years))
+    beta, gamma = areas.loadings(p.national_loading, p.regional_loading)
+    common = (beta**2 * p.national_sigma**2 * kstep_variance(p.national_phi, years)
+              + gamma**2 * p.regional_sigma**2 * kstep_variance(p.regional_phi, years))
     noise_var = s * p.measurement_sigma**2
     sd = np.sqrt(common + s * p.area_sigma**2 * kstep_variance(p.area_phi, years) + noise_var)
     regional = np.array([data.regional_state[r] for r in areas.regions])
-    states = (np.abs(data.area_state) + abs(p.national_loading * data.national_state)
-              + np.abs(p.regional_loading * regional))
+    states = (np.abs(data.area_state) + np.abs(beta * data.national_state)
+              + np.abs(gamma * regional))
     gap = np.abs(data.log_level - data.log_base)
     bound = log_change_bound(level_gap=gap, trend=data.trend, states=states, sd=sd,
                              noise_var=noise_var, years=years)

@@ -3,6 +3,10 @@ states and volatility factors.
 
 An areas file has a header ``area,region,<covariate>,...`` and one row per
 area; covariates are numbers (deprivation, population, claimant rate, ...).
+Two column names are reserved, not covariates: ``national_loading`` and
+``regional_loading``, the area's loadings ``beta[a]``, ``gamma[a]`` on the
+national and regional factors (docs/model.md section 3.2); an empty cell or a
+missing column means the outcome's common loading.
 Every reader accepts UTF-8 with or without a byte-order mark, refuses a
 repeated key (area, or area and period), checks every declared column and
 every value against its range (:mod:`lobsim.model._limits`, docs/config.md, Data
@@ -29,6 +33,7 @@ from lobsim.arraytypes import Float64Array2D
 from lobsim.errors import ConfigError
 from lobsim.model._limits import (
     COVARIATE_MAX,
+    LOADING_MAX,
     LOG_LEVEL_MAX,
     LOG_LEVEL_MIN,
     MIN_PERIODS,
@@ -54,16 +59,38 @@ class AreaTable:
         Names of the covariate columns.
     covariates : ndarray, shape (n_areas, n_covariates)
         Covariate values.
+    national_loading, regional_loading : ndarray, shape (n_areas,), or None
+        Each area's own factor loading, nan where the outcome's common value
+        applies; None without the column.
     """
 
     ids: tuple[str, ...]
     regions: tuple[str, ...]
     covariate_names: tuple[str, ...]
     covariates: Float64Array2D
+    national_loading: np.ndarray | None = None
+    regional_loading: np.ndarray | None = None
 
     def index(self, area: str) -> int:
         """Position of ``area`` in the table."""
         return self.ids.index(area)
+
+    def loadings(self, national: float, regional: float) -> tuple[np.ndarray, np.ndarray]:
+        """Per-area ``(beta, gamma)``: the area's own loadings where the file gives
+        them, else an outcome's common ``national`` and ``regional`` loadings."""
+        out = []
+        for own, common in ((self.national_loading, national),
+                            (self.regional_loading, regional)):
+            values = np.full(len(self.ids), float(common))
+            if own is not None:
+                given = ~np.isnan(own)
+                values[given] = own[given]
+            out.append(values)
+        return out[0], out[1]
+
+
+#: Reserved columns of an areas file: per-area factor loadings, not covariates.
+LOADING_COLUMNS = ("national_loading", "regional_loading")
 
 
 def read_areas(path: str | Path) -> AreaTable:
@@ -91,19 +118,22 @@ def read_areas(path: str | Path) -> AreaTable:
             "the header must start with 'area,region' followed by covariate columns, "
             f"got {_shorten(found)!r}", source=source, path="row 1")
     header = [c.strip() for c in rows[0]]
-    names = tuple(header[2:])
-    for c, name in enumerate(names):
+    for c, name in enumerate(header[2:]):
         if not name:
             raise ConfigError(f"column {c + 3} has no name", source=source, path="row 1")
     if len(set(header)) != len(header):
         dup = next(h for h in header if header.count(h) > 1)
         raise ConfigError(f"column {dup!r} appears twice; column names must be unique",
                           source=source, path="row 1")
+    covariate_cols = [c for c in range(2, len(header)) if header[c] not in LOADING_COLUMNS]
+    names = tuple(header[c] for c in covariate_cols)
+    loading_cols = {name: header.index(name) for name in LOADING_COLUMNS if name in header}
     body = _data_rows(rows, len(header), source, "the header has")
     ids: list[str] = []
     regions: list[str] = []
     first: dict[str, str] = {}
     values = np.empty((len(body), len(names)))
+    loadings = {name: np.full(len(body), math.nan) for name in loading_cols}
     for r, (where, row) in enumerate(body):
         area, region = row[0].strip(), row[1].strip()
         if not area or not region:
@@ -114,13 +144,19 @@ def read_areas(path: str | Path) -> AreaTable:
         first[area] = where
         ids.append(area)
         regions.append(region)
-        for c, text in enumerate(row[2:]):
-            values[r, c] = _number(text, source, where, f"covariate {names[c]!r}",
+        for c, col in enumerate(covariate_cols):
+            values[r, c] = _number(row[col], source, where, f"covariate {names[c]!r}",
                                    -COVARIATE_MAX, COVARIATE_MAX)
+        for name, col in loading_cols.items():
+            if row[col].strip():  # empty: the outcome's common loading
+                loadings[name][r] = _number(row[col], source, where, name,
+                                            -LOADING_MAX, LOADING_MAX)
     if not ids:
         raise ConfigError("lists no areas", source=source)
     return AreaTable(ids=tuple(ids), regions=tuple(regions), covariate_names=names,
-                     covariates=values)
+                     covariates=values,
+                     national_loading=loadings.get("national_loading"),
+                     regional_loading=loadings.get("regional_loading"))
 
 
 @dataclass(frozen=True, kw_only=True)

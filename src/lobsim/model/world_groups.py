@@ -146,12 +146,15 @@ def build_series(cfg: Config, areas: AreaTable, data: dict[str, OutcomeData], la
     s_const = np.zeros((n_s, dmax))
     s_chol = np.zeros((n_s, dmax, dmax))
     f_state0 = factors.state0
+    # per area: its own loadings where the areas file gives them, else the outcome's
+    loadings = {o: areas.loadings(p.national_loading, p.regional_loading)
+                for o, p in process.items()}
     for s, (area, outcome) in enumerate(layout.series):
         proc, od = process[outcome], data[outcome]
         treated = layout.series_treated[s]
         s_nat[s] = factor_index[(outcome, None)]
         s_reg[s] = factor_index[(outcome, areas.regions[area])]
-        s_beta[s], s_gamma[s] = proc.national_loading, proc.regional_loading
+        s_beta[s], s_gamma[s] = loadings[outcome][0][area], loadings[outcome][1][area]
         s_mu[s], s_x0[s], s_u0[s] = od.trend[area], od.log_level[area], od.area_state[area]
         s_xobs0[s] = od.log_base[area]
         # a per-area variance factor scales its own shocks and its noise
