@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from reference_numpy import simulate_reference  # noqa: E402
+from toml_doc import dumps  # noqa: E402
 
 N = 20_000
 Z_MAX = 5.0
@@ -59,19 +61,44 @@ def _mixed_subset(cfg: Config) -> Config:
     return dataclasses.replace(cfg, bonds=tuple(chosen), baskets=())
 
 
-CASES = {
-    "birmingham-monthly": (lambda: load_config(ROOT / "configs" / "birmingham_jsa.toml"),
+def _per_area_loadings(directory: Path) -> Config:
+    """Birmingham with per-area loadings in its areas file: a national loading
+    rising with deprivation (a recession hits deprived areas harder) and
+    Birmingham's at 2, far above its comparators', so that the national
+    factor moves its measurement; a regional one on every other area (the
+    rest keep the outcome's 1)."""
+    doc = tomllib.loads((ROOT / "configs" / "birmingham_jsa.toml").read_text(encoding="utf-8"))
+    bundled = load_config(ROOT / "configs" / "birmingham_jsa.toml").universe
+    assert bundled is not None
+    lines = Path(bundled.areas).read_text(encoding="utf-8").splitlines()
+    deprivation = lines[0].split(",").index("deprivation")
+    rows = [lines[0] + ",national_loading,regional_loading"]
+    for i, line in enumerate(lines[1:]):
+        cells = line.split(",")
+        beta = 2.0 if cells[0] == "Birmingham" else 0.4 + float(cells[deprivation]) / 40.0
+        rows.append(f"{line},{beta:.3f},{'0.5' if i % 2 else ''}")
+    areas = directory / "areas.csv"
+    areas.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    doc["universe"]["areas"] = str(areas)
+    path = directory / "config.toml"
+    path.write_text(dumps(doc), encoding="utf-8")
+    return load_config(path)
+
+
+CASES: dict[str, tuple[Callable[[Path], Config], str]] = {
+    "birmingham-monthly": (lambda _: load_config(ROOT / "configs" / "birmingham_jsa.toml"),
                            "month"),
     "basket-subset-monthly": (
-        lambda: _mixed_subset(load_config(ROOT / "configs" / "basket_demo.toml")), "month"),
-    "basket-yearly": (lambda: load_config(ROOT / "configs" / "basket_demo.toml"), "year"),
+        lambda _: _mixed_subset(load_config(ROOT / "configs" / "basket_demo.toml")), "month"),
+    "basket-yearly": (lambda _: load_config(ROOT / "configs" / "basket_demo.toml"), "year"),
+    "birmingham-per-area-loadings-yearly": (_per_area_loadings, "year"),
 }
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_reference_and_engine_agree(case: str) -> None:
+def test_reference_and_engine_agree(case: str, tmp_path: Path) -> None:
     make, period = CASES[case]
-    cfg = make()
+    cfg = make(tmp_path)
     world = build_world(cfg)
     engine = run_blocks(world, N, 1234, cfg.simulation.block_size, threads=1)
     reference = simulate_reference(cfg, N, 5678, period=period, world=world)
