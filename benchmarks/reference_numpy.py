@@ -41,8 +41,7 @@ Usage::
 from __future__ import annotations
 
 import math
-import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import stats
@@ -84,8 +83,8 @@ class _Outcome:
     areas: list[int]  # area index per series
     regions: list[str]  # touched regions
     s_region: np.ndarray  # region position per series
-    beta: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0))  # loadings
-    gamma: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0))  # per series
+    beta: np.ndarray = field(default_factory=lambda: np.empty(0))  # loadings
+    gamma: np.ndarray = field(default_factory=lambda: np.empty(0))  # per series
 
 
 def _on_grid(t: float, ppy: int, what: str) -> int:
