@@ -159,3 +159,22 @@ def test_a_bad_loading_fails_at_load_time(tmp_path):
         tmp_path, _with_columns(lambda i: "1.0,x" if i == 4 else "1.0,1.0"))
     with pytest.raises(ConfigError, match=r"row 6: regional_loading must be a number"):
         load_config(path)
+
+
+def test_the_envelope_check_uses_each_areas_loading(tmp_path):
+    # A random walk with sigma_F 5 over 4 years: sd 10 beta, 12 sd = 120 at
+    # beta 1 (within the 150 of docs/config.md, The log-level envelope); an
+    # area loaded 2 reaches 240 and is named.
+    process = dict(PROCESS, national_phi=1.0, national_sigma=5.0)
+
+    def world(loading: str):
+        u = make_universe(tmp_path / loading, 3, ids=["A", "B", "C"])
+        lines = u.areas.read_text(encoding="utf-8").splitlines()
+        rows = [lines[0] + ",national_loading", lines[1] + ",", lines[2] + ",",
+                lines[3] + f",{loading}"]
+        u.areas.write_text("\n".join(rows) + "\n", encoding="utf-8")
+        return parse(config_dict(u, [bond_dict("b", "A", donor_areas=["B"])], process=process))
+
+    world("1.0")
+    with pytest.raises(ConfigError, match=r"in area 'C' the simulated log level can move 24"):
+        world("2.0")
