@@ -24,6 +24,7 @@ import numpy as np
 import xarray as xr
 
 from lobsim.analysis.stats import Z95, probability_interval
+from lobsim.analysis.tables import interval
 from lobsim.jsonio import number
 from lobsim.model.config import load_config
 from lobsim.model.overrides import parse_value
@@ -284,7 +285,7 @@ def format_sweep(s: xr.Dataset) -> str:
                      ("default_probability", "default_probability_low",
                       "default_probability_high", "mean_multiple", "mean_multiple_se")}
                 row = (f"{key}{ident:<{idw}}{100 * v['default_probability']:>13.2f}"
-                       f"{_range(v['default_probability_low'], v['default_probability_high']):>18}"
+                       f"{interval(100 * v['default_probability_low'], 100 * v['default_probability_high'], '.2f'):>18}"
                        f"{_pm(v['mean_multiple'], v['mean_multiple_se'], 4):>19}")
                 if money:
                     row += f"{_pm_of(at, 'expected_overpayment', j):>28}"
@@ -300,10 +301,6 @@ def format_sweep(s: xr.Dataset) -> str:
 def _text(value: Any) -> str:
     item = np.asarray(value).item()
     return f"{item:g}" if isinstance(item, float) else str(item)
-
-
-def _range(low: float, high: float) -> str:
-    return f"[{100 * low:.2f}, {100 * high:.2f}]"
 
 
 def _pm(mean: float, se: float, digits: int) -> str:

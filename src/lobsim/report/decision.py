@@ -24,6 +24,7 @@ import xarray as xr
 
 from lobsim.analysis import stats
 from lobsim.analysis.setaside import SetAsides
+from lobsim.analysis.summary import NOISE_DOMINATED
 from lobsim.analysis.terms import term_sheet
 from lobsim.model.config import Config
 
@@ -159,14 +160,14 @@ def decision_rows(s: xr.Dataset, ds: xr.Dataset) -> list[DecisionRow]:
         es = s[prefix + "loss_es"].sel(level=0.99).values
         for i, key in enumerate(s[dim].values.tolist()):
             if kind == "bond":
-                snr, size, noisy = float(bond_snr[i]), 1, int(bond_snr[i] < 1.0)
+                snr, size, noisy = float(bond_snr[i]), 1, int(bond_snr[i] < NOISE_DOMINATED)
                 mde = None if bond_mde is None else float(bond_mde[i])
                 over = float(s.expected_overpayment.values[i])
                 short = float(s.expected_provider_shortfall_value.values[i]) if shortfall else None
             else:
                 snr = float(s.basket_lowest_signal_to_noise.values[i])
                 size = int(member[i].sum())
-                noisy = int(np.count_nonzero(bond_snr[member[i]] < 1.0))
+                noisy = int(np.count_nonzero(bond_snr[member[i]] < NOISE_DOMINATED))
                 mde = (None if bond_mde is None or size == 0
                        else float(bond_mde[member[i]].max()))
                 over = float(s.basket_expected_overpayment.values[i])
