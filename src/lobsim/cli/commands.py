@@ -11,7 +11,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import lobsim
 from lobsim.analysis.terms import format_term_sheet, term_sheet
@@ -22,6 +22,11 @@ from lobsim.cli.export import add_export_parser
 from lobsim.cli.interrupt import INTERRUPTED, interrupted_line, quiet_interrupt
 from lobsim.cli.output import check_output, write_netcdf
 from lobsim.cli.overrides import add_set_option, config_of
+from lobsim.cli.parameter_uncertainty import (
+    add_parameter_uncertainty_option,
+    check_parameter_uncertainty_args,
+    run_with_parameter_uncertainty,
+)
 from lobsim.cli.realdata import add_realdata_parsers
 from lobsim.cli.report import add_report_parser
 from lobsim.cli.scale import (
@@ -36,6 +41,9 @@ from lobsim.cli.scale import (
 from lobsim.cli.sweep import add_sweep_parser
 from lobsim.errors import ConfigError, LobsimWarning, UsageError, format_warning
 from lobsim.jsonio import dump as dump_json
+
+if TYPE_CHECKING:  # a Dataset in signatures only: xarray loads when a command needs it
+    import xarray as xr
 
 
 def _cmd_terms(args: argparse.Namespace) -> int:
@@ -56,12 +64,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     cfg = config_of(args)
     out = Path(args.out) if args.out else None
     check_scale_args(args, out)
+    check_parameter_uncertainty_args(args, out)
     if out is not None:
         if out.suffix not in (".nc", ".zarr"):
             raise UsageError(f"--out {out}: results are written as netCDF (.nc) or zarr (.zarr)")
         # a store may exist: --resume finishes it, --force replaces it (lobsim.scale.store)
         check_output(out, "--out", force=args.force, folder=out.suffix == ".zarr")
-    if wants_scale(args, out):  # --stream, --workers, --scheduler, --resume, .zarr
+    if args.parameter_uncertainty:  # two runs on common random numbers
+        ds, summarized = run_with_parameter_uncertainty(args, cfg), False
+    elif wants_scale(args, out):  # --stream, --workers, --scheduler, --resume, .zarr
         ds, summarized = run_scaled(args, cfg, out)
     else:
         with progress_bar(args, cfg) as update:
@@ -77,6 +88,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(format_summary(s))
         if (line := noise_warning(s)) is not None:  # one line; --quiet drops it
             print(f"lobsim: warning: {line}", file=sys.stderr)
+        _print_parameter_uncertainty(ds)
         if not summarized:
             run_extras(args, cfg, ds)  # --importance-sampling, --contributions
         if out is not None:
@@ -96,7 +108,20 @@ def _cmd_summary(args: argparse.Namespace) -> int:
         dump_json(summary_dict(s))
     else:
         print(format_summary(s))
+        _print_parameter_uncertainty(ds)
     return 0
+
+
+def _print_parameter_uncertainty(ds: xr.Dataset) -> None:
+    """The table of what --parameter-uncertainty added, if the run had it."""
+    from lobsim.analysis.parameter_uncertainty import (
+        format_parameter_uncertainty,
+        has_parameter_uncertainty,
+        parameter_uncertainty_effect,
+    )
+
+    if has_parameter_uncertainty(ds):
+        print("\n" + format_parameter_uncertainty(parameter_uncertainty_effect(ds)))
 
 
 class _Parser(argparse.ArgumentParser):
@@ -143,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_set_option(run)
     add_run_options(run)
     add_scale_options(run)  # --stream, --workers, --scheduler, --resume (lobsim.cli.scale)
+    add_parameter_uncertainty_option(run)  # lobsim.cli.parameter_uncertainty
     run.set_defaults(func=_cmd_run)
 
     summary = sub.add_parser("summary", help="summarise a results file written by 'run --out'")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -201,12 +202,16 @@ def build_baskets(cfg: Config, areas: AreaTable, layout: Layout,
 
 
 def build_world(cfg: Config, *, tilt_global: float = 0.0,
-                tilt_types: dict[str, float] | None = None) -> World:
+                tilt_types: dict[str, float] | None = None,
+                outcome_data: Mapping[str, OutcomeData] | None = None) -> World:
     """Build the kernel's groups of arrays for ``cfg``.
 
     ``tilt_global`` and ``tilt_types`` (intervention type id -> shift) shift
     the means of the copula's global and type factors for importance
     sampling; each scenario then carries its log likelihood ratio.
+    ``outcome_data`` (outcome id -> history and base state) replaces what
+    the config's files give for those outcomes: a block's drawn base state
+    under parameter uncertainty (:mod:`lobsim.validation.parameter_draws`).
 
     Raises
     ------
@@ -219,7 +224,7 @@ def build_world(cfg: Config, *, tilt_global: float = 0.0,
     check_ids(cfg, tilt_types or {}, (t.id for t in cfg.interventions), "intervention type",
               path="tilt_types")
     areas = read_areas(cfg.universe.areas)
-    data = read_outcomes(cfg, areas)
+    data = {**read_outcomes(cfg, areas), **(outcome_data or {})}
     controls = build_controls(cfg, areas, data)
     layout = build_layout(cfg, areas, controls)
     factors, factor_index = build_factors(cfg, areas, data, layout)

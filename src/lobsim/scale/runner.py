@@ -24,7 +24,7 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -58,6 +58,9 @@ class Progress(Protocol):
     def close(self) -> Any: ...
 
 
+#: ``block_worlds(config, seed, n_blocks)``: the world of every block of a run.
+BlockWorlds = Callable[[Config, int, int], Sequence[World]]
+
 #: ``progress(total=..., initial=..., desc=...)`` makes a bar.
 ProgressFactory = Callable[..., Progress]
 
@@ -83,11 +86,17 @@ class RunSpec:
     plan: Plan | None = None
     #: how a streaming task computes its blocks' series from the kernel's outputs
     series: BlockSeries | None = None
+    #: the world of each block when they differ (parameter uncertainty); else ``world``
+    block_worlds: tuple[World, ...] | None = None
     token: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex)
 
     @property
     def n_blocks(self) -> int:
         return math.ceil(self.scenarios / self.block_size)
+
+    def world_of(self, block: int) -> World:
+        """The world block ``block`` simulates."""
+        return self.world if self.block_worlds is None else self.block_worlds[block]
 
     def rows(self, block: int) -> tuple[int, int]:
         lo = block * self.block_size
@@ -116,7 +125,7 @@ def _simulate(spec: RunSpec, block: int, out: Outputs) -> Outputs:
     """Simulate ``block`` into rows ``0..n-1`` of ``out``; returns those views."""
     lo, hi = spec.rows(block)
     views = output_rows(out, 0, hi - lo)
-    simulate_rows(spec.world, block_generator(spec.seed, block), views)
+    simulate_rows(spec.world_of(block), block_generator(spec.seed, block), views)
     return views
 
 
@@ -167,7 +176,8 @@ def run(cfg: Config, *, scenarios: int | None = None, seed: int | None = None,
         force: bool = False, chunk_size: int | None = None, threads: int | None = None,
         workers: int | None = None, scheduler: str | None = None, processes: bool = True,
         executor: Executor | None = None, progress: ProgressFactory | None = None,
-        checkpoint_interval: float = 30.0) -> xr.Dataset:
+        checkpoint_interval: float = 30.0,
+        block_worlds: BlockWorlds | None = None) -> xr.Dataset:
     """Simulate ``cfg`` in tasks and return its results or (``stream``) its summary.
 
     Parameters
@@ -199,6 +209,12 @@ def run(cfg: Config, *, scenarios: int | None = None, seed: int | None = None,
         ``update(n)`` and ``close()`` (e.g. ``tqdm.tqdm``).
     checkpoint_interval : float
         Seconds between snapshots of a streaming run's accumulator in ``out``.
+    block_worlds : callable, optional
+        ``block_worlds(config, seed, n_blocks)`` gives the world of every
+        block (``--parameter-uncertainty``:
+        :mod:`lobsim.validation.parameter_draws`), computed once here and
+        shipped with the run; the config is the one simulated (risk bands
+        resolved). Its worlds must describe the same bonds and dates.
 
     Returns
     -------
@@ -258,7 +274,8 @@ def run(cfg: Config, *, scenarios: int | None = None, seed: int | None = None,
         template = finish_run(world, cfg_run, zeros, seed=s, bands=bands)
         plan = Plan.from_template(template, n, bs) if stream else None
         series = BlockSeries.of_run(world, cfg_run, template) if stream else None
-        spec = RunSpec(world, cfg_run, s, n, bs, bands, plan, series)
+        worlds = None if block_worlds is None else tuple(block_worlds(cfg_run, s, n_blocks))
+        spec = RunSpec(world, cfg_run, s, n, bs, bands, plan, series, worlds)
         if stream:
             assert plan is not None and not isinstance(store, ResultStore)
             return _run_stream(spec, plan, ex, store, per_task, progress, checkpoint_interval)

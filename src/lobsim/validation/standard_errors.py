@@ -43,15 +43,17 @@ if TYPE_CHECKING:
 SIGMA_MAX = 5.0
 
 
-def reml_standard_errors(nll: Objective, params: np.ndarray, is_var: np.ndarray,
-                         var0: float, ppy: int, components: tuple[tuple[str, int | None, int], ...]
-                         ) -> tuple[dict[str, float], dict[str, float], list[str]]:
-    """Per-year and per-period standard errors of one REML step's estimates.
+def search_covariance(nll: Objective, params: np.ndarray, is_var: np.ndarray, var0: float,
+                      components: tuple[tuple[str, int | None, int], ...]
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sampling covariance of one REML step's estimates in its search units.
 
-    ``params`` are per period (phi, var); ``components`` name each (phi
-    index or None, variance index): ``("area", 0, 1)`` gives ``area_phi`` and
-    ``area_sigma``, ``("measurement", None, 2)`` ``measurement_sigma``.
-    Returns the two dicts and the estimates on their boundary.
+    ``params`` and ``components`` as for :func:`reml_standard_errors`.
+    Returns the estimates in search units (``phi``, ``var / var0``), the
+    inverse of the observed information over the free coordinates (zero rows
+    and columns for the coordinates held: at a bound, or a phi whose sigma is
+    0; NaN everywhere if the Hessian is not positive definite) and which
+    coordinates are at a bound.
     """
     x = np.where(is_var, params / var0, params)
     lower, upper = np.zeros(x.size), np.where(is_var, SIGMA_MAX**2 / var0, 1.0)
@@ -69,6 +71,20 @@ def reml_standard_errors(nll: Objective, params: np.ndarray, is_var: np.ndarray,
             cov[np.ix_(free, free)] = np.linalg.inv(hess)
         else:  # not a maximum: no standard error means anything
             cov[:] = np.nan
+    return x, cov, at_bound
+
+
+def reml_standard_errors(nll: Objective, params: np.ndarray, is_var: np.ndarray,
+                         var0: float, ppy: int, components: tuple[tuple[str, int | None, int], ...]
+                         ) -> tuple[dict[str, float], dict[str, float], list[str]]:
+    """Per-year and per-period standard errors of one REML step's estimates.
+
+    ``params`` are per period (phi, var); ``components`` name each (phi
+    index or None, variance index): ``("area", 0, 1)`` gives ``area_phi`` and
+    ``area_sigma``, ``("measurement", None, 2)`` ``measurement_sigma``.
+    Returns the two dicts and the estimates on their boundary.
+    """
+    x, cov, at_bound = search_covariance(nll, params, is_var, var0, components)
     year: dict[str, float] = {}
     period: dict[str, float] = {}
     boundary: list[str] = []

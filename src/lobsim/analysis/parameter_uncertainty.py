@@ -1,0 +1,102 @@
+"""What parameter uncertainty adds to each bond's default probability.
+
+A run with ``--parameter-uncertainty`` (:mod:`lobsim.validation.parameter_draws`)
+holds, beside its ``default``, ``default_fixed_parameters``: the default of
+the same scenarios (same seed, same scenario draws: common random numbers)
+simulated at the estimated parameters. The difference is paired per
+scenario, so its Monte Carlo error is that of the scenarios where the two
+differ, far below either probability's own.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import xarray as xr
+
+from lobsim.analysis import tables
+from lobsim.analysis.stats import (
+    mean_se,
+    normal_interval,
+    probability_interval,
+    probability_se,
+)
+
+#: The variable a run with parameter uncertainty adds.
+FIXED = "default_fixed_parameters"
+
+
+def has_parameter_uncertainty(ds: xr.Dataset) -> bool:
+    """Whether ``ds`` is a run with ``--parameter-uncertainty`` (per-scenario results)."""
+    return FIXED in ds and "default" in ds
+
+
+def parameter_uncertainty_effect(ds: xr.Dataset) -> xr.Dataset:
+    """Per bond: P(default) at fixed and at drawn parameters and the difference, with 95% intervals.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Per-scenario results of a run with ``--parameter-uncertainty``.
+
+    Returns
+    -------
+    xarray.Dataset
+        Over ``bond``: ``default_probability_fixed``, ``default_probability``
+        and ``default_probability_added`` (drawn minus fixed, the paired mean
+        of the per-scenario differences), each with ``_lo`` and ``_hi``
+        (Wilson for the probabilities, normal for the difference).
+    """
+    if not has_parameter_uncertainty(ds):
+        raise ValueError(f"not a run with --parameter-uncertainty: no {FIXED!r}")
+    n = int(ds.sizes["scenario"])
+    drawn = ds["default"].transpose("scenario", "bond")
+    fixed = ds[FIXED].transpose("scenario", "bond")
+    out = {}
+    for name, event in (("default_probability_fixed", fixed), ("default_probability", drawn)):
+        p, se = probability_se(event.values)
+        lo, hi = probability_interval(p, se, n)
+        out[name], out[f"{name}_lo"], out[f"{name}_hi"] = p, lo, hi
+    diff = drawn.values.astype(np.int8) - fixed.values.astype(np.int8)
+    added, se = mean_se(diff)
+    lo, hi = normal_interval(added, se)
+    out["default_probability_added"] = added
+    out["default_probability_added_lo"], out["default_probability_added_hi"] = lo, hi
+    long = {"default_probability_fixed": "P(default) at the estimated parameters",
+            "default_probability": "P(default) with parameter uncertainty",
+            "default_probability_added": "P(default) added by parameter uncertainty (paired)"}
+    data = {}
+    for k, v in out.items():
+        base = k.removesuffix("_lo").removesuffix("_hi")
+        what = {"_lo": "lower end of the 95% interval of ",
+                "_hi": "upper end of the 95% interval of "}.get(k[len(base):], "")
+        data[k] = ("bond", np.asarray(v, float), {"units": "1", "long_name": what + long[base]})
+    return xr.Dataset(data, coords={"bond": ds.bond.values},
+                      attrs={"scenarios": n,
+                             "parameter_uncertainty": ds.attrs.get("parameter_uncertainty", "")})
+
+
+def format_parameter_uncertainty(e: xr.Dataset) -> str:
+    """The terminal table of :func:`parameter_uncertainty_effect`."""
+    info = json.loads(str(e.attrs.get("parameter_uncertainty") or "{}"))
+    held = [f"{k}.{c}" for k, cs in info.get("held_at_estimate", {}).items() for c in cs]
+    lines = [f"Parameter uncertainty (each of {info.get('blocks', '?')} scenario blocks draws "
+             "the process and base state from the calibration's sampling distribution; "
+             f"held at the estimate: {', '.join(held) or 'none'})"]
+    header = ["bond", "P(default) fixed %", "95% interval", "P(default) drawn %",
+              "95% interval", "added pp", "95% interval"]
+    rows = []
+    for i, bond in enumerate(e.bond.values.tolist()):
+        v = e.isel(bond=i)
+        row = [str(bond)]
+        for k, sign in (("default_probability_fixed", ""), ("default_probability", ""),
+                        ("default_probability_added", "+")):
+            row += [f"{100 * float(v[k]):{sign}.2f}",
+                    tables.interval(100 * float(v[f"{k}_lo"]), 100 * float(v[f"{k}_hi"]),
+                                    f"{sign}.2f")]
+        rows.append(row)
+    lines += tables.render(header, rows)
+    lines += ["(added: on common random numbers, the same scenarios at the estimated "
+              "parameters; pp = percentage points)", tables.INTERVAL_NOTE]
+    return "\n".join(lines)

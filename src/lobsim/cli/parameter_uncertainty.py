@@ -1,0 +1,81 @@
+"""``lobsim run --parameter-uncertainty``: the option, its usage errors and its two runs.
+
+The run with the option is the run of the drawn parameters
+(:mod:`lobsim.validation.parameter_draws`), with the default of the same
+scenarios at the estimated parameters beside it (common random numbers), so
+that :mod:`lobsim.analysis.parameter_uncertainty` can say what the
+uncertainty adds.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lobsim.errors import UsageError
+from lobsim.model.config import Config
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+
+def add_parameter_uncertainty_option(run: argparse.ArgumentParser) -> None:
+    """The ``--parameter-uncertainty`` option of ``lobsim run``."""
+    run.add_argument("--parameter-uncertainty", action="store_true",
+                     help="each block of scenarios draws the process parameters and base state "
+                          "from their calibration's sampling distribution; the summary shows "
+                          "what this adds to each bond's P(default) (docs/real_data.md)")
+
+
+def check_parameter_uncertainty_args(args: argparse.Namespace, out: Path | None) -> None:
+    """Usage errors of ``--parameter-uncertainty`` with options it does not combine with."""
+    if not getattr(args, "parameter_uncertainty", False):
+        return
+    for flag, on in (("--stream", args.stream), ("--resume", args.resume),
+                     ("--importance-sampling", args.importance_sampling),
+                     ("--contributions", args.contributions),
+                     ("--out PATH.zarr", out is not None and out.suffix == ".zarr")):
+        if on:
+            raise UsageError(f"--parameter-uncertainty is not supported with {flag}: it needs "
+                             "the per-scenario results of two runs in memory (use --out "
+                             "PATH.nc)")
+
+
+def run_with_parameter_uncertainty(args: argparse.Namespace, cfg: Config) -> xr.Dataset:
+    """The run at drawn parameters, with ``default_fixed_parameters`` and the draws."""
+    import numpy as np
+
+    from lobsim.analysis.parameter_uncertainty import FIXED
+    from lobsim.cli.scale import progress_factory
+    from lobsim.model.world import World
+    from lobsim.scale.runner import run
+    from lobsim.validation.parameter_draws import ParameterUncertainty, draw_blocks
+
+    drawn: list[ParameterUncertainty] = []
+
+    def block_worlds(cfg_run: Config, seed: int, n_blocks: int) -> tuple[World, ...]:
+        pu = draw_blocks(cfg_run, seed, n_blocks)
+        drawn.append(pu)
+        return pu.worlds(cfg_run)
+
+    common = {"scenarios": args.scenarios, "seed": args.seed, "chunk_size": args.chunk_size,
+              "threads": args.threads, "workers": args.workers, "scheduler": args.scheduler,
+              "progress": progress_factory(args.quiet)}
+    try:
+        fixed = run(cfg, **common)
+        ds = run(cfg, **common, block_worlds=block_worlds)
+    except ConnectionError as exc:
+        raise UsageError(str(exc)) from None
+    pu = drawn[0]
+    ds[FIXED] = fixed["default"].assign_attrs(
+        long_name="the bond defaults at the estimated parameters (same scenario draws)")
+    names, values = pu.draws_table()
+    ds["parameter_draw"] = (("parameter_block", "parameter"), values,
+                            {"long_name": "drawn per-year process parameters of each scenario "
+                                          "block, before the shift onto the config's",
+                             "units": "1 (phi per year; sigma in log points per year)"})
+    ds = ds.assign_coords(parameter=("parameter", np.array(names, str)),
+                          parameter_block=np.arange(values.shape[0]))
+    ds.attrs.update(pu.attrs())
+    return ds

@@ -1,0 +1,308 @@
+r"""Parameter uncertainty: each scenario block simulates a process drawn from its estimate's sampling distribution.
+
+``lobsim run --parameter-uncertainty`` (docs/real_data.md, Parameter
+uncertainty). For every simulated outcome the calibration of its history
+(:func:`lobsim.validation.calibrate.calibrate`) gives the REML estimates and,
+by the inverse of each REML step's observed information in its search units
+(``phi`` per period and ``var / var0``;
+:func:`lobsim.validation.standard_errors.search_covariance`), their
+approximate normal sampling distribution: the two steps independent, step
+2's conditional on step 1's ``K_W``, as for the standard errors. Block ``i``
+of a run with seed ``s`` draws one parameter set from it with the generator
+of :func:`parameter_generator` (spawn key ``(PARAMETER_KEY, i)``, disjoint
+from the scenario blocks' ``(i,)``), so a block's world does not depend on
+who simulates it: results are bit-identical for any chunking, thread count
+or Dask partition. :func:`lobsim.validation.calibrate.calibrate_at` gives
+the BLUP base state at the drawn parameters.
+
+What a block simulates is the config's process and state *shifted* by what
+the draw changes: ``config value + (value at the draw - value at the
+estimate)``, both sides computed by ``calibrate_at``. At the estimate the
+shift is exactly zero, so a config whose process and state were edited by
+hand keeps its centre, and a zero covariance reproduces the run without
+parameter uncertainty bit for bit.
+
+Held, not drawn: an estimate on the boundary of its parameter space (a phi
+at 0 or 1, a variance at 0; :attr:`Calibration.on_boundary`, e.g. GM's
+``regional_phi = 1``) has no Hessian, and a phi whose sigma is 0 is not
+identified: they stay at the estimate, which understates the uncertainty
+along them (their sampling distribution is not normal; a parametric
+bootstrap would give it). A draw outside the parameter space is clipped to
+its bound. The BLUP's own prediction error of the state, given the
+parameters, is not drawn either: the state varies only through the
+parameters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from lobsim.errors import ConfigError
+from lobsim.model.areas import OutcomeData, read_areas
+from lobsim.model.config import PERIODS_PER_YEAR, Config, OutcomeProcess
+from lobsim.model.world import World, build_world, read_outcomes
+from lobsim.validation._reml import ar1_gamma, between_objective, between_unit, \
+    within_objective, within_unit
+from lobsim.validation.calibrate import (
+    _BETWEEN_VARIANCES,
+    _WITHIN_VARIANCES,
+    Calibration,
+    _panel,
+    calibrate,
+    calibrate_at,
+)
+from lobsim.validation.standard_errors import SIGMA_MAX, search_covariance
+
+#: Spawn key word of the parameter draws' stream: block ``i`` draws from
+#: ``SeedSequence(seed, spawn_key=(PARAMETER_KEY, i))``, never a scenario
+#: block's ``(i,)`` nor the risk-band screening's ``(0x7FFF_FFFF,)``.
+PARAMETER_KEY = 0x7FFF_FFFE
+#: How the run's attrs name the method.
+METHOD = ("normal approximation of the REML estimates (inverse observed information, search "
+          "units), one draw per scenario block; estimates on a boundary held at the estimate; "
+          "base state: BLUP at the drawn parameters")
+
+#: Search coordinates, in order: step 1's (phi_U, var_U, var_e), step 2's
+#: (phi_F, var_F, phi_G, var_G); variances per period.
+COORDINATES = ("area_phi", "area_var", "measurement_var", "national_phi", "national_var",
+               "regional_phi", "regional_var")
+_PROCESS_FIELDS = ("national_phi", "national_sigma", "regional_phi", "regional_sigma",
+                   "area_phi", "area_sigma", "measurement_sigma")
+_WITHIN = (("area", 0, 1), ("measurement", None, 2))
+_BETWEEN = (("national", 0, 1), ("regional", 2, 3))
+
+
+def parameter_generator(seed: int, block: int) -> np.random.Generator:
+    """The generator of block ``block``'s parameter draw (a stream of its own)."""
+    return np.random.Generator(np.random.SFC64(
+        np.random.SeedSequence(seed, spawn_key=(PARAMETER_KEY, block))))
+
+
+@dataclass(frozen=True)
+class SamplingDistribution:
+    """The approximate sampling distribution of one outcome's calibration.
+
+    Coordinates are :data:`COORDINATES` in search units: a value is
+    ``centre * scale`` in per-period parameters (phi, variance).
+    """
+
+    outcome: str
+    history: str
+    areas: str
+    periods_per_year: int
+    centre: np.ndarray
+    cov: np.ndarray
+    scale: np.ndarray
+    upper: np.ndarray
+    #: parameters held at the estimate (on a bound, or a phi without variance), named as
+    #: the process's fields
+    held: tuple[str, ...]
+
+    def with_covariance(self, cov: np.ndarray) -> SamplingDistribution:
+        """The same distribution with another covariance (a zero one: no uncertainty)."""
+        return dataclasses.replace(self, cov=np.asarray(cov, float))
+
+    def parameters(self, x: np.ndarray) -> tuple[dict[str, float], float]:
+        """Per-period ``calibrate_at`` arguments (``per_period``, ``measurement_sigma``) at ``x``."""
+        v = dict(zip(COORDINATES, (np.asarray(x) * self.scale).tolist(), strict=True))
+        per_period = {"area_phi": v["area_phi"], "area_sigma": math.sqrt(v["area_var"]),
+                      "national_phi": v["national_phi"],
+                      "national_sigma": math.sqrt(v["national_var"]),
+                      "regional_phi": v["regional_phi"],
+                      "regional_sigma": math.sqrt(v["regional_var"])}
+        return per_period, math.sqrt(v["measurement_var"])
+
+    def draw(self, gen: np.random.Generator) -> np.ndarray:
+        """One draw in search units: normal on the free coordinates, clipped to the bounds."""
+        free = np.flatnonzero(np.diag(self.cov) > 0.0)
+        x = self.centre.copy()
+        if free.size:
+            root = np.linalg.cholesky(self.cov[np.ix_(free, free)])
+            x[free] += root @ gen.standard_normal(free.size)
+        return np.clip(x, 0.0, self.upper)
+
+    def calibration_at(self, x: np.ndarray) -> Calibration:
+        """``calibrate_at`` the history at the search-unit point ``x``."""
+        per_period, noise = self.parameters(x)
+        return calibrate_at(self.history, self.areas, self.periods_per_year, per_period, noise)
+
+
+def sampling_distribution(outcome: str, history: str, areas: str,
+                          periods_per_year: int) -> SamplingDistribution:
+    """Calibrate ``history`` and return its estimates' sampling distribution.
+
+    Raises
+    ------
+    ConfigError
+        If the history cannot be calibrated, or the likelihood's curvature at
+        the optimum is not that of a maximum (no sampling distribution).
+    """
+    cal = calibrate(history, areas, periods_per_year)
+    panel = _panel(history, areas, periods_per_year)
+    t = panel.y.shape[1]
+    reps = len(panel.y) - len(panel.region_ids)
+    p = cal.per_period
+    x_w = np.array([p["area_phi"], p["area_sigma"] ** 2, cal.process.measurement_sigma ** 2])
+    x_b = np.array([p["national_phi"], p["national_sigma"] ** 2, p["regional_phi"],
+                    p["regional_sigma"] ** 2])
+    var0_w, var0_b = within_unit(panel.dev, reps), between_unit(panel.means)
+    k_w = x_w[1] * ar1_gamma(float(x_w[0]), t) + x_w[2] * np.eye(t)
+    c_w, cov_w, _ = search_covariance(within_objective(panel.dev, reps), x_w,
+                                      _WITHIN_VARIANCES, var0_w, _WITHIN)
+    c_b, cov_b, _ = search_covariance(between_objective(panel.means, panel.sizes, k_w), x_b,
+                                      _BETWEEN_VARIANCES, var0_b, _BETWEEN)
+    cov = np.zeros((7, 7))
+    cov[:3, :3], cov[3:, 3:] = cov_w, cov_b
+    if np.isnan(cov).any():
+        raise ConfigError("the REML likelihood is not at a maximum (its observed information "
+                          "is not positive definite): no sampling distribution to draw "
+                          "parameters from", source=str(history))
+    is_var = np.concatenate([_WITHIN_VARIANCES, _BETWEEN_VARIANCES])
+    scale = np.where(is_var, np.repeat([var0_w, var0_b], [3, 4]), 1.0)
+    return SamplingDistribution(
+        outcome=outcome, history=str(history), areas=str(areas),
+        periods_per_year=periods_per_year, centre=np.concatenate([c_w, c_b]), cov=cov,
+        scale=scale, upper=np.where(is_var, SIGMA_MAX**2 / scale, 1.0),
+        held=tuple(c.replace("_var", "_sigma") for c, v in
+                   zip(COORDINATES, np.diag(cov), strict=True) if not v > 0.0))
+
+
+def distributions(cfg: Config) -> dict[str, SamplingDistribution]:
+    """The sampling distribution of every outcome the bonds simulate.
+
+    Raises
+    ------
+    ConfigError
+        If a simulated outcome has no ``history`` (nothing to estimate the
+        uncertainty from) or the config has no universe.
+    """
+    if cfg.universe is None:
+        raise ConfigError("has no [universe]; parameter uncertainty needs the outcomes' "
+                          "histories", source=cfg.source, path="universe")
+    ppy = PERIODS_PER_YEAR[cfg.universe.period]
+    used = {b.outcome for b in cfg.bonds}
+    out = {}
+    for i, o in enumerate(cfg.outcomes):
+        if o.id not in used:
+            continue
+        if o.history is None:
+            raise ConfigError(f"outcome {o.id!r} has no history: parameter uncertainty "
+                              "draws its process from the calibration of a history",
+                              source=cfg.source, path=f"outcomes[{i}].history")
+        out[o.id] = sampling_distribution(o.id, str(o.history), str(cfg.universe.areas), ppy)
+    return out
+
+
+@dataclass(frozen=True)
+class BlockDraw:
+    """One block's drawn process and base state of one outcome."""
+
+    process: OutcomeProcess
+    data: OutcomeData
+    #: the drawn per-year process parameters (before the shift onto the config's)
+    drawn: dict[str, float]
+
+
+def _shifted(cfg_process: OutcomeProcess, data: OutcomeData, centre: Calibration,
+             at: Calibration) -> BlockDraw:
+    """The config's process and state shifted by ``at - centre`` (exactly unchanged at the centre)."""
+    changes = {}
+    for f in _PROCESS_FIELDS:
+        v = getattr(cfg_process, f) + (getattr(at.process, f) - getattr(centre.process, f))
+        changes[f] = min(max(v, 0.0), 1.0) if f.endswith("_phi") else max(v, 0.0)
+    regional = {r: v + (at.regional_state[r] - centre.regional_state[r])
+                for r, v in data.regional_state.items()}
+    state = dataclasses.replace(
+        data, trend=data.trend + (at.trend - centre.trend),
+        log_level=data.log_level + (at.log_level - centre.log_level),
+        area_state=data.area_state + (at.area_state - centre.area_state),
+        regional_state=regional,
+        national_state=data.national_state + (at.national_state - centre.national_state))
+    return BlockDraw(process=dataclasses.replace(cfg_process, **changes), data=state,
+                     drawn={f: float(getattr(at.process, f)) for f in _PROCESS_FIELDS})
+
+
+@dataclass(frozen=True)
+class ParameterUncertainty:
+    """The parameter draws of a run: per block, each outcome's process and state."""
+
+    distributions: dict[str, SamplingDistribution]
+    blocks: tuple[dict[str, BlockDraw], ...]
+
+    def config_of(self, cfg: Config, block: int) -> Config:
+        """``cfg`` with block ``block``'s processes."""
+        draws = self.blocks[block]
+        outcomes = tuple(dataclasses.replace(o, process=draws[o.id].process) if o.id in draws
+                         else o for o in cfg.outcomes)
+        return dataclasses.replace(cfg, outcomes=outcomes)
+
+    def worlds(self, cfg: Config) -> tuple[World, ...]:
+        """The world of every block of a run of ``cfg`` (risk bands resolved)."""
+        return tuple(build_world(self.config_of(cfg, i),
+                                 outcome_data={k: d.data for k, d in draws.items()})
+                     for i, draws in enumerate(self.blocks))
+
+    def attrs(self) -> dict[str, str]:
+        """Provenance attrs of the run: the option, its method and what is held."""
+        held = {k: list(d.held) for k, d in self.distributions.items()}
+        return {"parameter_uncertainty": json.dumps(
+            {"method": METHOD, "blocks": len(self.blocks), "held_at_estimate": held})}
+
+    def draws_table(self) -> tuple[list[str], np.ndarray]:
+        """Names (``outcome.field``) and the (block, name) per-year drawn parameters."""
+        names = [f"{k}.{f}" for k in self.distributions for f in _PROCESS_FIELDS]
+        values = np.array([[b[k].drawn[f] for k in self.distributions for f in _PROCESS_FIELDS]
+                           for b in self.blocks])
+        return names, values.reshape(len(self.blocks), len(names))
+
+
+def draw_blocks(cfg: Config, seed: int, n_blocks: int,
+                dists: dict[str, SamplingDistribution] | None = None) -> ParameterUncertainty:
+    """Draw every block's parameters once, up front (workers never recalibrate).
+
+    Parameters
+    ----------
+    cfg : Config
+    seed : int
+        The run's seed; block ``i`` draws from :func:`parameter_generator`.
+    n_blocks : int
+    dists : dict, optional
+        The sampling distributions (default: :func:`distributions` of ``cfg``).
+    """
+    dists = distributions(cfg) if dists is None else dists
+    assert cfg.universe is not None
+    areas = read_areas(cfg.universe.areas)
+    data_of = read_outcomes(cfg, areas)  # with their volatility factors
+    base = {}
+    for k, d in dists.items():
+        o = cfg.outcome(k)
+        assert o.process is not None
+        data = data_of[k]
+        centre = d.calibration_at(d.centre)
+        if tuple(centre.areas) != tuple(areas.ids):
+            raise ConfigError("the calibration's areas differ from the universe's",
+                              source=str(o.history))
+        base[k] = (o.process, data, centre)
+    blocks = []
+    for i in range(n_blocks):
+        gen = parameter_generator(seed, i)
+        draws = {}
+        for k, d in dists.items():  # in the config's order: one stream per block
+            cfg_process, data, centre = base[k]
+            draws[k] = _shifted(cfg_process, data, centre, d.calibration_at(d.draw(gen)))
+        blocks.append(draws)
+    return ParameterUncertainty(distributions=dists, blocks=tuple(blocks))
+
+
+def block_worlds(cfg: Config, seed: int, n_blocks: int,
+                 dists: dict[str, SamplingDistribution] | None = None
+                 ) -> tuple[Sequence[World], ParameterUncertainty]:
+    """The world of each block of a run and the draws they came from."""
+    pu = draw_blocks(cfg, seed, n_blocks, dists)
+    return pu.worlds(cfg), pu
