@@ -156,6 +156,27 @@ def probability_se(event: Any, w: np.ndarray | None = None,
     return mean_se(_scenario_first(event, dim), w)
 
 
+def block_mean_se(x: Any, block_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean over scenarios and its standard error when blocks of scenarios share a draw.
+
+    Under ``--parameter-uncertainty`` the scenarios of one block share its
+    parameter draw, so they are not independent: the standard error is the
+    cluster-robust one over the blocks of ``block_size`` consecutive rows,
+    ``sqrt(B / (B - 1) sum_b (sum_{i in b} (x_i - mean))^2) / n`` (NaN for
+    a single block). ``x`` is scenario-first (an array over axis 0).
+    """
+    a = np.asarray(x, dtype=float)
+    n = a.shape[0]
+    mean = a.mean(axis=0)
+    n_blocks = -(-n // block_size)
+    if n_blocks < 2:
+        return mean, np.full_like(mean, np.nan)
+    starts = np.arange(0, n, block_size)
+    sums = np.add.reduceat(a - mean, starts, axis=0)
+    var = n_blocks / (n_blocks - 1) * (sums * sums).sum(axis=0) / (n * n)
+    return mean, np.sqrt(var)
+
+
 #: The one uncertainty convention of every printed interval: two-sided 95%.
 CONFIDENCE = 0.95
 #: Its normal quantile, Phi^-1(0.975) (scipy.stats.norm.ppf(0.975)).

@@ -118,14 +118,18 @@ class SamplingDistribution:
                       "regional_sigma": math.sqrt(v["regional_var"])}
         return per_period, math.sqrt(v["measurement_var"])
 
-    def draw(self, gen: np.random.Generator) -> np.ndarray:
-        """One draw in search units: normal on the free coordinates, clipped to the bounds."""
+    def normal(self, gen: np.random.Generator) -> np.ndarray:
+        """One draw of the normal approximation in search units (held coordinates fixed)."""
         free = np.flatnonzero(np.diag(self.cov) > 0.0)
         x = self.centre.copy()
         if free.size:
             root = np.linalg.cholesky(self.cov[np.ix_(free, free)])
             x[free] += root @ gen.standard_normal(free.size)
-        return np.clip(x, 0.0, self.upper)
+        return x
+
+    def draw(self, gen: np.random.Generator) -> np.ndarray:
+        """One parameter draw: :meth:`normal`, clipped to the parameter space."""
+        return np.clip(self.normal(gen), 0.0, self.upper)
 
     def calibration_at(self, x: np.ndarray) -> Calibration:
         """``calibrate_at`` the history at the search-unit point ``x``."""

@@ -1,0 +1,145 @@
+"""``--parameter-uncertainty``: per-block parameter draws, bit-identity, what they add.
+
+References: lobsim.validation.parameter_draws (the method: one draw per
+scenario block from the normal approximation of the REML estimates, seeded
+by block index; the config's process and state shifted by what the draw
+changes, exactly zero at the estimate), docs/model.md section 9.4 (results
+bit-identical for any partition) and docs/real_data.md, Parameter uncertainty.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from lobsim import load_config
+from lobsim.analysis.parameter_uncertainty import FIXED, parameter_uncertainty_effect
+from lobsim.analysis.stats import block_mean_se, mean_se
+from lobsim.cli.commands import main
+from lobsim.errors import ConfigError
+from lobsim.model.blocks import block_generator
+from lobsim.scale.runner import run
+from lobsim.validation.parameter_draws import (
+    COORDINATES,
+    distributions,
+    draw_blocks,
+    parameter_generator,
+)
+
+GM = Path(__file__).resolve().parents[1] / "configs" / "gm_ward_bond.toml"
+BLOCK = 512
+N = 4 * BLOCK
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return load_config(GM, overrides=(f"simulation.block_size={BLOCK}",))
+
+
+@pytest.fixture(scope="module")
+def dists(cfg):
+    return distributions(cfg)
+
+
+def _worlds(dists):
+    def block_worlds(cfg_run, seed, n_blocks):
+        return draw_blocks(cfg_run, seed, n_blocks, dists).worlds(cfg_run)
+    return block_worlds
+
+
+def _equal(a: xr.Dataset, b: xr.Dataset) -> None:
+    assert set(a.data_vars) == set(b.data_vars)
+    for k in a.data_vars:
+        assert np.array_equal(a[k].values, b[k].values, equal_nan=a[k].dtype.kind == "f"), k
+
+
+def test_results_are_bit_identical_for_any_partition_and_threads(cfg, dists):
+    one = run(cfg, scenarios=N, threads=1, chunk_size=BLOCK, block_worlds=_worlds(dists))
+    other = run(cfg, scenarios=N, threads=2, chunk_size=3 * BLOCK, block_worlds=_worlds(dists))
+    _equal(one, other)
+    # the draws matter: the run differs from the one at the estimated parameters
+    fixed = run(cfg, scenarios=N, threads=1)
+    assert not np.array_equal(one.measured_units.values, fixed.measured_units.values)
+
+
+def test_zero_covariance_changes_nothing_bit_for_bit(cfg, dists):
+    zero = {k: d.with_covariance(np.zeros_like(d.cov)) for k, d in dists.items()}
+    drawn = run(cfg, scenarios=N, threads=2, block_worlds=_worlds(zero))
+    _equal(drawn, run(cfg, scenarios=N, threads=2))
+
+
+def test_draws_have_the_estimated_mean_and_covariance(dists):
+    d = dists["claimants"]
+    n = 4000
+    x = np.array([d.normal(parameter_generator(7, i)) for i in range(n)])
+    # GM's regional_phi is on its bound (1): held, never drawn
+    assert d.held == ("regional_phi",)
+    free = np.diag(d.cov) > 0
+    assert free.sum() == 6 and np.all(x[:, ~free] == d.centre[~free])
+    # the normal draws: their mean within 4 Monte Carlo se of the estimate, their
+    # covariance, once whitened by the estimated one, the identity within 4 sd of
+    # each entry (sqrt(2/n) on the diagonal, 1/sqrt(n) off it)
+    sd = np.sqrt(np.diag(d.cov))[free]
+    xf = x[:, free]
+    assert np.all(np.abs(xf.mean(axis=0) - d.centre[free]) < 4 * sd / np.sqrt(n))
+    low = np.linalg.cholesky(d.cov[np.ix_(free, free)])
+    cov = np.cov(np.linalg.solve(low, (xf - xf.mean(axis=0)).T))
+    eye = np.eye(cov.shape[0])
+    tol = 4 * np.where(eye == 1, np.sqrt(2 / n), 1 / np.sqrt(n))
+    assert np.all(np.abs(cov - eye) < tol)
+    # a parameter draw is the normal one clipped to the parameter space
+    for i in range(50):
+        np.testing.assert_array_equal(d.draw(parameter_generator(7, i)),
+                                      np.clip(x[i], 0.0, d.upper))
+
+
+def test_parameter_stream_is_not_the_scenario_stream():
+    a = parameter_generator(1, 0).standard_normal(4)
+    assert not np.array_equal(a, block_generator(1, 0).standard_normal(4))
+    assert np.array_equal(a, parameter_generator(1, 0).standard_normal(4))
+
+
+def test_block_se_of_single_scenario_blocks_is_the_plain_se():
+    x = np.random.default_rng(3).standard_normal((1000, 2))
+    m, se = block_mean_se(x, 1)
+    m0, se0 = mean_se(x)
+    np.testing.assert_allclose(m, m0, rtol=1e-12)
+    np.testing.assert_allclose(se, se0, rtol=1e-10)
+
+
+def test_outcome_without_history_is_a_config_error(cfg):
+    bare = dataclasses.replace(cfg, outcomes=tuple(dataclasses.replace(o, history=None)
+                                                   for o in cfg.outcomes))
+    with pytest.raises(ConfigError, match=r"outcome 'claimants' has no history"):
+        distributions(bare)
+
+
+def test_cli_runs_and_summarises(tmp_path, capsys):
+    out = tmp_path / "pu.nc"
+    assert main(["run", str(GM), "--scenarios", str(N), "--set",
+                 f"simulation.block_size={BLOCK}", "--parameter-uncertainty",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "Parameter uncertainty" in printed and "held at the estimate: claimants.regional_phi" in printed
+    ds = xr.open_dataset(out)
+    info = json.loads(ds.attrs["parameter_uncertainty"])
+    assert info["blocks"] == 4 and info["held_at_estimate"] == {"claimants": ["regional_phi"]}
+    assert ds.parameter_draw.shape == (4, 7)
+    e = parameter_uncertainty_effect(ds)
+    added = e.default_probability_added.values
+    np.testing.assert_allclose(added, ds["default"].mean("scenario").values
+                               - ds[FIXED].mean("scenario").values, atol=1e-12)
+    assert main(["summary", str(out)]) == 0
+    assert "P(default) drawn %" in capsys.readouterr().out
+
+
+def test_cli_refuses_stream(capsys):
+    assert main(["run", str(GM), "--scenarios", "1000", "--parameter-uncertainty",
+                 "--stream"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--parameter-uncertainty is not supported with --stream" in err
