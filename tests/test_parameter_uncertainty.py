@@ -18,14 +18,17 @@ import pytest
 import xarray as xr
 
 from lobsim import load_config
-from lobsim.analysis.parameter_uncertainty import FIXED, parameter_uncertainty_effect
+from lobsim.analysis.parameter_uncertainty import (
+    FIXED,
+    draw_spread,
+    parameter_uncertainty_effect,
+)
 from lobsim.analysis.stats import block_mean_se, mean_se
 from lobsim.cli.commands import main
 from lobsim.errors import ConfigError
 from lobsim.model.blocks import block_generator
 from lobsim.scale.runner import run
 from lobsim.validation.parameter_draws import (
-    COORDINATES,
     distributions,
     draw_blocks,
     parameter_generator,
@@ -143,3 +146,16 @@ def test_cli_refuses_stream(capsys):
                  "--stream"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "--parameter-uncertainty is not supported with --stream" in err
+
+
+def test_draw_spread_recovers_the_spread_of_block_probabilities():
+    rng = np.random.default_rng(11)
+    blocks, size, sd = 400, 1000, 0.05
+    p = np.repeat(0.5 + sd * rng.standard_normal(blocks), size)
+    event = (rng.random(blocks * size) < p)[:, None]
+    # 400 blocks estimate the sd to about 4% (sqrt(1/(2 * 399)) of the variance, halved),
+    # so 20% is over 5 of its se
+    assert abs(float(draw_spread(event, size)[0]) - sd) < 0.2 * sd
+    # with one probability for all blocks only Monte Carlo noise is left: 0 or near it
+    iid = (rng.random(blocks * size) < 0.5)[:, None]
+    assert float(draw_spread(iid, size)[0]) < 0.2 * sd

@@ -68,6 +68,7 @@ def parameter_uncertainty_effect(ds: xr.Dataset) -> xr.Dataset:
     lo, hi = normal_interval(added, se)
     out["default_probability_added"] = added
     out["default_probability_added_lo"], out["default_probability_added_hi"] = lo, hi
+    spread = draw_spread(drawn, block)
     long = {"default_probability_fixed": "P(default) at the estimated parameters",
             "default_probability": "P(default) with parameter uncertainty",
             "default_probability_added": "P(default) added by parameter uncertainty (paired)"}
@@ -77,9 +78,32 @@ def parameter_uncertainty_effect(ds: xr.Dataset) -> xr.Dataset:
         what = {"_lo": "lower end of the 95% interval of ",
                 "_hi": "upper end of the 95% interval of "}.get(k[len(base):], "")
         data[k] = ("bond", np.asarray(v, float), {"units": "1", "long_name": what + long[base]})
+    data["default_probability_draw_sd"] = ("bond", spread, {
+        "units": "1", "long_name": "sd of the P(default) of one parameter draw across draws "
+                                   "(the blocks' Monte Carlo noise removed)"})
     return xr.Dataset(data, coords={"bond": ds.bond.values},
                       attrs={"scenarios": n,
                              "parameter_uncertainty": ds.attrs.get("parameter_uncertainty", "")})
+
+
+def draw_spread(event: np.ndarray, block_size: int) -> np.ndarray:
+    """How far one parameter draw moves a probability: its sd across the blocks' draws.
+
+    The variance of the blocks' frequencies ``p_b`` less what their Monte
+    Carlo noise explains, ``mean(p_b (1 - p_b) / (n_b - 1))`` (unbiased for
+    binomial noise), truncated at 0; NaN with fewer than two blocks of two
+    scenarios or more. ``event`` is (scenario, ...) boolean.
+    """
+    e = np.asarray(event, dtype=float)
+    n = e.shape[0]
+    starts = np.arange(0, n, block_size)
+    sizes = np.diff(np.append(starts, n)).astype(float)
+    keep = sizes >= 2
+    if keep.sum() < 2:
+        return np.full(e.shape[1:], np.nan)
+    p = (np.add.reduceat(e, starts, axis=0) / sizes.reshape((-1,) + (1,) * (e.ndim - 1)))[keep]
+    noise = (p * (1 - p) / (sizes[keep] - 1).reshape((-1,) + (1,) * (e.ndim - 1))).mean(axis=0)
+    return np.sqrt(np.maximum(p.var(axis=0, ddof=1) - noise, 0.0))
 
 
 def format_parameter_uncertainty(e: xr.Dataset) -> str:
@@ -90,7 +114,7 @@ def format_parameter_uncertainty(e: xr.Dataset) -> str:
              "the process and base state from the calibration's sampling distribution; "
              f"held at the estimate: {', '.join(held) or 'none'})"]
     header = ["bond", "P(default) fixed %", "95% interval", "P(default) drawn %",
-              "95% interval", "added pp", "95% interval"]
+              "95% interval", "added pp", "95% interval", "sd over draws pp"]
     rows = []
     for i, bond in enumerate(e.bond.values.tolist()):
         v = e.isel(bond=i)
@@ -100,9 +124,11 @@ def format_parameter_uncertainty(e: xr.Dataset) -> str:
             row += [f"{100 * float(v[k]):{sign}.2f}",
                     tables.interval(100 * float(v[f"{k}_lo"]), 100 * float(v[f"{k}_hi"]),
                                     f"{sign}.2f")]
+        row.append(f"{100 * float(v.default_probability_draw_sd):.2f}")
         rows.append(row)
     lines += tables.render(header, rows)
     lines += ["(added: drawn minus fixed on common random numbers, the same scenarios at the "
-              "estimated parameters; pp = percentage points; the intervals of drawn and added "
+              "estimated parameters; sd over draws: how far the P(default) of one parameter draw "
+              "lies from another's; pp = percentage points; the intervals of drawn and added "
               "count blocks, which share a draw, not scenarios)", tables.INTERVAL_NOTE]
     return "\n".join(lines)

@@ -47,8 +47,13 @@ from lobsim.errors import ConfigError
 from lobsim.model.areas import OutcomeData, read_areas
 from lobsim.model.config import PERIODS_PER_YEAR, Config, OutcomeProcess
 from lobsim.model.world import World, build_world, read_outcomes
-from lobsim.validation._reml import ar1_gamma, between_objective, between_unit, \
-    within_objective, within_unit
+from lobsim.validation._reml import (
+    ar1_gamma,
+    between_objective,
+    between_unit,
+    within_objective,
+    within_unit,
+)
 from lobsim.validation.calibrate import (
     _BETWEEN_VARIANCES,
     _WITHIN_VARIANCES,
