@@ -86,6 +86,17 @@ def parameter_uncertainty_effect(ds: xr.Dataset) -> xr.Dataset:
                              "parameter_uncertainty": ds.attrs.get("parameter_uncertainty", "")})
 
 
+def parameter_uncertainty_dict(e: xr.Dataset) -> dict[str, object]:
+    """The JSON layout of :func:`parameter_uncertainty_effect` (``summary --json``)."""
+    info = json.loads(str(e.attrs.get("parameter_uncertainty") or "{}"))
+    bonds = {}
+    for i, bond in enumerate(e.bond.values.tolist()):
+        v = e.isel(bond=i)
+        bonds[str(bond)] = {k: float(v[k]) for k in e.data_vars}
+    return {"method": info.get("method"), "blocks": info.get("blocks"),
+            "held_at_estimate": info.get("held_at_estimate"), "bonds": bonds}
+
+
 def draw_spread(event: np.ndarray, block_size: int) -> np.ndarray:
     """How far one parameter draw moves a probability: its sd across the blocks' draws.
 

@@ -97,6 +97,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_summary(args: argparse.Namespace) -> int:
+    from lobsim.analysis.parameter_uncertainty import (
+        has_parameter_uncertainty,
+        parameter_uncertainty_dict,
+        parameter_uncertainty_effect,
+    )
     from lobsim.analysis.summary import format_summary, summarize, summary_dict
     from lobsim.scale.results import is_summary
 
@@ -105,7 +110,11 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     note_config(ds, path)
     s = ds if is_summary(ds) else summarize(ds)  # a --stream run wrote its summary
     if args.json:
-        dump_json(summary_dict(s))
+        doc = summary_dict(s)
+        if has_parameter_uncertainty(ds):  # lobsim run --parameter-uncertainty
+            doc["parameter_uncertainty"] = parameter_uncertainty_dict(
+                parameter_uncertainty_effect(ds))
+        dump_json(doc)
     else:
         print(format_summary(s))
         _print_parameter_uncertainty(ds)

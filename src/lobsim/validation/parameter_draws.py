@@ -66,8 +66,9 @@ from lobsim.validation.standard_errors import SIGMA_MAX, search_covariance
 
 #: Spawn key word of the parameter draws' stream: block ``i`` draws from
 #: ``SeedSequence(seed, spawn_key=(PARAMETER_KEY, i))``, never a scenario
-#: block's ``(i,)`` nor the risk-band screening's ``(0x7FFF_FFFF,)``.
-PARAMETER_KEY = 0x7FFF_FFFE
+#: block's ``(i,)``, the risk-band screening's ``(0x7FFF_FFFF,)`` nor the
+#: importance-sampling pilot's ``(0x7FFF_FFFE,)``.
+PARAMETER_KEY = 0x7FFF_FFFD
 #: How the run's attrs name the method.
 METHOD = ("normal approximation of the REML estimates (inverse observed information, search "
           "units), one draw per scenario block; estimates on a boundary held at the estimate; "
