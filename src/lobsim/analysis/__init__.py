@@ -7,12 +7,13 @@ errors; ``power`` the minimum detectable effect of a bond's measurement;
 ``returns`` the two expected returns (E[IRR] and the IRR of expected flows); ``tables`` the terminal tables' layout and unit conventions; ``risk``
 gives basket VaR, expected shortfall, risk contributions and importance
 sampling; ``pricing`` solves for the loading a target needs; ``maturity`` and
-``setaside`` are the bank's and the departments' decisions; ``sweep`` re-runs
+``setaside`` are the bank's and the departments' decisions;
+``parameter_uncertainty`` what a run's parameter draws add to P(default); ``sweep`` re-runs
 a config over values of one or two parameters; ``terms`` is the term-sheet
 arithmetic at full target; ``tidy`` the tidy tables of an export.
 """
 
 from lobsim._lazy import lazy_submodules
 
-__getattr__, __dir__ = lazy_submodules(__name__, ("maturity", "power", "pricing", "returns", "risk", "setaside", "stats", "summary",
+__getattr__, __dir__ = lazy_submodules(__name__, ("maturity", "parameter_uncertainty", "power", "pricing", "returns", "risk", "setaside", "stats", "summary",
                                                          "sweep", "tables", "tidy", "terms"))

@@ -2,8 +2,8 @@
 
 ``commands`` holds the parser and the main commands; the other modules add
 one group of commands or options each (``baskets``, ``decisions``,
-``realdata``, ``report``, ``scale``, ``sweep``) or one concern (``argtypes``,
-``output``, ``interrupt``, ``overrides``).
+``parameter_uncertainty``, ``realdata``, ``report``, ``scale``, ``sweep``) or
+one concern (``argtypes``, ``output``, ``interrupt``, ``overrides``).
 """
 
 from lobsim.cli.commands import main

@@ -46,7 +46,11 @@ holds a coordinate whose gradient points out of it). The estimates are
 thus the likelihood's optimum to about ten digits on any CPU, however flat
 the likelihood is along a parameter the data barely determine; a search
 that cannot get there raises :class:`~lobsim.errors.ConfigError`.
-:func:`calibrate_at` runs steps 3 and 4 at parameters given instead.
+:func:`calibrate_at` runs steps 3 and 4 at parameters given instead, and
+:func:`reml_steps` gives both REML steps at an estimate (what the sampling
+distribution of ``lobsim.validation.parameter_draws`` is computed from). The
+module is a little over 600 lines because all of these read the validated
+panel, which is private to it.
 
 *Standard errors* (:attr:`Calibration.standard_errors`, :attr:`Calibration.on_boundary`):
 :mod:`lobsim.validation.standard_errors`.
@@ -68,6 +72,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from scipy import optimize
@@ -296,6 +301,9 @@ _BETWEEN_GRID = (0.0, 0.4, 0.7, 0.87, 0.95, 0.985, 1.0)
 # (phi_U, var_U, var_e), step 2 (phi_F, var_F, phi_G, var_G).
 _WITHIN_VARIANCES = np.array([False, True, True])
 _BETWEEN_VARIANCES = np.array([False, True, False, True])
+# The components of each step's coordinates: (name, phi index or None, variance index).
+_WITHIN_COMPONENTS = (("area", 0, 1), ("measurement", None, 2))
+_BETWEEN_COMPONENTS = (("national", 0, 1), ("regional", 2, 3))
 
 
 class _NoConvergence(Exception):
@@ -493,9 +501,9 @@ def _at_parameters(panel: _Panel, p: _Parameters) -> Calibration:
     x_w, x_b = np.array([p.phi_u, var_u, var_e]), np.array([p.phi_f, var_f, p.phi_g, var_g])
     ll_w, ll_b = -within(x_w)[0], -between(x_b)[0]
     se_w = reml_standard_errors(within, x_w, _WITHIN_VARIANCES, within_unit(dev, reps),
-                                 ppy, (("area", 0, 1), ("measurement", None, 2)))
+                                 ppy, _WITHIN_COMPONENTS)
     se_b = reml_standard_errors(between, x_b, _BETWEEN_VARIANCES, between_unit(panel.means),
-                                 ppy, (("national", 0, 1), ("regional", 2, 3)))
+                                 ppy, _BETWEEN_COMPONENTS)
 
     # 3. within-region trend spread, by moments on the GLS trends of the deviations
     k_inv_x = np.linalg.solve(k_w, x2)
@@ -590,3 +598,30 @@ def _at_parameters(panel: _Panel, p: _Parameters) -> Calibration:
         standard_errors=se_year, standard_errors_per_period=se_period,
         on_boundary=tuple(k for k in SE_KEYS if k in on_boundary),
     )
+
+
+
+class RemlStep(NamedTuple):
+    """One REML step at an estimate: the arguments of
+    :func:`lobsim.validation.standard_errors.search_covariance`."""
+
+    nll: Objective
+    params: np.ndarray  # per period: (phi_U, var_U, var_e) or (phi_F, var_F, phi_G, var_G)
+    is_var: np.ndarray
+    var0: float
+    components: tuple[tuple[str, int | None, int], ...]
+
+
+def reml_steps(history: str | Path | OutcomeData, areas: str | Path | AreaTable,
+               periods_per_year: int, cal: Calibration) -> tuple[RemlStep, RemlStep]:
+    """Both REML steps of the panel at ``cal``'s estimates (step 2 given step 1's ``K_W``)."""
+    panel, p = _panel(history, areas, periods_per_year), cal.per_period
+    x_w = np.array([p["area_phi"], p["area_sigma"] ** 2, cal.process.measurement_sigma ** 2])
+    x_b = np.array([p["national_phi"], p["national_sigma"] ** 2, p["regional_phi"],
+                    p["regional_sigma"] ** 2])
+    k_w = x_w[1] * ar1_gamma(float(x_w[0]), panel.y.shape[1]) + x_w[2] * np.eye(panel.y.shape[1])
+    reps = len(panel.y) - len(panel.region_ids)
+    return (RemlStep(within_objective(panel.dev, reps), x_w, _WITHIN_VARIANCES,
+                     within_unit(panel.dev, reps), _WITHIN_COMPONENTS),
+            RemlStep(between_objective(panel.means, panel.sizes, k_w), x_b, _BETWEEN_VARIANCES,
+                     between_unit(panel.means), _BETWEEN_COMPONENTS))

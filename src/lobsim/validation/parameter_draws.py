@@ -42,26 +42,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from lobsim.errors import ConfigError
 from lobsim.model.areas import OutcomeData, read_areas
 from lobsim.model.config import PERIODS_PER_YEAR, Config, OutcomeProcess
 from lobsim.model.world import World, build_world, read_outcomes
-from lobsim.validation._reml import (
-    ar1_gamma,
-    between_objective,
-    between_unit,
-    within_objective,
-    within_unit,
-)
-from lobsim.validation.calibrate import (
-    _BETWEEN_VARIANCES,
-    _WITHIN_VARIANCES,
-    Calibration,
-    _panel,
-    calibrate,
-    calibrate_at,
-)
+from lobsim.validation.calibrate import Calibration, calibrate, calibrate_at, reml_steps
 from lobsim.validation.standard_errors import SIGMA_MAX, search_covariance
 
 #: Spawn key word of the parameter draws' stream: block ``i`` draws from
@@ -80,8 +67,6 @@ COORDINATES = ("area_phi", "area_var", "measurement_var", "national_phi", "natio
                "regional_phi", "regional_var")
 _PROCESS_FIELDS = ("national_phi", "national_sigma", "regional_phi", "regional_sigma",
                    "area_phi", "area_sigma", "measurement_sigma")
-_WITHIN = (("area", 0, 1), ("measurement", None, 2))
-_BETWEEN = (("national", 0, 1), ("regional", 2, 3))
 
 
 def parameter_generator(seed: int, block: int) -> np.random.Generator:
@@ -154,27 +139,20 @@ def sampling_distribution(outcome: str, history: str, areas: str,
         the optimum is not that of a maximum (no sampling distribution).
     """
     cal = calibrate(history, areas, periods_per_year)
-    panel = _panel(history, areas, periods_per_year)
-    t = panel.y.shape[1]
-    reps = len(panel.y) - len(panel.region_ids)
-    p = cal.per_period
-    x_w = np.array([p["area_phi"], p["area_sigma"] ** 2, cal.process.measurement_sigma ** 2])
-    x_b = np.array([p["national_phi"], p["national_sigma"] ** 2, p["regional_phi"],
-                    p["regional_sigma"] ** 2])
-    var0_w, var0_b = within_unit(panel.dev, reps), between_unit(panel.means)
-    k_w = x_w[1] * ar1_gamma(float(x_w[0]), t) + x_w[2] * np.eye(t)
-    c_w, cov_w, _ = search_covariance(within_objective(panel.dev, reps), x_w,
-                                      _WITHIN_VARIANCES, var0_w, _WITHIN)
-    c_b, cov_b, _ = search_covariance(between_objective(panel.means, panel.sizes, k_w), x_b,
-                                      _BETWEEN_VARIANCES, var0_b, _BETWEEN)
+    within, between = reml_steps(history, areas, periods_per_year, cal)
+    with threadpool_limits(1, "blas"):  # small matrices: as the calibration itself
+        c_w, cov_w, _ = search_covariance(within.nll, within.params, within.is_var,
+                                          within.var0, within.components)
+        c_b, cov_b, _ = search_covariance(between.nll, between.params, between.is_var,
+                                          between.var0, between.components)
     cov = np.zeros((7, 7))
     cov[:3, :3], cov[3:, 3:] = cov_w, cov_b
     if np.isnan(cov).any():
         raise ConfigError("the REML likelihood is not at a maximum (its observed information "
                           "is not positive definite): no sampling distribution to draw "
                           "parameters from", source=str(history))
-    is_var = np.concatenate([_WITHIN_VARIANCES, _BETWEEN_VARIANCES])
-    scale = np.where(is_var, np.repeat([var0_w, var0_b], [3, 4]), 1.0)
+    is_var = np.concatenate([within.is_var, between.is_var])
+    scale = np.where(is_var, np.repeat([within.var0, between.var0], [3, 4]), 1.0)
     return SamplingDistribution(
         outcome=outcome, history=str(history), areas=str(areas),
         periods_per_year=periods_per_year, centre=np.concatenate([c_w, c_b]), cov=cov,
