@@ -208,3 +208,19 @@ def test_a_fixed_prior_needs_a_single_measurement():
         load_config(CONFIGS / "basket_demo.toml",
                     overrides=(f"bonds[{i}].payment.basis=shrunk",
                                f"bonds[{i}].payment.prior_units=100"))
+
+
+def test_the_reports_term_sheet_shows_the_basis(tmp_path):
+    from lobsim.cli.commands import main
+
+    results = tmp_path / "shrunk.nc"
+    assert main(["run", str(BHAM), "--set", "bonds[0].payment.basis=shrunk", "--scenarios",
+                 "500", "--quiet", "--out", str(results)]) == 0
+    assert main(["report", str(results), "--out", str(tmp_path / "r")]) == 0
+    page = (tmp_path / "r" / "report.html").read_text(encoding="utf-8")
+    terms = page[page.index("<h2 id='terms'>"):page.index("<h2 id='set-asides'>")]
+    sh = term_sheet(_birmingham("bonds[0].payment.basis=shrunk")).bonds[0].shrinkage
+    assert sh is not None
+    assert "payment basis (prior, tau, sigma in units)" in terms
+    assert (f"shrunk: k = {sh.k:.3f}, prior {sh.prior_units:,.0f}, tau {sh.tau:,.0f}, "
+            f"sigma {sh.sigma:,.0f}") in terms
