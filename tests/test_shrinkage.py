@@ -224,3 +224,23 @@ def test_the_reports_term_sheet_shows_the_basis(tmp_path):
     assert "payment basis (prior, tau, sigma in units)" in terms
     assert (f"shrunk: k = {sh.k:.3f}, prior {sh.prior_units:,.0f}, tau {sh.tau:,.0f}, "
             f"sigma {sh.sigma:,.0f}") in terms
+
+
+def test_sweep_compares_the_bases_on_common_random_numbers(capsys):
+    # a string-valued --set path: each point is the plain run of its config (same seed)
+    import json
+
+    from lobsim import simulate
+    from lobsim.cli.commands import main
+
+    assert main(["sweep", str(BHAM), "--set", "bonds[0].payment.basis=point,shrunk",
+                 "--scenarios", str(N), "--no-plot", "--json"]) == 0
+    points = json.loads(capsys.readouterr().out)["points"]
+    assert [p["values"]["bonds[0].payment.basis"] for p in points] == ["point", "shrunk"]
+    for p in points:
+        basis = p["values"]["bonds[0].payment.basis"]
+        ds = simulate(_birmingham(f"bonds[0].payment.basis={basis}"), scenarios=N,
+                      seed=p["seed"])
+        assert p["bonds"][0]["default_probability"] == float(ds.default.mean())
+    assert points[1]["bonds"][0]["default_probability"] < points[0]["bonds"][0][
+        "default_probability"]

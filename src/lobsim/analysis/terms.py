@@ -6,7 +6,9 @@ each agency pays, what each parent department pays its agencies (share plus
 agency premium), the agencies' discretionary money and, where the config gives
 a department's baseline spend in the area, its base-year and maturity-year
 funding and its saving. The simulator reproduces these figures exactly in a
-world with no noise (tested).
+world with no noise (tested). A bond on the shrunk payment basis also shows
+the prior, tau, sigma and k fixed at signing (:mod:`lobsim.model.shrinkage`,
+derived from the config's world, which is built only then).
 """
 
 from __future__ import annotations
