@@ -100,17 +100,17 @@ def _factor_moments(factors: Factors) -> tuple[np.ndarray, np.ndarray]:
     return mean, var
 
 
-def _log_state(series: Series, fmean: np.ndarray, fvar: np.ndarray,
-               pos: int) -> tuple[float, np.ndarray, float]:
-    """Mean, (F,) factor loadings at the date, and own variance of the log state at flat ``pos``."""
-    dmax = series.dates.shape[1]
-    s, jd = divmod(int(pos), dmax)
-    d = series.dates[s, jd]
+def _log_state(series: Series, fmean: np.ndarray,
+               pos: int) -> tuple[float, np.ndarray, float, int]:
+    """Mean, (F,) factor loadings, own variance and global date of the log state at
+    flat position ``pos`` of the kernel's (series x date) buffer."""
+    s, jd = divmod(int(pos), series.dates.shape[1])
+    d = int(series.dates[s, jd])
     load = np.zeros(fmean.shape[0])
     load[series.national[s]] += series.beta[s]
     load[series.regional[s]] += series.gamma[s]
     own = float(np.sum(series.chol[s, jd, : jd + 1] ** 2))
-    return float(series.const[s, jd] + load @ fmean[:, d]), load, own
+    return float(series.const[s, jd] + load @ fmean[:, d]), load, own, d
 
 
 def error_sd(factors: Factors, series: Series, bonds: Bonds, measurements: Measurements,
@@ -125,19 +125,18 @@ def error_sd(factors: Factors, series: Series, bonds: Bonds, measurements: Measu
         return 0.0
     fmean, fvar = _factor_moments(factors)
     i = int(bonds.nmeas[b]) - 1
-    mu_v, load_v, own_v = _log_state(series, fmean, fvar, measurements.state[b, i])
+    mu_v, load_v, own_v, d = _log_state(series, fmean, measurements.state[b, i])
     sig = float(series.noise_sd[bonds.series[b]])
     mu_v -= 0.5 * sig * sig
     own_v += sig * sig
     mu_u, load_u, own_u = math.log(bonds.base_level[b]), np.zeros(fmean.shape[0]), 0.0
     for k in range(int(bonds.ndonors[b])):
         w = float(bonds.weight[b, k])
-        mk, lk, ok = _log_state(series, fmean, fvar, measurements.donor_state[b, i, k])
+        mk, lk, ok, _ = _log_state(series, fmean, measurements.donor_state[b, i, k])
         mu_u += w * mk
         load_u += w * lk
         own_u += w * w * ok
-    d = series.dates[divmod(int(measurements.state[b, i]), series.dates.shape[1])]
-    fv = fvar[:, d]
+    fv = fvar[:, d]  # factors are independent of each other and of the own states
     var_u = float(load_u**2 @ fv) + own_u
     var_v = float(load_v**2 @ fv) + own_v
     cov = float((load_u * load_v) @ fv)
