@@ -154,8 +154,14 @@ class TermSheet:
     department_pays_at_target: dict[str, float]
 
     def to_dict(self) -> dict[str, Any]:
-        """The stable JSON layout (``schema`` = :data:`TERMS_SCHEMA`)."""
-        return {"schema": TERMS_SCHEMA, **asdict(self)}
+        """The stable JSON layout (``schema`` = :data:`TERMS_SCHEMA`); ``basis`` and
+        ``shrinkage`` appear only for a bond on the shrunk basis (a point bond's
+        layout is unchanged)."""
+        d = {"schema": TERMS_SCHEMA, **asdict(self)}
+        for bond in d["bonds"]:
+            if bond["shrinkage"] is None:
+                del bond["basis"], bond["shrinkage"]
+        return d
 
 
 def schedule_payment(bond: Bond, performance: float) -> float:
