@@ -26,7 +26,10 @@ random numbers:
   ``build_world(cfg).controls`` (so a comparison is on the same world), or
   none for verified outcomes (a rate card: the true units are measured);
 - per_unit / threshold / binary payments with cumulative caps over
-  measurement dates, and the investors' payment and default indicator.
+  measurement dates, on the measured units or, for a bond on the shrunk
+  basis, on ``k x measured + (1 - k) x prior`` with the world's ``k`` and
+  prior (terms of the contract, fixed at signing), and the investors'
+  payment and default indicator.
 
 It reproduces per-bond outputs only (no departments, savings or baskets).
 
@@ -160,6 +163,9 @@ class _Model:
                 setattr(o, attr, np.array([
                     common if col is None or np.isnan(col[a]) else col[a] for a in o.areas]))
         self.treated = [self.series[(b.outcome, areas.index(b.area))] for b in self.bonds]
+        # the shrunk payment basis: the terms fixed at signing are the contract's
+        self.shrink_k = world.arrays.bonds.shrink_k
+        self.prior = world.arrays.measurements.prior
         # time grid
         self.n_periods = max(_on_grid(b.maturity, ppy, "maturity") for b in self.bonds)
         self.measure_at: dict[int, list[tuple[int, int]]] = {}
@@ -294,17 +300,23 @@ class _Model:
                 if b.control.weights == "verified":
                     # a rate card: the true units are measured, against no comparison
                     m = e_t.copy()
-                    improvement = m / (math.exp(o.data.log_base[o.areas[s]]) if count else 100.0)
+                    per_share = math.exp(o.data.log_base[o.areas[s]]) if count else 100.0
                 elif count:
                     y_obs = (y_nat - np.minimum(e_t, y_nat)) * y_obs_noise
                     m = yhat - y_obs
-                    improvement = m / yhat
+                    per_share = yhat
                 else:
                     y_obs = y_nat * (1.0 - np.minimum(e_t, 100.0) / 100.0) * y_obs_noise
                     m = 100.0 * (yhat - y_obs) / yhat
-                    improvement = m / 100.0
+                    per_share = 100.0
                 meas[:, i] = m
                 pay = b.payment
+                if pay.basis == "shrunk":
+                    # paid on k x measured + (1 - k) x prior, k and prior fixed at signing
+                    # (lobsim.model.shrinkage, as the world holds them)
+                    ks = self.shrink_k[i]
+                    m = ks * m + (1.0 - ks) * self.prior[i, j]
+                improvement = m / per_share
                 if pay.mechanism == "binary":
                     hit = m >= pay.trigger * b.target_units
                     paid[:, i] = np.where(hit, b.target_units, paid[:, i])

@@ -42,17 +42,26 @@ def world(request: pytest.FixtureRequest) -> World:
 
 
 def perturbed(world: World, rng: np.random.Generator) -> World:
-    """``world`` with its bonds' mechanisms, kinds, verified flags and cap groups drawn."""
+    """``world`` with its bonds' mechanisms, kinds, verified flags, cap groups and
+    payment bases (shrunk, with k of 0, 1 or between, and priors) drawn."""
     bonds = world.arrays.bonds
+    meas = world.arrays.measurements
     n_b = bonds.start.size
     n_groups = world.arrays.payments.group_cap.size
     verified = rng.random(n_b) < 0.3
+    mechanism = rng.choice([MECH_UNITS, MECH_BINARY, MECH_SCHEDULE], n_b)
+    kind = rng.choice([KIND_COUNT, KIND_PERCENT], n_b)
+    cap_group = rng.integers(-1, n_groups, n_b)
+    shrunk = rng.random(n_b) < 0.5
+    # k = 0 (pays the prior), k = 1 (the measurement) or between
+    which = rng.integers(0, 3, n_b)
+    k = np.where(shrunk, np.select([which == 0, which == 1], [0.0, 1.0],
+                                   rng.uniform(0.05, 0.95, n_b)), 1.0)
+    prior = rng.uniform(0.0, 1.2, meas.time.shape) * bonds.target[:, None]
     return world.derive(bonds=bonds._replace(
-        mechanism=rng.choice([MECH_UNITS, MECH_BINARY, MECH_SCHEDULE], n_b),
-        kind=rng.choice([KIND_COUNT, KIND_PERCENT], n_b),
-        verified=verified,
-        ndonors=np.where(verified, 0, bonds.ndonors),
-        cap_group=rng.integers(-1, n_groups, n_b)))
+        mechanism=mechanism, kind=kind, verified=verified,
+        ndonors=np.where(verified, 0, bonds.ndonors), cap_group=cap_group,
+        shrunk=shrunk, shrink_k=k), measurements=meas._replace(prior=prior))
 
 
 def scenario(world: World, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -174,6 +183,11 @@ def test_measure_and_pay(world: World, seed: int) -> None:
             assert got[0] == pytest.approx(want[0], rel=REL, abs=REL * scale)
             assert got[1] == pytest.approx(want[1], rel=REL, abs=REL * scale)
             assert got[2] == want[2]
+            if a.bonds.shrunk[b]:
+                basis = engine.shrunk_basis(a.bonds, a.measurements, b, i, got[0], xs)
+                t_basis = twins.shrunk_basis(a.bonds, a.measurements, b, i, got[0], xs)
+                assert basis[0] == t_basis[0]  # the same two products and sum
+                assert basis[1] == t_basis[1]
 
             meas = rng.uniform(-0.5, 1.5) * target
             reached = bool(rng.random() < 0.7)

@@ -26,8 +26,9 @@ Worlds: the bundled configs (basket demo, Birmingham, Brighter Futures, the
 GM ward bond: count and percent outcomes, binary, schedule and per unit
 payments, caps, cap groups, coupons, dated bonds, relapse, ramps) and each
 with its bond terms perturbed at random (every mechanism x kind, verified
-outcomes, cap groups: tests/test_kernel_phases.perturbed), an importance-
-sampling tilt and providers that fail. Block sizes 1, 63, 64, 65 and 130
+outcomes, cap groups, shrunk payment bases: tests/test_kernel_phases.perturbed),
+an importance-sampling tilt and providers that fail; and Birmingham on the
+shrunk basis as lobsim fixes it at signing. Block sizes 1, 63, 64, 65 and 130
 (not multiples of the chunk: a last, partial chunk).
 """
 
@@ -117,6 +118,10 @@ def _worlds() -> list[tuple[str, World]]:
             found.append((f"{name}-perturbed{v}", w.derive(programme=p._replace(
                 tilt_global=float(rng.normal()), tilt_type=rng.normal(size=p.n_types),
                 hazard=np.where(fails, rng.uniform(0.05, 0.4, p.hazard.size), 0.0)))))
+    # a bond on the shrunk payment basis as lobsim fixes it at signing (k, prior)
+    found.append(("birmingham_jsa-shrunk", build_world(load_config(
+        ROOT / "configs" / "birmingham_jsa.toml",
+        overrides=("bonds[0].payment.basis=shrunk",)))))
     return found
 
 

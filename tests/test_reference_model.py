@@ -85,6 +85,13 @@ def _per_area_loadings(directory: Path) -> Config:
     return load_config(path)
 
 
+def _shrunk(cfg: Config) -> Config:
+    """``cfg`` with every bond paid on the shrunk basis (k and priors fixed at signing)."""
+    return dataclasses.replace(cfg, bonds=tuple(
+        dataclasses.replace(b, payment=dataclasses.replace(b.payment, basis="shrunk"))
+        for b in cfg.bonds))
+
+
 CASES: dict[str, tuple[Callable[[Path], Config], str]] = {
     "birmingham-monthly": (lambda _: load_config(ROOT / "configs" / "birmingham_jsa.toml"),
                            "month"),
@@ -92,6 +99,9 @@ CASES: dict[str, tuple[Callable[[Path], Config], str]] = {
         lambda _: _mixed_subset(load_config(ROOT / "configs" / "basket_demo.toml")), "month"),
     "basket-yearly": (lambda _: load_config(ROOT / "configs" / "basket_demo.toml"), "year"),
     "birmingham-per-area-loadings-yearly": (_per_area_loadings, "year"),
+    "basket-subset-shrunk-yearly": (
+        lambda _: _shrunk(_mixed_subset(load_config(ROOT / "configs" / "basket_demo.toml"))),
+        "year"),
 }
 
 

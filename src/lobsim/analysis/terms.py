@@ -6,7 +6,9 @@ each agency pays, what each parent department pays its agencies (share plus
 agency premium), the agencies' discretionary money and, where the config gives
 a department's baseline spend in the area, its base-year and maturity-year
 funding and its saving. The simulator reproduces these figures exactly in a
-world with no noise (tested).
+world with no noise (tested). A bond on the shrunk payment basis also shows
+the prior, tau, sigma and k fixed at signing (:mod:`lobsim.model.shrinkage`,
+derived from the config's world, which is built only then).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from lobsim.model.config import Bond, Config
+from lobsim.model.shrinkage import ShrinkTerms
 
 #: Version of the ``--json`` layout; bump it when a field changes meaning.
 TERMS_SCHEMA = "lobsim.terms/1"
@@ -87,6 +90,27 @@ class SavingTerms:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ShrinkageTerms:
+    """What a bond on the shrunk basis pays on, fixed at signing (docs/model.md 6.12).
+
+    It pays on ``k x measured + (1 - k) x prior`` (:mod:`lobsim.model.shrinkage`):
+    ``prior_units`` (at maturity) is ``target x success_mean x E[delivered share]``,
+    ``tau`` the prior sd of the units, ``sigma`` the sd of the control group's
+    prediction error, ``k = tau^2 / (tau^2 + sigma^2)``; ``*_fixed`` when the
+    config fixes them by hand. ``paid_on_at_target``: the basis when the
+    measurement shows the target exactly.
+    """
+
+    prior_units: float
+    prior_fixed: bool
+    tau: float
+    sigma: float
+    k: float
+    k_fixed: bool
+    paid_on_at_target: float
+
+
+@dataclass(frozen=True, kw_only=True)
 class BondTerms:
     """The term sheet of one bond at full target; see :func:`term_sheet`."""
 
@@ -114,6 +138,8 @@ class BondTerms:
     department_pays_at_target: dict[str, float]
     savings: tuple[SavingTerms, ...]
     baseline: BaselineTerms | None
+    basis: str = "point"
+    shrinkage: ShrinkageTerms | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -128,8 +154,14 @@ class TermSheet:
     department_pays_at_target: dict[str, float]
 
     def to_dict(self) -> dict[str, Any]:
-        """The stable JSON layout (``schema`` = :data:`TERMS_SCHEMA`)."""
-        return {"schema": TERMS_SCHEMA, **asdict(self)}
+        """The stable JSON layout (``schema`` = :data:`TERMS_SCHEMA`); ``basis`` and
+        ``shrinkage`` appear only for a bond on the shrunk basis (a point bond's
+        layout is unchanged)."""
+        d = {"schema": TERMS_SCHEMA, **asdict(self)}
+        for bond in d["bonds"]:
+            if bond["shrinkage"] is None:
+                del bond["basis"], bond["shrinkage"]
+        return d
 
 
 def schedule_payment(bond: Bond, performance: float) -> float:
@@ -145,7 +177,7 @@ def schedule_payment(bond: Bond, performance: float) -> float:
     return 0.0 if rate is None else bond.principal * (1.0 + rate) ** bond.term
 
 
-def bond_terms(cfg: Config, bond: Bond) -> BondTerms:
+def bond_terms(cfg: Config, bond: Bond, shrink: ShrinkTerms | None = None) -> BondTerms:
     """Compute the term sheet of one bond of ``cfg`` at full target.
 
     Parameters
@@ -154,6 +186,9 @@ def bond_terms(cfg: Config, bond: Bond) -> BondTerms:
         The configuration the bond belongs to (for agencies and departments).
     bond : Bond
         The bond.
+    shrink : ShrinkTerms, optional
+        A shrunk bond's terms fixed at signing (``World.shrinkage``); the
+        figures at target stay those of the measured units.
 
     Returns
     -------
@@ -266,6 +301,12 @@ def bond_terms(cfg: Config, bond: Bond) -> BondTerms:
         department_pays_at_target=by_department,
         savings=savings,
         baseline=baseline,
+        basis=pay.basis,
+        shrinkage=None if shrink is None else ShrinkageTerms(
+            prior_units=float(shrink.prior[-1]), prior_fixed=shrink.prior_fixed,
+            tau=shrink.tau, sigma=shrink.sigma, k=shrink.k, k_fixed=shrink.k_fixed,
+            paid_on_at_target=shrink.k * bond.target_units
+            + (1.0 - shrink.k) * float(shrink.prior[-1])),
     )
 
 
@@ -288,7 +329,12 @@ def term_sheet(cfg: Config) -> TermSheet:
     >>> sheet.bonds[0].price_per_unit  # doctest: +SKIP
     2340.0
     """
-    bonds = tuple(bond_terms(cfg, b) for b in cfg.bonds)
+    shrink: tuple[ShrinkTerms | None, ...] = (None,) * len(cfg.bonds)
+    if any(b.payment.basis == "shrunk" for b in cfg.bonds):
+        # the shrinkage terms are derived from the world at signing
+        from lobsim.model.world import build_world
+        shrink = build_world(cfg).shrinkage
+    bonds = tuple(bond_terms(cfg, b, s) for b, s in zip(cfg.bonds, shrink, strict=True))
     departments: dict[str, float] = {d.id: 0.0 for d in cfg.departments}
     for bt in bonds:
         for dept, amount in bt.department_pays_at_target.items():
@@ -318,6 +364,23 @@ def percent(x: float) -> str:
     return f"{100.0 * x:.2f}%"
 
 
+def shrinkage_lines(bt: BondTerms) -> list[str]:
+    """The payment basis lines of a shrunk bond's term sheet (none on the point basis)."""
+    sh = bt.shrinkage
+    if sh is None:
+        return []
+    return [
+        f"  payment basis                shrunk: pays on k x measured + (1 - k) x prior, "
+        f"k = {sh.k:.4f}" + (" (fixed)" if sh.k_fixed else " = tau^2 / (tau^2 + sigma^2)"),
+        f"    prior units at maturity    {money(sh.prior_units)}"
+        + (" (fixed)" if sh.prior_fixed else " (target x mean success x delivered share)"),
+        f"    tau (prior sd of units)    {money(sh.tau)}",
+        f"    sigma (sd of the error)    {money(sh.sigma)}  (the control group's prediction "
+        "error at maturity)",
+        f"    paid on at target          {money(sh.paid_on_at_target)} units",
+    ]
+
+
 def format_term_sheet(sheet: TermSheet, cfg: Config) -> str:
     """Render a :class:`TermSheet` as plain text for the terminal (money in GBP)."""
     from lobsim.model.simulate import CURRENCY
@@ -344,6 +407,7 @@ def format_term_sheet(sheet: TermSheet, cfg: Config) -> str:
             "  break-even success           "
             + ("never" if bt.break_even_fraction is None
                else f"{percent(bt.break_even_fraction)} of target"),
+            *shrinkage_lines(bt),
             "  payers:",
         ]
         for p in bt.payers:

@@ -34,6 +34,7 @@ from lobsim.kernels.chunked_bonds import (
     measure_chunk,
     payment_chunk,
     savings_chunk,
+    shrunk_chunk,
     true_effect,
 )
 from lobsim.kernels.engine import dense_savings
@@ -244,6 +245,7 @@ def simulate_block(gen, n, factors, series, programme, bonds, measurements, savi
     e_t = np.empty(CHUNK)
     lc = np.empty(CHUNK)
     meas = np.empty(CHUNK)
+    basis = np.empty(CHUNK)
     err = np.empty(CHUNK)
     reached = np.empty(CHUNK, np.bool_)
     units = np.empty(CHUNK)
@@ -283,7 +285,11 @@ def simulate_block(gen, n, factors, series, programme, bonds, measurements, savi
                 true_effect(measurements, bonds, b, i, scale, stop, full, early, m, e_t)
                 measure_chunk(series, bonds, measurements, b, i, e_t, xs, es, m, lc, meas, err,
                               reached)
-                payment_chunk(bonds, measurements, payments, b, i, meas, reached, paid, cash,
+                on = meas
+                if bonds.shrunk[b]:  # pays on the shrunk basis, not the measurement
+                    shrunk_chunk(bonds, measurements, b, i, meas, lc, m, basis, reached)
+                    on = basis
+                payment_chunk(bonds, measurements, payments, b, i, on, reached, paid, cash,
                               gpaid, m, units, amount)
                 book_payment(payments, bonds, measurements, b, i, units, amount, cash, bcash,
                              bflow, btime, dpay, n_years, m)

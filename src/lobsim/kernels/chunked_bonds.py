@@ -189,6 +189,26 @@ def measure_chunk(series, bonds, measurements, b, i, e_t, xs, es, m, lc, meas, e
 
 
 @_no_refcount
+def shrunk_chunk(bonds, measurements, b, i, meas, lc, m, basis, reached):
+    """What a bond on the shrunk basis pays on (``basis``) and whether it reaches
+    the threshold, per scenario, from :func:`measure_chunk`'s ``meas`` and ``lc``
+    (:func:`lobsim.kernels.engine.shrunk_basis`); ``meas`` stays the measurement."""
+    k = bonds.shrink_k[b]
+    rest = 1.0 - k
+    thr = measurements.threshold[b, i]
+    base = bonds.base_level[b]
+    for j in range(m):
+        basis[j] = k * meas[j] + rest * measurements.prior[b, i]
+    if bonds.verified[b] or bonds.kind[b] != KIND_COUNT:
+        level = thr * (base if bonds.verified[b] and bonds.kind[b] == KIND_COUNT else 100.0)
+        for j in range(m):
+            reached[j] = basis[j] >= level
+        return
+    for j in range(m):
+        reached[j] = basis[j] >= thr * (base * exp_one(lc[j]))
+
+
+@_no_refcount
 def payment_chunk(bonds, measurements, payments, b, i, meas, reached, paid, cash, gpaid, m,
                   units, amount):
     """Units paid for and cash of measurement ``i`` per scenario; ``paid`` (the

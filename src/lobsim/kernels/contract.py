@@ -119,6 +119,8 @@ class Bonds(NamedTuple):
     grid_amount: np.ndarray  #: (B, G) payment of each grid step
     dated: np.ndarray  #: (B,) pays at several dates: its slots are in Outputs.dated_payment
     slot: np.ndarray  #: (B,) first slot of a dated bond (0 otherwise)
+    shrunk: np.ndarray  #: (B,) pays on the shrunk basis k x measured + (1 - k) x prior
+    shrink_k: np.ndarray  #: (B,) shrinkage factor k fixed at signing (1 for a point bond)
 
 
 class Measurements(NamedTuple):
@@ -135,6 +137,7 @@ class Measurements(NamedTuple):
     horizon: np.ndarray  #: years after the start
     full_share: np.ndarray  #: share of target x theta standing, without failure
     relapse: np.ndarray  #: (B, M, smax) survival of each year's delivery
+    prior: np.ndarray  #: prior mean of the units fixed at signing (a shrunk bond's; else 0)
 
 
 class Savings(NamedTuple):

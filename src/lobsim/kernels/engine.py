@@ -277,6 +277,26 @@ def measure(series, bonds, measurements, b, i, e_t, xs, es):
 
 
 @_no_refcount
+def shrunk_basis(bonds, measurements, b, i, meas, xs):
+    """4b. What a bond on the shrunk basis pays on at measurement ``i``:
+    ``k meas + (1 - k) prior`` (in this order: ``k = 1`` gives ``meas`` bit for
+    bit), and whether it reaches the threshold (the contract tests what it
+    pays on, against the same level as :func:`measure`)."""
+    k = bonds.shrink_k[b]
+    basis = k * meas + (1.0 - k) * measurements.prior[b, i]
+    thr = measurements.threshold[b, i]
+    count = bonds.kind[b] == KIND_COUNT
+    if bonds.verified[b]:
+        return basis, basis >= thr * (bonds.base_level[b] if count else 100.0)
+    if count:
+        lc = 0.0
+        for j in range(bonds.ndonors[b]):
+            lc += bonds.weight[b, j] * xs[measurements.donor_state[b, i, j]]
+        return basis, basis >= thr * (bonds.base_level[b] * math.exp(lc))
+    return basis, basis >= 100.0 * thr
+
+
+@_no_refcount
 def payment(bonds, measurements, payments, b, i, meas, reached, paid, cash, gpaid):
     """5. The payment of measurement ``i`` of bond ``b``: returns (units paid
     for, cash, cumulative units paid for after it).
@@ -462,6 +482,7 @@ def simulate_block(gen, n, factors, series, programme, bonds, measurements, savi
             meas = 0.0
             err = 0.0
             mech = bonds.mechanism[b]
+            shrunk = bonds.shrunk[b]
             nm = bonds.nmeas[b]
             for i in range(nm):
                 bcash[b, i] = 0.0
@@ -472,7 +493,10 @@ def simulate_block(gen, n, factors, series, programme, bonds, measurements, savi
                                                   bonds.ramp_time[b], bonds.ramp_share[b],
                                                   measurements.relapse[b, i])
                 meas, err, reached = measure(series, bonds, measurements, b, i, e_t, xs, es)
-                units, amount, paid = payment(bonds, measurements, payments, b, i, meas,
+                basis = meas
+                if shrunk:
+                    basis, reached = shrunk_basis(bonds, measurements, b, i, meas, xs)
+                units, amount, paid = payment(bonds, measurements, payments, b, i, basis,
                                               reached, paid, cash, gpaid)
                 if amount > 0.0:
                     bcash[b, i] = amount

@@ -160,6 +160,24 @@ def measure(series: Series, bonds: Bonds, measurements: Measurements, b: int, i:
     return meas, err, bool(meas >= 100.0 * thr)
 
 
+def shrunk_basis(bonds: Bonds, measurements: Measurements, b: int, i: int, meas: float,
+                 xs: np.ndarray) -> tuple[float, bool]:
+    """(what a shrunk bond pays on, threshold reached): ``k meas + (1 - k) prior``,
+    tested against the level :func:`measure` tests the measurement against."""
+    k = bonds.shrink_k[b]
+    basis = k * meas + (1.0 - k) * measurements.prior[b, i]
+    thr = measurements.threshold[b, i]
+    count = bonds.kind[b] == KIND_COUNT
+    if bonds.verified[b]:
+        return basis, bool(basis >= thr * (bonds.base_level[b] if count else 100.0))
+    if not count:
+        return basis, bool(basis >= 100.0 * thr)
+    n = int(bonds.ndonors[b])
+    donors = xs[measurements.donor_state[b, i, :n]]
+    predicted = bonds.base_level[b] * math.exp(float(np.dot(bonds.weight[b, :n], donors)))
+    return basis, bool(basis >= thr * predicted)
+
+
 def payment(bonds: Bonds, measurements: Measurements, payments: Payments, b: int, i: int,
             meas: float, reached: bool, paid: float, cash: float,
             group_paid: np.ndarray) -> tuple[float, float, float, np.ndarray]:

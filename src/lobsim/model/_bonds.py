@@ -29,6 +29,7 @@ from lobsim.model.schema import (
     Measurement,
     Payer,
     Payment,
+    PaymentBasis,
 )
 
 
@@ -114,6 +115,7 @@ def _read_payment(t: Table | None, bond: Table, target: float, price: float, sta
             f"the last measurement ({dates[-1]:g}) must be at maturity ({maturity:g}): it is "
             "the final catch-up over all cohorts",
         )
+    basis, prior_units, shrinkage = _read_basis(t, measurements)
     t.finish()
     return Payment(
         mechanism=mechanism,
@@ -125,7 +127,28 @@ def _read_payment(t: Table | None, bond: Table, target: float, price: float, sta
         grid=grid,
         max_return=max_return,
         coupons=coupons,
+        basis=basis,
+        prior_units=prior_units,
+        shrinkage=shrinkage,
     )
+
+
+def _read_basis(t: Table, measurements: tuple[Measurement, ...]
+                ) -> tuple[PaymentBasis, float | None, float | None]:
+    """The payment basis and the hand-fixed prior and shrinkage factor, if any."""
+    basis: PaymentBasis = t.string("basis", "point", choices=("point", "shrunk"))
+    prior_units = t.number("prior_units", None, low=0.0, high=UNITS_MAX)
+    shrinkage = t.number("shrinkage", None, low=0.0, high=1.0)
+    if basis == "point":
+        for key in ("prior_units", "shrinkage"):
+            if t.has(key):
+                raise t.error(key, "applies only to basis = 'shrunk'; remove it or set "
+                                   "basis = 'shrunk'")
+    if prior_units is not None and len(measurements) > 1:
+        # one number cannot be the prior of every cumulative measurement
+        raise t.error("prior_units", "fixes the prior of a bond measured once; a bond "
+                                     "measured at several dates takes lobsim's priors")
+    return basis, prior_units, shrinkage
 
 
 def _read_grid(t: Table) -> tuple[tuple[float, float], ...]:

@@ -21,6 +21,7 @@ from lobsim.errors import UnknownIdError
 
 OutcomeKind = Literal["count", "percent"]
 Mechanism = Literal["per_unit", "threshold", "binary", "schedule"]
+PaymentBasis = Literal["point", "shrunk"]
 WeightScheme = Literal["equal", "synthetic", "verified"]
 SavingBasis = Literal["per_unit_year", "per_unit"]
 Period = Literal["month", "quarter", "year"]
@@ -173,6 +174,12 @@ class Payment:
     pairs (Newpin's grid). ``max_return`` caps cumulative payments at
     ``principal x (1 + max_return)^(t - start)`` (Peterborough's 13% a year);
     ``coupons`` are fixed payments whatever the outcome.
+
+    ``basis`` is what the rule pays on (docs/model.md section 6.12):
+    ``"point"`` the measured units, ``"shrunk"`` ``k x measured + (1 - k) x
+    prior``, with the prior and ``k`` fixed at signing (computed by
+    :mod:`lobsim.model.shrinkage` unless ``prior_units`` or ``shrinkage``
+    fix them by hand; ``None``: computed).
     """
 
     mechanism: Mechanism
@@ -184,6 +191,9 @@ class Payment:
     grid: tuple[tuple[float, float], ...]
     max_return: float | None
     coupons: tuple[Coupon, ...]
+    basis: PaymentBasis = "point"
+    prior_units: float | None = None
+    shrinkage: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

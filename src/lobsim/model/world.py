@@ -28,6 +28,7 @@ from lobsim.model.config import PERIODS_PER_YEAR, Bond, Config
 from lobsim.model.control import ControlFit, fit_control, nearest_donors
 from lobsim.model.derive import derive
 from lobsim.model.schema import check_ids
+from lobsim.model.shrinkage import ShrinkTerms, at_signing, with_shrinkage
 from lobsim.model.world_groups import (
     Layout,
     build_bonds,
@@ -62,6 +63,8 @@ class World:
     slot_time: np.ndarray = field(default_factory=lambda: np.zeros(0))
     slot_year: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     slot_coupon: np.ndarray = field(default_factory=lambda: np.zeros(0, np.bool_))
+    #: per bond, its shrinkage terms fixed at signing (None: paid on the point basis)
+    shrinkage: tuple[ShrinkTerms | None, ...] = ()
 
     def derive(self, **groups: Any) -> World:
         """This world with some kernel groups replaced by name (``programme=...``).
@@ -235,6 +238,8 @@ def build_world(cfg: Config, *, tilt_global: float = 0.0,
     savings = build_savings(cfg, layout, bond_terms, measurements)
     payments = build_payments(cfg, layout)
     basket_ids, baskets = build_baskets(cfg, areas, layout, bond_terms)
+    shrink = at_signing(cfg, factors, series, programme, bond_terms, measurements)
+    bond_terms, measurements = with_shrinkage(bond_terms, measurements, shrink)
     arrays = WorldArrays(factors=factors, series=series, programme=programme,
                          bonds=bond_terms, measurements=measurements, savings=savings,
                          payments=payments, baskets=baskets)
@@ -267,6 +272,7 @@ def build_world(cfg: Config, *, tilt_global: float = 0.0,
         slot_time=np.array(slot_time, float),
         slot_year=np.array([math.ceil(t) - 1 for t in slot_time], np.int64),
         slot_coupon=np.array(slot_coupon, np.bool_),
+        shrinkage=shrink,
     )
 
 

@@ -271,7 +271,9 @@ def build_bonds(cfg: Config, areas: AreaTable, data: dict[str, OutcomeData],
         maturity_year=np.array([math.ceil(b.maturity) - 1 for b in bonds], np.int64),
         cap_group=np.array([group_of.get(b.id, -1) for b in bonds], np.int64),
         ngrid=np.array([len(b.payment.grid) for b in bonds], np.int64),
-        grid_performance=grid_perf, grid_amount=grid_amount, dated=dated, slot=slot)
+        grid_performance=grid_perf, grid_amount=grid_amount, dated=dated, slot=slot,
+        # the shrunk basis is filled in once the world is built (lobsim.model.shrinkage)
+        shrunk=np.zeros(n_b, np.bool_), shrink_k=np.ones(n_b))
 
 
 def _relapse(cfg: Config, bond: Bond, horizon: float, smax: int) -> np.ndarray:
@@ -320,7 +322,7 @@ def build_measurements(cfg: Config, layout: Layout, bond_terms: Bonds) -> Measur
     return Measurements(state=m["state"], donor_state=donor_state, time=f["time"],
                         threshold=f["threshold"], cap=f["cap"], cash_cap=cash_cap,
                         year=m["year"], time_index=m["time_index"], horizon=f["horizon"],
-                        full_share=f["full_share"], relapse=relapse)
+                        full_share=f["full_share"], relapse=relapse, prior=np.zeros((n_b, mmax)))
 
 
 def build_savings(cfg: Config, layout: Layout, bond_terms: Bonds,

@@ -25,7 +25,7 @@ import xarray as xr
 from lobsim.analysis import stats
 from lobsim.analysis.setaside import SetAsides
 from lobsim.analysis.summary import NOISE_DOMINATED
-from lobsim.analysis.terms import term_sheet
+from lobsim.analysis.terms import BondTerms, term_sheet
 from lobsim.model.config import Config
 
 #: Set-aside level of the decision layer: payments exceed it with probability at most 1%.
@@ -249,9 +249,33 @@ TERMS_HEAD = ("", "mechanism", "years", "target (units)", f"price per unit ({CUR
               f"payoff at target ({CURRENCY})")
 
 
+#: the payment basis column, shown when a bond pays on the shrunk basis (docs/model.md 6.12)
+BASIS_HEAD = "payment basis (prior, tau, sigma in units)"
+
+
+def _shrunk(cfg: Config) -> bool:
+    return any(b.payment.basis == "shrunk" for b in cfg.bonds)
+
+
+def terms_head(cfg: Config) -> tuple[str, ...]:
+    """The term table's columns: :data:`TERMS_HEAD`, and the basis when a bond is shrunk."""
+    return (*TERMS_HEAD, BASIS_HEAD) if _shrunk(cfg) else TERMS_HEAD
+
+
+def basis_cell(t: BondTerms) -> str:
+    """A bond's payment basis: ``point``, or the shrunk basis' k, prior, tau and sigma."""
+    sh = t.shrinkage
+    if sh is None:
+        return t.basis
+    return (f"shrunk: k = {sh.k:.3f}{' (fixed)' if sh.k_fixed else ''}, prior "
+            f"{sh.prior_units:,.0f}{' (fixed)' if sh.prior_fixed else ''}, tau {sh.tau:,.0f}, "
+            f"sigma {sh.sigma:,.0f}")
+
+
 def term_rows(cfg: Config) -> list[list[str]]:
     """Per bond: the terms a committee signs (:func:`lobsim.analysis.terms.term_sheet`)."""
     sheet = term_sheet(cfg)
+    shrunk = _shrunk(cfg)
     payments = {b.id: b.payment for b in cfg.bonds}
     rows = []
     for t in sheet.bonds:
@@ -265,7 +289,8 @@ def term_rows(cfg: Config) -> list[list[str]]:
                      threshold,
                      "never" if t.break_even_fraction is None
                      else f"{percent(t.break_even_fraction)} of target",
-                     money(t.investor_payoff_at_target)])
+                     money(t.investor_payoff_at_target),
+                     *([basis_cell(t)] if shrunk else [])])
     return rows
 
 

@@ -497,7 +497,7 @@ def report_html(ds: xr.Dataset, cfg: Config, figures: Sequence[tuple[ReportFigur
 <h2 id='terms'>Term sheet</h2>
 <p class='note'>At full target (lobsim terms): break-even success is the share of the target
 that must be paid for to return the principal.</p>
-{_table(decision.TERMS_HEAD, decision.term_rows(cfg), text=(1, 2, 7, 8))}
+{_table(decision.terms_head(cfg), decision.term_rows(cfg), text=(1, 2, 7, 8, 10))}
 <h2 id='set-asides'>Department set-asides</h2>
 {set_aside_part}
 <h2 id='control-groups'>Control groups</h2>
