@@ -119,6 +119,8 @@ class Bonds(NamedTuple):
     grid_amount: np.ndarray  #: (B, G) payment of each grid step
     dated: np.ndarray  #: (B,) pays at several dates: its slots are in Outputs.dated_payment
     slot: np.ndarray  #: (B,) first slot of a dated bond (0 otherwise)
+    pool: np.ndarray  #: (B,) the bond's pooled basket, numbered from 0 (-1: measured alone)
+    pool_target: np.ndarray  #: (B,) summed target of the bond's pool (0 if none)
 
 
 class Measurements(NamedTuple):

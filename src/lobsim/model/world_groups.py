@@ -271,7 +271,9 @@ def build_bonds(cfg: Config, areas: AreaTable, data: dict[str, OutcomeData],
         maturity_year=np.array([math.ceil(b.maturity) - 1 for b in bonds], np.int64),
         cap_group=np.array([group_of.get(b.id, -1) for b in bonds], np.int64),
         ngrid=np.array([len(b.payment.grid) for b in bonds], np.int64),
-        grid_performance=grid_perf, grid_amount=grid_amount, dated=dated, slot=slot)
+        grid_performance=grid_perf, grid_amount=grid_amount, dated=dated, slot=slot,
+        # pooled baskets are set by lobsim.model.basket.pooled_terms once members are known
+        pool=np.full(n_b, -1, np.int64), pool_target=np.zeros(n_b))
 
 
 def _relapse(cfg: Config, bond: Bond, horizon: float, smax: int) -> np.ndarray:
