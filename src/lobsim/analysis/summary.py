@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from lobsim.analysis import power, stats, tables
+from lobsim.analysis import pooling, power, stats, tables
 from lobsim.analysis.returns import irr_expected_flows
 from lobsim.analysis.stats import mean_se
 from lobsim.jsonio import number
@@ -76,7 +76,9 @@ def summarize(ds: xr.Dataset) -> xr.Dataset:
         payment) at ``level``; per bond the expected overpayment and the
         provider's shortfall (probability, units, value; lobsim.model.shortfall),
         per basket their sums over its bonds and its lowest signal-to-noise
-        (:func:`basket_bond_sums`);
+        (:func:`basket_bond_sums`), and a pooled basket's own signal-to-noise
+        (``basket_pooled_signal_to_noise``, :mod:`lobsim.analysis.pooling`; NaN
+        for the baskets measured separately, absent if none is pooled);
         per holding of an investor class (dimension ``holding``, if the run
         has investor classes) pre- and after-tax E[IRR], default-adjusted
         returns and loss probabilities (:func:`add_holding_stats`); per
@@ -107,8 +109,9 @@ def summarize(ds: xr.Dataset) -> xr.Dataset:
     data["rmspe"] = (("bond",), ds.rmspe.values)
     # docs/model.md section 6.10: target over the sd of measured units under no effect
     noise = ds.prediction_error.std("scenario").values
-    with np.errstate(divide="ignore"):  # verified outcomes have no noise: infinite
-        data["signal_to_noise"] = (("bond",), ds.target_units.values / noise)
+    data["signal_to_noise"] = (("bond",), power.signal_to_noise(ds.target_units.values, noise))
+    if pooling.is_pooled(ds).any():  # docs/model.md section 6.12
+        data["basket_pooled_signal_to_noise"] = (("basket",), pooling.pooled_signal_to_noise(ds))
     # evaluation power (lobsim.analysis.power, docs/model.md section 6.11)
     mde = power.minimum_detectable_effect(ds.prediction_error, w)
     data["minimum_detectable_effect"] = (("bond",), mde)
@@ -176,6 +179,8 @@ STATISTICS: dict[str, tuple[str, str]] = {
                                            "with 80% power (q95 - q20 of the prediction error)"),
     "minimum_detectable_effect_share": ("1", "minimum detectable effect as a share of the "
                                              "target units"),
+    "pooled_signal_to_noise": ("1", "pooled signal/noise: the summed target over the sd of "
+                                    "the summed prediction error of a pooled basket"),
     "lowest_signal_to_noise": ("1", "lowest signal/noise of the member bonds (the "
                                     "noisiest bond's)"),
     "department_payment_mean": (MONEY, "department's mean payment in the year"),

@@ -160,6 +160,27 @@ def measure(series: Series, bonds: Bonds, measurements: Measurements, b: int, i:
     return meas, err, bool(meas >= 100.0 * thr)
 
 
+def pooled_basis(series: Series, bonds: Bonds, measurements: Measurements, b: int, i: int,
+                 measured: np.ndarray, xs: np.ndarray) -> tuple[float, bool]:
+    """(basis, threshold reached) of pooled bond ``b`` at measurement ``i``, from
+    every bond's measured units ``measured`` (B,) at that measurement: the pool's
+    summed measured units over its summed target, times the bond's target; the
+    threshold as :func:`measure` sets it, on the basis."""
+    members = bonds.pool == bonds.pool[b]
+    performance = measured[members].sum() / bonds.target[members].sum()
+    basis = float(bonds.target[b] * performance)
+    thr = measurements.threshold[b, i]
+    count = bonds.kind[b] == KIND_COUNT
+    if bonds.verified[b]:
+        return basis, bool(basis >= thr * (bonds.base_level[b] if count else 100.0))
+    if not count:
+        return basis, bool(basis >= 100.0 * thr)
+    k = int(bonds.ndonors[b])
+    donors = xs[measurements.donor_state[b, i, :k]]
+    predicted = bonds.base_level[b] * math.exp(float(np.dot(bonds.weight[b, :k], donors)))
+    return basis, bool(basis >= thr * predicted)
+
+
 def payment(bonds: Bonds, measurements: Measurements, payments: Payments, b: int, i: int,
             meas: float, reached: bool, paid: float, cash: float,
             group_paid: np.ndarray) -> tuple[float, float, float, np.ndarray]:

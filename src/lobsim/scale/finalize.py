@@ -183,8 +183,8 @@ class Finalizer:
         data["basket_irr_expected_flows"] = (("basket",), basket_flows)
         data["rmspe"] = (("bond",), tpl.rmspe.values)
         _, _, noise = self.moments("bond.prediction_error")
-        with np.errstate(divide="ignore"):
-            data["signal_to_noise"] = (("bond",), tpl.target_units.values / noise)
+        data["signal_to_noise"] = (("bond",), power.signal_to_noise(tpl.target_units.values,
+                                                                     noise))
         # the MDE from the error's histogram quantiles: within the histograms' bound
         q, _ = self.quantiles("bond.prediction_error", power.LEVELS)
         mde = power.from_quantiles(q[0], q[1])
