@@ -20,6 +20,7 @@ import lobsim
 from lobsim.analysis import pooling, summary
 from lobsim.errors import ConfigError
 from lobsim.model.world import build_world
+from lobsim.report.html import write_report
 from worlds import bond_dict, config_dict, make_universe, parse
 
 #: area-specific states and measurement noise only: no national or regional factor,
@@ -167,3 +168,22 @@ def test_measurement_must_be_a_known_rule(tmp_path: Path) -> None:
     doc = _basket_doc(tmp_path, _bonds(), [{"id": "p", "bonds": ["b0"], "measurement": "joint"}])
     with pytest.raises(ConfigError, match=r"baskets\[0\]\.measurement.*'separate', 'pooled'"):
         parse(doc)
+
+
+def test_summary_and_report_show_the_pooled_basket(tmp_path: Path) -> None:
+    cfg = _world(tmp_path, shared=False, scenarios=1000)
+    ds = lobsim.simulate(cfg, seed=2)
+    s = summary.summarize(ds)
+    text = summary.format_summary(s)
+    lines = text.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("Pooled measurement"))
+    row = next(line for line in lines[at:] if line.startswith("pool "))
+    pooled, lowest = (float(x) for x in row.split()[1:3])
+    assert pooled == pytest.approx(float(s.basket_pooled_signal_to_noise[0]), abs=0.005)
+    assert pooled > 1.5 * lowest  # four independent bonds: about twice (sqrt 4)
+    d = pooling.diversification(ds, "pool")
+    assert d.noise_per_target.values[-1] < 0.6 * d.noise_per_target.values[0]
+    files = write_report(ds, cfg, tmp_path / "report")
+    assert tmp_path / "report" / "measurement_noise.png" in files
+    page = (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
+    assert "<h2 id='pooled'>Pooled measurement</h2>" in page

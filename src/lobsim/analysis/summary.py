@@ -409,6 +409,7 @@ def format_summary(s: xr.Dataset) -> str:
     lines += ["", "Baskets"]
     lines += _investor_table(s, "basket", "basket_")
     lines += _structure_lines(s)
+    lines += pooled_lines(s)
     if "holding" in s.dims:
         lines += ["", "Investor classes (rows: class:instrument, the id of an "
                       "[[investor_classes]] entry, e.g. sitr for Social Investment Tax Relief, "
@@ -540,6 +541,18 @@ def basket_bond_sums(out: xr.Dataset, member: np.ndarray) -> dict[str, Any]:
     snr = np.where(m, out.signal_to_noise.values[None, :], np.inf)
     data["basket_lowest_signal_to_noise"] = (("basket",), snr.min(axis=1, initial=np.inf))
     return data
+
+
+def pooled_lines(s: xr.Dataset) -> list[str]:
+    """Terminal lines: each pooled basket's signal-to-noise against its noisiest
+    bond's (docs/model.md section 6.12); none if no basket is pooled."""
+    if "basket_pooled_signal_to_noise" not in s:
+        return []
+    pooled = s.basket_pooled_signal_to_noise.values
+    rows = [[str(key), f"{pooled[i]:.2f}", f"{float(s.basket_lowest_signal_to_noise[i]):.2f}"]
+            for i, key in enumerate(s.basket.values.tolist()) if np.isfinite(pooled[i])]
+    return ["", "Pooled measurement (the basket paid on its bonds' summed measured units)",
+            *tables.render(["basket", "pooled signal/noise", "lowest bond signal/noise"], rows)]
 
 
 def _structure_lines(s: xr.Dataset) -> list[str]:
