@@ -285,7 +285,7 @@ class _Model:
                              + (u - d.area_state[a]))
                 noise[oid] = rng.standard_normal(u.shape)
             seen = {}  # bond -> (measured units, what its threshold is a share of)
-            for i, j in due:
+            for i, _ in due:
                 b = bonds[i]
                 o = self.outcomes[b.outcome]
                 sig = o.proc.measurement_sigma

@@ -18,9 +18,11 @@ from hypothesis import strategies as st
 
 import lobsim
 from lobsim.analysis import pooling, summary
+from lobsim.analysis.sweep import sweep
 from lobsim.errors import ConfigError
 from lobsim.model.world import build_world
 from lobsim.report.html import write_report
+from toml_doc import dumps
 from worlds import bond_dict, config_dict, make_universe, parse
 
 #: area-specific states and measurement noise only: no national or regional factor,
@@ -187,3 +189,20 @@ def test_summary_and_report_show_the_pooled_basket(tmp_path: Path) -> None:
     assert tmp_path / "report" / "measurement_noise.png" in files
     page = (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
     assert "<h2 id='pooled'>Pooled measurement</h2>" in page
+
+
+def test_sweep_compares_separate_and_pooled(tmp_path: Path) -> None:
+    """``lobsim sweep CONFIG --set baskets[0].measurement=separate,pooled``: common random
+    numbers, so the bonds' true units and measurements are the same at both points and
+    only their payments move."""
+    u = make_universe(tmp_path, 2 * N_BONDS)
+    bonds = [bond_dict(f"b{i}", u.ids[i], donor_areas=[u.ids[N_BONDS + i]])
+             for i in range(N_BONDS)]
+    doc = config_dict(u, bonds, process=NOISY, scenarios=1000,
+                      baskets=[{"id": "pool", "bonds": [b["id"] for b in bonds]}])
+    path = tmp_path / "pool.toml"
+    path.write_text(dumps(doc), encoding="utf-8")
+    s = sweep(path, [("baskets[0].measurement", ["separate", "pooled"])])
+    np.testing.assert_array_equal(s.signal_to_noise.values[0], s.signal_to_noise.values[1])
+    separate, pooled = s.basket_default_probability.sel(basket="pool").values
+    assert separate != pooled
