@@ -8,6 +8,7 @@ the config's rules are checked with clear errors.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import lobsim
 from lobsim.analysis import pooling, summary
 from lobsim.analysis.sweep import sweep
 from lobsim.errors import ConfigError
+from lobsim.model.derive import derive
 from lobsim.model.world import build_world
 from lobsim.report.html import write_report
 from toml_doc import dumps
@@ -206,3 +208,18 @@ def test_sweep_compares_separate_and_pooled(tmp_path: Path) -> None:
     np.testing.assert_array_equal(s.signal_to_noise.values[0], s.signal_to_noise.values[1])
     separate, pooled = s.basket_default_probability.sel(basket="pool").values
     assert separate != pooled
+
+
+def test_tail_risk_keeps_the_pooled_measurement(tmp_path: Path) -> None:
+    """The tail analyses rebuild a config around one basket: they keep its measurement
+    and the config's other pooled baskets (they decide what their bonds are paid)."""
+    from lobsim.analysis.risk import _one_basket
+
+    cfg = _world(tmp_path, shared=False, scenarios=500)
+    cfg = derive(cfg, baskets=(*cfg.baskets, dataclasses.replace(
+        cfg.baskets[0], id="all", measurement="separate")))
+    one, _ = _one_basket(cfg, "pool")
+    assert [(k.id, k.measurement) for k in one.baskets] == [("pool", "pooled")]
+    other, _ = _one_basket(cfg, "all")
+    assert [(k.id, k.measurement) for k in other.baskets] == [("all", "separate"),
+                                                              ("pool", "pooled")]
