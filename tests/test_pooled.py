@@ -223,3 +223,17 @@ def test_tail_risk_keeps_the_pooled_measurement(tmp_path: Path) -> None:
     other, _ = _one_basket(cfg, "all")
     assert [(k.id, k.measurement) for k in other.baskets] == [("all", "separate"),
                                                               ("pool", "pooled")]
+
+
+def test_streaming_summary_has_the_pooled_signal_to_noise(tmp_path: Path) -> None:
+    from lobsim.scale import streaming
+
+    ds = lobsim.simulate(_world(tmp_path, shared=False, scenarios=1000), seed=4)
+    plan = streaming.Plan.from_template(ds, ds.sizes["scenario"], 300)
+    acc = streaming.Accumulator(plan)
+    for b, lo in enumerate(range(0, ds.sizes["scenario"], 300)):
+        acc.add_block(b, ds.isel(scenario=slice(lo, lo + 300)))
+    got = acc.summary().basket_pooled_signal_to_noise.values
+    # exact sums against numpy's float sums: rounding only (tests/test_scale.py)
+    np.testing.assert_allclose(got, summary.summarize(ds).basket_pooled_signal_to_noise.values,
+                               rtol=1e-10)

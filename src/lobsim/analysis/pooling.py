@@ -28,25 +28,33 @@ def is_pooled(ds: xr.Dataset) -> np.ndarray:
     return np.asarray(ds.basket_measurement.values == POOLED)
 
 
+def summed_errors(prediction_error: np.ndarray, member: np.ndarray) -> np.ndarray:
+    """(scenarios, baskets): each basket's members' prediction errors summed, from
+    (scenarios, bonds) errors and a (baskets, bonds) membership (the streaming
+    summary sums a block's kernel outputs with it)."""
+    return np.nan_to_num(prediction_error) @ np.asarray(member, float).T
+
+
 def pooled_prediction_error(ds: xr.Dataset) -> xr.DataArray:
     """(scenario, basket) the sum of each basket's members' prediction errors.
 
     What a pooled basket measures at maturity with no true effect, in outcome
     units (meaningful for a basket of one outcome kind: a pooled one).
     """
-    member = ds.basket_member.astype(float)
-    err = ds.prediction_error.fillna(0.0) @ member.transpose("bond", "basket")
+    err = xr.DataArray(summed_errors(ds.prediction_error.transpose("scenario", "bond").values,
+                                     ds.basket_member.values),
+                       dims=("scenario", "basket"), coords={"basket": ds.basket.values})
     return err.rename("pooled_prediction_error").assign_attrs(
         units=ds.prediction_error.attrs.get("units", ""),
         long_name="sum of the members' units measured at maturity with no true effect")
 
 
-def pooled_signal_to_noise(ds: xr.Dataset) -> np.ndarray:
-    """(basket,) the summed target over the sd of :func:`pooled_prediction_error`;
-    NaN for a basket measured separately."""
-    member = ds.basket_member.values.astype(float)
-    target = member @ ds.target_units.values
-    sd = pooled_prediction_error(ds).std("scenario").transpose("basket").values
+def pooled_signal_to_noise(ds: xr.Dataset, sd: np.ndarray | None = None) -> np.ndarray:
+    """(basket,) the summed target over the sd of :func:`pooled_prediction_error`
+    (``sd``, if given: the streaming summary's); NaN for a basket measured separately."""
+    target = ds.basket_member.values.astype(float) @ ds.target_units.values
+    if sd is None:
+        sd = pooled_prediction_error(ds).std("scenario").values
     return np.where(is_pooled(ds), power.signal_to_noise(target, sd), np.nan)
 
 
