@@ -175,10 +175,6 @@ def label(world: World, cfg: Config, outputs: Outputs, *, seed: int,
         "start": ("bond", np.array([b.start for b in bonds]), {"units": "years after base"}),
         "maturity": ("bond", np.array([b.maturity for b in bonds]), {"units": "years after base"}),
         "basket_principal": ("basket", basket_principal, money),
-        # docs/model.md section 6.12: "separate" or "pooled" (lobsim.analysis.pooling)
-        "basket_measurement": ("basket", np.array(
-            [cfg.basket(k).measurement if cfg.baskets else "separate" for k in world.baskets],
-            str)),
         # the slots of dated_payment: a bond's measurements, then its coupons
         "payment_bond": ("payment", np.array([bonds[int(i)].id for i in world.slot_bond], str)),
         "payment_time": ("payment", world.slot_time, {"units": "years after base"}),
@@ -189,6 +185,11 @@ def label(world: World, cfg: Config, outputs: Outputs, *, seed: int,
         "time": ("time", world.times, {"units": "years after base",
                                        "long_name": "cash-flow dates (starts and measurements)"}),
     }
+    if (world.arrays.bonds.pool >= 0).any():
+        # docs/model.md section 6.12: "separate" or "pooled" (lobsim.analysis.pooling);
+        # absent from runs without a pooled basket, whose baskets are all separate
+        coords["basket_measurement"] = ("basket", np.array(
+            [cfg.basket(k).measurement for k in world.baskets], str))
     # baskets, tranches and risk contributions (lobsim.model.basket, .waterfall, .risk)
     data["basket_member"] = (("basket", "bond"), world.basket_members.astype(np.bool_),
                              {"long_name": "bond belongs to basket"})
