@@ -29,7 +29,8 @@ random numbers:
   measurement dates, on the measured units or, for a bond on the shrunk
   basis, on ``k x measured + (1 - k) x prior`` with the world's ``k`` and
   prior (terms of the contract, fixed at signing), and the investors'
-  payment and default indicator.
+  payment and default indicator; a pooled basket's bonds paid on
+  ``target x`` the basket's summed measured units over its summed target.
 
 It reproduces per-bond outputs only (no departments, savings or baskets).
 
@@ -177,6 +178,12 @@ class _Model:
         self.providers = list(dict.fromkeys(b.provider for b in self.bonds))
         self.origin = {p: min(b.start for b in self.bonds if b.provider == p)
                        for p in self.providers}
+        # pooled baskets (measured together, all due at the same dates): bond -> its pool
+        self.pool_of: dict[int, list[int]] = {}
+        for k, basket in enumerate(cfg.baskets):
+            if basket.measurement == "pooled":
+                members = np.flatnonzero(world.basket_members[k]).tolist()
+                self.pool_of.update({i: members for i in members})
 
     def _touch(self, cfg: Config, areas, data_ppy: int, outcome: str, area: int) -> int:
         key = (outcome, area)
@@ -282,7 +289,8 @@ class _Model:
                              + o.gamma * (g - g0)[:, o.s_region]
                              + (u - d.area_state[a]))
                 noise[oid] = rng.standard_normal(u.shape)
-            for i, j in due:
+            seen = {}  # bond -> (measured units, what its threshold is a share of)
+            for i, _ in due:
                 b = bonds[i]
                 o = self.outcomes[b.outcome]
                 sig = o.proc.measurement_sigma
@@ -300,23 +308,32 @@ class _Model:
                 if b.control.weights == "verified":
                     # a rate card: the true units are measured, against no comparison
                     m = e_t.copy()
-                    per_share = math.exp(o.data.log_base[o.areas[s]]) if count else 100.0
+                    per = math.exp(o.data.log_base[o.areas[s]]) if count else 100.0
                 elif count:
                     y_obs = (y_nat - np.minimum(e_t, y_nat)) * y_obs_noise
                     m = yhat - y_obs
-                    per_share = yhat
+                    per = yhat
                 else:
                     y_obs = y_nat * (1.0 - np.minimum(e_t, 100.0) / 100.0) * y_obs_noise
                     m = 100.0 * (yhat - y_obs) / yhat
-                    per_share = 100.0
+                    per = 100.0
                 meas[:, i] = m
+                seen[i] = (m, per)
+            for i, j in due:
+                b = bonds[i]
+                m, per = seen[i]
+                members = self.pool_of.get(i)
+                if members is not None:
+                    # pooled: paid on target x the pool's summed measured over summed target
+                    total = sum(seen[q][0] for q in members)
+                    m = b.target_units * total / sum(bonds[q].target_units for q in members)
                 pay = b.payment
-                if pay.basis == "shrunk":
+                if members is None and pay.basis == "shrunk":
                     # paid on k x measured + (1 - k) x prior, k and prior fixed at signing
                     # (lobsim.model.shrinkage, as the world holds them)
                     ks = self.shrink_k[i]
                     m = ks * m + (1.0 - ks) * self.prior[i, j]
-                improvement = m / per_share
+                improvement = m / per
                 if pay.mechanism == "binary":
                     hit = m >= pay.trigger * b.target_units
                     paid[:, i] = np.where(hit, b.target_units, paid[:, i])

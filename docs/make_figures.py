@@ -6,10 +6,14 @@ Run from the repository root: ``.venv/bin/python docs/make_figures.py``
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+
+from matplotlib.figure import Figure
 
 from lobsim import load_config, simulate
 from lobsim.analysis.risk import risk_contributions
+from lobsim.model.config import Basket
 from lobsim.model.realdata import resolve_data_path
 from lobsim.report import plot, studies
 from lobsim.validation import backtest
@@ -18,6 +22,20 @@ from lobsim.validation.universe_file import read_universe
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "figures"
 DPI = 80
+
+
+def pooled_noise() -> Figure:
+    """The noisy basket demo's claimants bonds paid per unit at their commonest dates,
+    pooled in one basket (docs/model.md section 6.13; tools/pooled_basket.py)."""
+    cfg = load_config(ROOT / "configs" / "basket_demo_noisy.toml")
+    groups: dict[tuple[float, ...], list[str]] = {}
+    for b in cfg.bonds:
+        if b.outcome == "claimants" and b.payment.mechanism in ("per_unit", "threshold"):
+            groups.setdefault(tuple(m.at for m in b.payment.measurements), []).append(b.id)
+    pool = Basket(id="claimants", name="claimants", bonds=tuple(max(groups.values(), key=len)),
+                  where=None, risk_band=None, tranches=(), guarantee=None, measurement="pooled")
+    ds = simulate(dataclasses.replace(cfg, baskets=(pool,)), scenarios=20_000)
+    return plot.figure_of(plot.measurement_noise(ds, "claimants"))
 
 
 def main() -> None:
@@ -42,6 +60,7 @@ def main() -> None:
     universe = read_universe(resolve_data_path("lobsim:gm/universe.toml"))
     model = backtest.simulate_placebos(universe, replicates=5, seed=1, **design)
     figures["placebo_qq"] = studies.placebo_qq(real, {"pooled": model})
+    figures["measurement_noise"] = pooled_noise()
 
     for name, fig in figures.items():
         plot.save(fig, OUT / f"{name}.png", dpi=DPI)

@@ -149,3 +149,20 @@ def test_moments_reduced_column_block_by_column_block_are_those_of_the_matrix():
     for a, b in zip(whole, parts, strict=True):
         assert a.tobytes() == b.tobytes()
     assert whole[2][2, 0] == 1 and whole[2][4, 1] == 1 and whole[2][6, 3] == 1
+
+
+def test_series_of_a_pooled_basket_are_those_of_the_labelled_block(tmp_path):
+    """A pooled basket adds its summed prediction error (its signal-to-noise)."""
+    u = make_universe(tmp_path, 8, base=20_000.0)
+    bonds = [bond_dict(f"b{i}", u.ids[i], target=100.0, donor_areas=[u.ids[4 + i]])
+             for i in range(3)]
+    doc = config_dict(u, bonds, process={"national_phi": 0.8, "national_sigma": 0.02,
+                                         "regional_phi": 0.7, "regional_sigma": 0.02,
+                                         "area_phi": 0.6, "area_sigma": 0.03,
+                                         "measurement_sigma": 0.01},
+                      baskets=[{"id": "pool", "bonds": ["b0", "b1"], "measurement": "pooled"},
+                               {"id": "all", "bonds": ["b0", "b1", "b2"]}])
+    cfg = parse(doc)
+    _, _, _, _, plan, _ = _run_parts(cfg, 1)
+    assert "basket.pooled_prediction_error" in plan.moments.offsets
+    _assert_same_series(cfg, 2)

@@ -218,6 +218,31 @@ def test_measure_and_pay(world: World, seed: int) -> None:
 
 
 @pytest.mark.parametrize("seed", SEEDS)
+def test_pooled_basis(world: World, seed: int) -> None:
+    """A pooled bond's basis and threshold (engine.pooled_basis, from the pool sums
+    engine.pooled_sums accumulates) against the twin's, from every bond's measurement."""
+    rng = np.random.default_rng(seed)
+    w = perturbed(world, rng)
+    bonds = w.arrays.bonds
+    pool = rng.integers(-1, 2, bonds.start.size)
+    bonds = bonds._replace(pool=pool, pool_target=np.array(
+        [bonds.target[pool == p].sum() if p >= 0 else 0.0 for p in pool]))
+    a = w.derive(bonds=bonds).arrays
+    xs = scenario(w, seed)[2]
+    for i in range(int(a.bonds.nmeas.min())):
+        measured = rng.uniform(-0.5, 1.5, bonds.start.size) * bonds.target
+        psum = np.zeros((2, a.measurements.time.shape[1]))
+        for b in np.flatnonzero(pool >= 0):
+            psum[pool[b], i] += measured[b]
+        for b in np.flatnonzero(pool >= 0):
+            got = engine.pooled_basis(a.bonds, a.measurements, b, i, psum, xs)
+            want = twins.pooled_basis(a.series, a.bonds, a.measurements, b, i, measured, xs)
+            # the pool's sum in bond order here, numpy's pairwise order there
+            assert got[0] == pytest.approx(want[0], rel=REL, abs=REL * bonds.target[b])
+            assert got[1] == want[1]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
 def test_bond_irr(seed: int) -> None:
     rng = np.random.default_rng(seed)
     for n_pay in (1, 2, 5):

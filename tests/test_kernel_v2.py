@@ -27,7 +27,9 @@ GM ward bond: count and percent outcomes, binary, schedule and per unit
 payments, caps, cap groups, coupons, dated bonds, relapse, ramps) and each
 with its bond terms perturbed at random (every mechanism x kind, verified
 outcomes, cap groups, shrunk payment bases: tests/test_kernel_phases.perturbed),
-an importance-sampling tilt and providers that fail; and Birmingham on the
+an importance-sampling tilt and providers that fail; each with its bonds
+pooled at random (pooled basket measurement, docs/model.md section 6.13: a
+pre-pass measures every pool before any bond is paid); and Birmingham on the
 shrunk basis as lobsim fixes it at signing. Block sizes 1, 63, 64, 65 and 130
 (not multiples of the chunk: a last, partial chunk).
 """
@@ -105,11 +107,21 @@ def _exact_kernel() -> types.ModuleType:
 EXACT = _exact_kernel()
 
 
+def pooled(world: World, rng: np.random.Generator, n_pools: int = 2) -> World:
+    """``world`` with its bonds in ``n_pools`` pools at random (about a third alone)."""
+    bonds = world.arrays.bonds
+    pool = rng.integers(-1, n_pools, bonds.start.size)
+    total = {p: bonds.target[pool == p].sum() for p in range(n_pools)}
+    return world.derive(bonds=bonds._replace(
+        pool=pool, pool_target=np.array([total.get(p, 0.0) for p in pool])))
+
+
 def _worlds() -> list[tuple[str, World]]:
     found = []
     for name in CONFIGS:
         world = build_world(load_config(ROOT / "configs" / f"{name}.toml"))
         found.append((name, world))
+        found.append((f"{name}-pooled", pooled(world, np.random.default_rng(100 + len(found)))))
         rng = np.random.default_rng(len(found))
         for v in range(2):
             w = perturbed(world, rng)
@@ -118,6 +130,7 @@ def _worlds() -> list[tuple[str, World]]:
             found.append((f"{name}-perturbed{v}", w.derive(programme=p._replace(
                 tilt_global=float(rng.normal()), tilt_type=rng.normal(size=p.n_types),
                 hazard=np.where(fails, rng.uniform(0.05, 0.4, p.hazard.size), 0.0)))))
+        found.append((f"{name}-perturbed-pooled", pooled(found[-1][1], rng)))
     # a bond on the shrunk payment basis as lobsim fixes it at signing (k, prior)
     found.append(("birmingham_jsa-shrunk", build_world(load_config(
         ROOT / "configs" / "birmingham_jsa.toml",
@@ -200,3 +213,18 @@ def test_production_runs_the_chunked_kernel() -> None:
     ref_gen = allocate_outputs(world, n)
     engine.simulate_block(block_generator(4, 0), n, *world.arrays, ref_gen)
     assert not np.array_equal(_bits(ref_gen.measured_units), _bits(via_rows.measured_units))
+
+
+def test_pooling_changes_payments_not_measurements() -> None:
+    """A pooled bond measures what it measured alone (its own control group) and
+    is paid on the pool's performance: the payments move, the measurements not."""
+    (name, alone), (pooled_name, pool) = WORLDS[0], WORLDS[1]
+    assert (name, pooled_name) == ("basket_demo", "basket_demo-pooled")
+    n = 130
+    a, _ = _run(chunked, alone, n, 5)
+    b, _ = _run(chunked, pool, n, 5)
+    for field in ("true_units", "measured_units", "prediction_error", "department_saving"):
+        np.testing.assert_array_equal(getattr(b, field), getattr(a, field), err_msg=field)
+    members = pool.arrays.bonds.pool >= 0
+    assert not np.array_equal(a.paid_units[:, members], b.paid_units[:, members])
+    np.testing.assert_array_equal(a.paid_units[:, ~members], b.paid_units[:, ~members])

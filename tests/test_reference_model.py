@@ -22,7 +22,7 @@ import pytest
 
 from lobsim import load_config
 from lobsim.model.blocks import run_blocks
-from lobsim.model.config import Bond, Config
+from lobsim.model.config import Basket, Bond, Config
 from lobsim.model.world import build_world
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,6 +92,19 @@ def _shrunk(cfg: Config) -> Config:
         for b in cfg.bonds))
 
 
+def _pooled(cfg: Config) -> Config:
+    """The basket demo's claimants bonds paid per measured unit at its commonest
+    measurement dates, in one pooled basket (docs/model.md section 6.13)."""
+    groups: dict[tuple[float, ...], list[Bond]] = {}
+    for b in cfg.bonds:
+        if b.outcome == "claimants" and b.payment.mechanism in ("per_unit", "threshold"):
+            groups.setdefault(tuple(m.at for m in b.payment.measurements), []).append(b)
+    members = tuple(max(groups.values(), key=len))
+    pool = Basket(id="pool", name="pool", bonds=tuple(b.id for b in members), where=None,
+                  risk_band=None, tranches=(), guarantee=None, measurement="pooled")
+    return dataclasses.replace(cfg, bonds=members, baskets=(pool,))
+
+
 CASES: dict[str, tuple[Callable[[Path], Config], str]] = {
     "birmingham-monthly": (lambda _: load_config(ROOT / "configs" / "birmingham_jsa.toml"),
                            "month"),
@@ -102,6 +115,8 @@ CASES: dict[str, tuple[Callable[[Path], Config], str]] = {
     "basket-subset-shrunk-yearly": (
         lambda _: _shrunk(_mixed_subset(load_config(ROOT / "configs" / "basket_demo.toml"))),
         "year"),
+    "basket-pooled-monthly": (
+        lambda _: _pooled(load_config(ROOT / "configs" / "basket_demo.toml")), "month"),
 }
 
 

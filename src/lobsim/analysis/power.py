@@ -62,3 +62,12 @@ def share(mde: Any, target: Any) -> np.ndarray:
     """MDE as a share of the target (``inf`` for a zero target with a positive MDE)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.asarray(mde, float) / np.asarray(target, float)
+
+
+def signal_to_noise(target: Any, noise_sd: Any) -> np.ndarray:
+    """Signal-to-noise (docs/model.md section 6.10): target units over the sd of the
+    prediction error (what is measured with no true effect), elementwise; ``inf``
+    for a bond with no noise (verified outcomes). The one definition: bonds,
+    pooled baskets and the streaming summary all use it."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(target, float) / np.asarray(noise_sd, float)

@@ -203,10 +203,13 @@ def solve_loading(cfg: Config, *, target_irr: float | None = None,
     subject, members = _members(cfg, bond, basket)
     ids = frozenset(b.id for b in members)
     principal = math.fsum(b.principal for b in members)
-    # one basket of just the priced bonds: the kernel aggregates its cash flows
+    # one basket of just the priced bonds: the kernel aggregates its cash flows; the
+    # config's other pooled baskets stay, since they decide what their bonds are paid
+    measurement = "separate" if basket is None else cfg.basket(basket).measurement
     one = Basket(id="priced", name=subject, bonds=tuple(b.id for b in members), where=None,
-                 risk_band=None, tranches=(), guarantee=None)
-    base = derive(cfg, baskets=(one,))
+                 risk_band=None, tranches=(), guarantee=None, measurement=measurement)
+    pooled = tuple(k for k in cfg.baskets if k.measurement == "pooled" and k.id != basket)
+    base = derive(cfg, baskets=(one, *pooled))
     single = len(members) == 1
     index = [b.id for b in cfg.bonds].index(members[0].id)
 

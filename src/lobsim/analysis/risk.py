@@ -213,7 +213,8 @@ def pilot_seed(seed: int) -> int:
 
 
 def _one_basket(cfg: Config, basket: str | None) -> tuple[Config, str]:
-    """``cfg`` reduced to one basket (risk bands resolved), and its id."""
+    """``cfg`` reduced to one basket (risk bands resolved; the pooled baskets kept
+    after it), and its id."""
     from lobsim.model.screening import resolve_risk_bands
     from lobsim.model.world import build_world
 
@@ -232,9 +233,13 @@ def _one_basket(cfg: Config, basket: str | None) -> tuple[Config, str]:
         if basket not in (None, "all"):
             raise ValueError(f"no basket {basket!r}: the config has no baskets (only 'all')")
         basket, members = "all", tuple(b.id for b in cfg.bonds)
+    # the config's pooled baskets decide what their bonds are paid: they stay, after it
+    given = [k for k in cfg.baskets if k.id == basket]
     one = Basket(id=basket, name=basket, bonds=members, where=None, risk_band=None,
-                 tranches=(), guarantee=None)
-    return derive(cfg, baskets=(one,)), basket
+                 tranches=(), guarantee=None,
+                 measurement=given[0].measurement if given else "separate")
+    pooled = tuple(k for k in cfg.baskets if k.measurement == "pooled" and k.id != basket)
+    return derive(cfg, baskets=(one, *pooled)), basket
 
 
 def cross_entropy_tilt(cfg: Config, basket: str | None = None, level: float = 0.995, *,

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from lobsim.analysis import power, stats, tables
+from lobsim.analysis import pooling, power, stats, tables
 from lobsim.analysis.returns import irr_expected_flows
 from lobsim.analysis.stats import mean_se
 from lobsim.jsonio import number
@@ -76,7 +76,9 @@ def summarize(ds: xr.Dataset) -> xr.Dataset:
         payment) at ``level``; per bond the expected overpayment and the
         provider's shortfall (probability, units, value; lobsim.model.shortfall),
         per basket their sums over its bonds and its lowest signal-to-noise
-        (:func:`basket_bond_sums`);
+        (:func:`basket_bond_sums`), and a pooled basket's own signal-to-noise
+        (``basket_pooled_signal_to_noise``, :mod:`lobsim.analysis.pooling`; NaN
+        for the baskets measured separately, absent if none is pooled);
         per holding of an investor class (dimension ``holding``, if the run
         has investor classes) pre- and after-tax E[IRR], default-adjusted
         returns and loss probabilities (:func:`add_holding_stats`); per
@@ -107,8 +109,9 @@ def summarize(ds: xr.Dataset) -> xr.Dataset:
     data["rmspe"] = (("bond",), ds.rmspe.values)
     # docs/model.md section 6.10: target over the sd of measured units under no effect
     noise = ds.prediction_error.std("scenario").values
-    with np.errstate(divide="ignore"):  # verified outcomes have no noise: infinite
-        data["signal_to_noise"] = (("bond",), ds.target_units.values / noise)
+    data["signal_to_noise"] = (("bond",), power.signal_to_noise(ds.target_units.values, noise))
+    if pooling.is_pooled(ds).any():  # docs/model.md section 6.13
+        data["basket_pooled_signal_to_noise"] = (("basket",), pooling.pooled_signal_to_noise(ds))
     # evaluation power (lobsim.analysis.power, docs/model.md section 6.11)
     mde = power.minimum_detectable_effect(ds.prediction_error, w)
     data["minimum_detectable_effect"] = (("bond",), mde)
@@ -176,6 +179,8 @@ STATISTICS: dict[str, tuple[str, str]] = {
                                            "with 80% power (q95 - q20 of the prediction error)"),
     "minimum_detectable_effect_share": ("1", "minimum detectable effect as a share of the "
                                              "target units"),
+    "pooled_signal_to_noise": ("1", "pooled signal/noise: the summed target over the sd of "
+                                    "the summed prediction error of a pooled basket"),
     "lowest_signal_to_noise": ("1", "lowest signal/noise of the member bonds (the "
                                     "noisiest bond's)"),
     "department_payment_mean": (MONEY, "department's mean payment in the year"),
@@ -404,6 +409,7 @@ def format_summary(s: xr.Dataset) -> str:
     lines += ["", "Baskets"]
     lines += _investor_table(s, "basket", "basket_")
     lines += _structure_lines(s)
+    lines += pooled_lines(s)
     if "holding" in s.dims:
         lines += ["", "Investor classes (rows: class:instrument, the id of an "
                       "[[investor_classes]] entry, e.g. sitr for Social Investment Tax Relief, "
@@ -535,6 +541,18 @@ def basket_bond_sums(out: xr.Dataset, member: np.ndarray) -> dict[str, Any]:
     snr = np.where(m, out.signal_to_noise.values[None, :], np.inf)
     data["basket_lowest_signal_to_noise"] = (("basket",), snr.min(axis=1, initial=np.inf))
     return data
+
+
+def pooled_lines(s: xr.Dataset) -> list[str]:
+    """Terminal lines: each pooled basket's signal-to-noise against its noisiest
+    bond's (docs/model.md section 6.13); none if no basket is pooled."""
+    if "basket_pooled_signal_to_noise" not in s:
+        return []
+    pooled = s.basket_pooled_signal_to_noise.values
+    rows = [[str(key), f"{pooled[i]:.2f}", f"{float(s.basket_lowest_signal_to_noise[i]):.2f}"]
+            for i, key in enumerate(s.basket.values.tolist()) if np.isfinite(pooled[i])]
+    return ["", "Pooled measurement (the basket paid on its bonds' summed measured units)",
+            *tables.render(["basket", "pooled signal/noise", "lowest bond signal/noise"], rows)]
 
 
 def _structure_lines(s: xr.Dataset) -> list[str]:

@@ -33,6 +33,8 @@ from lobsim.kernels.chunked_bonds import (
     maturity_savings_chunk,
     measure_chunk,
     payment_chunk,
+    pooled_basis_chunk,
+    pooled_sums_chunk,
     savings_chunk,
     shrunk_chunk,
     true_effect,
@@ -261,6 +263,12 @@ def simulate_block(gen, n, factors, series, programme, bonds, measurements, savi
     sv_dense = dense_savings(savings, n_dep)
     dsav = np.zeros((n_dep * n_years, CHUNK))
     dpay = np.zeros((n_dep * n_years, CHUNK))
+    # pooled baskets: each pool's summed measured units (pool x measurement) and
+    # the basis a pooled member is paid on
+    n_pools = 0
+    for b in range(n_b):
+        n_pools = max(n_pools, bonds.pool[b] + 1)
+    psum = np.zeros((max(n_pools, 1) * m_max, CHUNK))
 
     for r0 in range(0, n, CHUNK):
         m = min(CHUNK, n - r0)
@@ -269,6 +277,9 @@ def simulate_block(gen, n, factors, series, programme, bonds, measurements, savi
         c = series_chunk(series, factors, fac, z, c, m, xs, es)
         ctype = programme_chunk(programme, z, c, m, zglob, logw)
         c = ctype + programme.n_types
+        if n_pools > 0:
+            pooled_sums_chunk(programme, series, bonds, measurements, z, ctype, zglob, fail, xs,
+                              es, m, scale, stop, full, e_t, lc, meas, err, reached, psum)
         for b in range(n_b):
             copula_share(programme, bonds, b, z, ctype, c, zglob, m, scale)
             c += 1
@@ -281,15 +292,20 @@ def simulate_block(gen, n, factors, series, programme, bonds, measurements, savi
                 meas[j] = 0.0
                 err[j] = 0.0
             nm = bonds.nmeas[b]
+            # a pooled or shrunk bond pays on ``basis``, the others on the measurement
+            # (a bond is never both: model/world.py refuses it)
+            pooled = bonds.pool[b] >= 0
+            shrunk = bonds.shrunk[b]
+            pay_on = basis if pooled or shrunk else meas
             for i in range(nm):
                 true_effect(measurements, bonds, b, i, scale, stop, full, early, m, e_t)
                 measure_chunk(series, bonds, measurements, b, i, e_t, xs, es, m, lc, meas, err,
                               reached)
-                on = meas
-                if bonds.shrunk[b]:  # pays on the shrunk basis, not the measurement
+                if pooled:
+                    pooled_basis_chunk(bonds, measurements, b, i, psum, lc, m, basis, reached)
+                elif shrunk:  # pays on the shrunk basis, not the measurement
                     shrunk_chunk(bonds, measurements, b, i, meas, lc, m, basis, reached)
-                    on = basis
-                payment_chunk(bonds, measurements, payments, b, i, on, reached, paid, cash,
+                payment_chunk(bonds, measurements, payments, b, i, pay_on, reached, paid, cash,
                               gpaid, m, units, amount)
                 book_payment(payments, bonds, measurements, b, i, units, amount, cash, bcash,
                              bflow, btime, dpay, n_years, m)

@@ -382,3 +382,61 @@ def bond_irr_chunk(bonds, b, cash, btime, bflow, nf, out, r0, m):
         flows = bflow[j]
         flows[0] = -principal
         out.irr[r0 + j, b] = solve_irr(btime, flows, nf, irr_guess(btime, flows, nf))
+
+
+@_no_refcount
+def pooled_sums_chunk(programme, series, bonds, measurements, z, ctype, zglob, fail, xs, es, m,
+                      scale, stop, full, e_t, lc, meas, err, reached, psum):
+    """Pooled measurement (docs/model.md section 6.13): each pool's measured
+    units at each measurement, summed over its members in bond order (row
+    ``pool * M + i`` of ``psum``), before any bond is paid. Each member's
+    measurement is recomputed from the chunk's draws by the phases the bond
+    loop runs (same arithmetic, so the same values); the buffers from
+    ``scale`` to ``reached`` are scratch, reset by the bond loop."""
+    m_max = measurements.time.shape[1]
+    for q in range(psum.shape[0]):
+        for j in range(m):
+            psum[q, j] = 0.0
+    c0 = ctype + programme.n_types
+    for b in range(bonds.pool.shape[0]):
+        p = bonds.pool[b]
+        if p < 0:
+            continue
+        copula_share(programme, bonds, b, z, ctype, c0 + b, zglob, m, scale)
+        early = delivery_stop(programme, bonds, b, fail, m, stop, full)
+        for i in range(bonds.nmeas[b]):
+            true_effect(measurements, bonds, b, i, scale, stop, full, early, m, e_t)
+            measure_chunk(series, bonds, measurements, b, i, e_t, xs, es, m, lc, meas, err,
+                          reached)
+            row = p * m_max + i
+            for j in range(m):
+                psum[row, j] += meas[j]
+
+
+@_no_refcount
+def pooled_basis_chunk(bonds, measurements, b, i, psum, lc, m, basis, reached):
+    """What pooled member ``b`` is paid on at measurement ``i``: its target times
+    the pool's performance (summed measured over summed target), its threshold
+    against its own control group's prediction (``lc`` as
+    :func:`measure_chunk` left it for this bond and measurement)."""
+    m_max = measurements.time.shape[1]
+    row = bonds.pool[b] * m_max + i
+    target = bonds.target[b]
+    pool_target = bonds.pool_target[b]
+    for j in range(m):
+        basis[j] = target * (psum[row, j] / pool_target)
+    thr = measurements.threshold[b, i]
+    base = bonds.base_level[b]
+    count = bonds.kind[b] == KIND_COUNT
+    if bonds.verified[b]:
+        level = thr * (base if count else 100.0)
+        for j in range(m):
+            reached[j] = basis[j] >= level
+    elif count:
+        for j in range(m):
+            yhat = base * exp_one(lc[j])
+            reached[j] = basis[j] >= thr * yhat
+    else:
+        level = 100.0 * thr
+        for j in range(m):
+            reached[j] = basis[j] >= level

@@ -121,6 +121,8 @@ class Bonds(NamedTuple):
     slot: np.ndarray  #: (B,) first slot of a dated bond (0 otherwise)
     shrunk: np.ndarray  #: (B,) pays on the shrunk basis k x measured + (1 - k) x prior
     shrink_k: np.ndarray  #: (B,) shrinkage factor k fixed at signing (1 for a point bond)
+    pool: np.ndarray  #: (B,) the bond's pooled basket, numbered from 0 (-1: measured alone)
+    pool_target: np.ndarray  #: (B,) summed target of the bond's pool (0 if none)
 
 
 class Measurements(NamedTuple):

@@ -410,6 +410,56 @@ def basket_flows(baskets, bonds, measurements, payments, bcash, kflow, out, r):
             out.basket_irr[r, k] = solve_irr(baskets.time, kflow, n_t, guess)
 
 
+@_no_refcount
+def pooled_sums(programme, series, bonds, measurements, zbuf, ctype, zglob, fail, xs, es, psum):
+    """Pooled measurement (docs/model.md section 6.13): each pool's measured units
+    at each measurement (``psum``: pool x measurement), summed over its members
+    in bond order before any bond is paid; each member's measurement computed
+    from the scenario's draws as the bond loop computes it."""
+    for q in range(psum.shape[0]):
+        for i in range(psum.shape[1]):
+            psum[q, i] = 0.0
+    c0 = ctype + programme.n_types
+    for b in range(bonds.pool.shape[0]):
+        p = bonds.pool[b]
+        if p < 0:
+            continue
+        zb = (programme.load_type[b] * zbuf[ctype + programme.bond_type[b]]
+              + programme.load_global[b] * zglob + programme.load_own[b] * zbuf[c0 + b])
+        scale = success_share(programme, b, zb) * bonds.target[b]
+        stop = fail[programme.bond_provider[b]] - bonds.start[b]
+        full = stop >= bonds.horizon[b]
+        for i in range(bonds.nmeas[b]):
+            if full:
+                e_t = scale * measurements.full_share[b, i]
+            else:
+                e_t = scale * effect_fraction(stop, measurements.horizon[b, i],
+                                              bonds.ramp_time[b], bonds.ramp_share[b],
+                                              measurements.relapse[b, i])
+            meas, _, _ = measure(series, bonds, measurements, b, i, e_t, xs, es)
+            psum[p, i] += meas
+
+
+@_no_refcount
+def pooled_basis(bonds, measurements, b, i, psum, xs):
+    """What pooled member ``b`` is paid on at measurement ``i`` and whether it
+    reaches its threshold: its target times the pool's performance (summed
+    measured over summed target), the threshold against its own control
+    group's prediction, as in :func:`measure`."""
+    basis = bonds.target[b] * (psum[bonds.pool[b], i] / bonds.pool_target[b])
+    thr = measurements.threshold[b, i]
+    count = bonds.kind[b] == KIND_COUNT
+    if bonds.verified[b]:
+        return basis, basis >= thr * (bonds.base_level[b] if count else 100.0)
+    if count:
+        lc = 0.0
+        for j in range(bonds.ndonors[b]):
+            lc += bonds.weight[b, j] * xs[measurements.donor_state[b, i, j]]
+        yhat = bonds.base_level[b] * math.exp(lc)
+        return basis, basis >= thr * yhat
+    return basis, basis >= 100.0 * thr
+
+
 @njit(cache=True, nogil=True)
 def simulate_block(gen, n, factors, series, programme, bonds, measurements, savings, payments,
                    baskets, out):
@@ -453,6 +503,10 @@ def simulate_block(gen, n, factors, series, programme, bonds, measurements, savi
     sv_dense = dense_savings(savings, n_dep)
     dsav = np.empty(n_dep * n_years)
     dpay = np.empty(n_dep * n_years)
+    n_pools = 0
+    for b in range(n_b):
+        n_pools = max(n_pools, bonds.pool[b] + 1)
+    psum = np.zeros((max(n_pools, 1), m_max))
 
     for r in range(n):
         draw_scenario(gen, zbuf, fail, programme)
@@ -465,6 +519,9 @@ def simulate_block(gen, n, factors, series, programme, bonds, measurements, savi
         dpay[:] = 0.0
         for g in range(gpaid.shape[0]):
             gpaid[g] = 0.0
+        if n_pools > 0:
+            pooled_sums(programme, series, bonds, measurements, zbuf, ctype, zglob, fail, xs,
+                        es, psum)
 
         for b in range(n_b):
             zb = (programme.load_type[b] * zbuf[ctype + programme.bond_type[b]]
@@ -493,10 +550,12 @@ def simulate_block(gen, n, factors, series, programme, bonds, measurements, savi
                                                   bonds.ramp_time[b], bonds.ramp_share[b],
                                                   measurements.relapse[b, i])
                 meas, err, reached = measure(series, bonds, measurements, b, i, e_t, xs, es)
-                basis = meas
-                if shrunk:
-                    basis, reached = shrunk_basis(bonds, measurements, b, i, meas, xs)
-                units, amount, paid = payment(bonds, measurements, payments, b, i, basis,
+                pay_on = meas
+                if bonds.pool[b] >= 0:
+                    pay_on, reached = pooled_basis(bonds, measurements, b, i, psum, xs)
+                elif shrunk:
+                    pay_on, reached = shrunk_basis(bonds, measurements, b, i, meas, xs)
+                units, amount, paid = payment(bonds, measurements, payments, b, i, pay_on,
                                               reached, paid, cash, gpaid)
                 if amount > 0.0:
                     bcash[b, i] = amount

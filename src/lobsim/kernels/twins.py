@@ -166,16 +166,34 @@ def shrunk_basis(bonds: Bonds, measurements: Measurements, b: int, i: int, meas:
     tested against the level :func:`measure` tests the measurement against."""
     k = bonds.shrink_k[b]
     basis = k * meas + (1.0 - k) * measurements.prior[b, i]
+    return basis, _reached(bonds, measurements, b, i, basis, xs)
+
+
+def pooled_basis(series: Series, bonds: Bonds, measurements: Measurements, b: int, i: int,
+                 measured: np.ndarray, xs: np.ndarray) -> tuple[float, bool]:
+    """(basis, threshold reached) of pooled bond ``b`` at measurement ``i``, from
+    every bond's measured units ``measured`` (B,) at that measurement: the pool's
+    summed measured units over its summed target, times the bond's target; the
+    threshold as :func:`measure` sets it, on the basis."""
+    members = bonds.pool == bonds.pool[b]
+    performance = measured[members].sum() / bonds.target[members].sum()
+    basis = float(bonds.target[b] * performance)
+    return basis, _reached(bonds, measurements, b, i, basis, xs)
+
+
+def _reached(bonds: Bonds, measurements: Measurements, b: int, i: int, basis: float,
+             xs: np.ndarray) -> bool:
+    """Whether ``basis`` reaches the threshold :func:`measure` tests the measurement against."""
     thr = measurements.threshold[b, i]
     count = bonds.kind[b] == KIND_COUNT
     if bonds.verified[b]:
-        return basis, bool(basis >= thr * (bonds.base_level[b] if count else 100.0))
+        return bool(basis >= thr * (bonds.base_level[b] if count else 100.0))
     if not count:
-        return basis, bool(basis >= 100.0 * thr)
+        return bool(basis >= 100.0 * thr)
     n = int(bonds.ndonors[b])
     donors = xs[measurements.donor_state[b, i, :n]]
     predicted = bonds.base_level[b] * math.exp(float(np.dot(bonds.weight[b, :n], donors)))
-    return basis, bool(basis >= thr * predicted)
+    return bool(basis >= thr * predicted)
 
 
 def payment(bonds: Bonds, measurements: Measurements, payments: Payments, b: int, i: int,

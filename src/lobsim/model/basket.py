@@ -114,6 +114,76 @@ def basket_membership(cfg: Config, areas: AreaTable, *,
     return tuple(b.id for b in cfg.baskets), member
 
 
+def pooled_terms(cfg: Config, member: np.ndarray, target: np.ndarray,
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Each bond's pooled basket (numbered from 0 in config order; -1 if none) and
+    the pool's summed target (docs/model.md section 6.13).
+
+    Parameters
+    ----------
+    cfg : Config
+    member : (baskets, bonds) bool
+        Membership, as :func:`basket_membership` returns it.
+    target : (bonds,) float
+        Target units of each bond.
+
+    Raises
+    ------
+    ConfigError
+        If a pooled basket holds a bond that is not paid per measured unit or is
+        on the shrunk basis, bonds of different outcome kinds or measurement dates, or a bond already pooled in
+        another basket.
+    """
+    n_b = member.shape[1]
+    pool = np.full(n_b, -1, np.int64)
+    pool_target = np.zeros(n_b)
+    n_pools = 0
+    for k, basket in enumerate(cfg.baskets):
+        if basket.measurement != "pooled":
+            continue
+        where = np.flatnonzero(member[k])
+        path = f"baskets[{k}].measurement"
+        first = cfg.bonds[where[0]]
+        kind = cfg.outcome(first.outcome).kind
+        dates = [m.at for m in first.payment.measurements]
+        for i in where:
+            b = cfg.bonds[i]
+            if b.payment.mechanism not in ("per_unit", "threshold"):
+                raise ConfigError(f"a pooled basket pays per measured unit: bond {b.id!r} has "
+                                  f"mechanism {b.payment.mechanism!r} (use per_unit or "
+                                  "threshold, or measurement = \"separate\")",
+                                  source=cfg.source, path=path)
+            if b.payment.basis == "shrunk":
+                # one basis per bond: shrinking a pooled share of the pool's measurement
+                # is a different contract from either rule, not built
+                raise ConfigError(f"a pooled basket pays its bonds on the pool's measurement: "
+                                  f"bond {b.id!r} has basis \"shrunk\" (use basis = "
+                                  "\"point\", or measurement = \"separate\")",
+                                  source=cfg.source, path=path)
+            if cfg.outcome(b.outcome).kind != kind:
+                raise ConfigError(f"a pooled basket adds units of one outcome kind: bond "
+                                  f"{b.id!r} measures a {cfg.outcome(b.outcome).kind} outcome, "
+                                  f"bond {first.id!r} a {kind} one", source=cfg.source,
+                                  path=path)
+            at = [m.at for m in b.payment.measurements]
+            if at != dates:
+                raise ConfigError(f"a pooled basket's bonds are measured at the same dates: "
+                                  f"bond {b.id!r} at {at}, bond {first.id!r} at {dates}",
+                                  source=cfg.source, path=path)
+            if pool[i] >= 0:
+                raise ConfigError(f"bond {b.id!r} is already in pooled basket "
+                                  f"{_pooled_ids(cfg)[pool[i]]!r}; a bond can be measured in "
+                                  "one pool at most", source=cfg.source, path=path)
+            pool[i] = n_pools
+        pool_target[where] = math.fsum(target[where].tolist())
+        n_pools += 1
+    return pool, pool_target
+
+
+def _pooled_ids(cfg: Config) -> list[str]:
+    return [b.id for b in cfg.baskets if b.measurement == "pooled"]
+
+
 # --------------------------------------------------------------------------
 # Composition report
 # --------------------------------------------------------------------------

@@ -42,6 +42,7 @@ from lobsim.model.overrides import annotate, apply_overrides, parse_override
 from lobsim.model.schema import (
     MAX_SCENARIOS,
     MAX_SEED,
+    MEASUREMENTS,
     MIN_SCENARIOS,
     PACKAGE_DATA_PREFIX,
     PERIODS_PER_YEAR,
@@ -445,7 +446,8 @@ def _read_basket(t: Table) -> Basket:
                             "risk_band, or a combination")
     return Basket(id=id_, name=t.string("name", id_), bonds=bonds, where=where,
                   risk_band=None if band is None else (band[0], band[1]), tranches=tranches,
-                  guarantee=guarantee)
+                  guarantee=guarantee,
+                  measurement=t.string("measurement", "separate", choices=MEASUREMENTS))
 
 
 def _read_investor_class(t: Table) -> InvestorClass:

@@ -29,6 +29,8 @@ Period = Literal["month", "quarter", "year"]
 PERIODS_PER_YEAR: dict[str, int] = {"month": 12, "quarter": 4, "year": 1}
 # Shares of a bond's price paid by its agencies must add up to one.
 SHARE_TOLERANCE = 1e-9
+#: how a basket's bonds are measured: each on its own, or pooled (section 6.13)
+MEASUREMENTS = ("separate", "pooled")
 # A path starting with this prefix names a data file shipped inside the package.
 PACKAGE_DATA_PREFIX = "lobsim:"
 # Bounds of [simulation] (the command line's --scenarios and --seed share them): a seed
@@ -312,6 +314,9 @@ class Basket:
     risk_band: tuple[float, float] | None
     tranches: tuple[Tranche, ...]
     guarantee: Guarantee | None
+    #: "separate": each bond paid on its own measurement; "pooled": on the
+    #: basket's summed measurement (docs/model.md section 6.13)
+    measurement: str = "separate"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

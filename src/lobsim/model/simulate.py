@@ -185,6 +185,11 @@ def label(world: World, cfg: Config, outputs: Outputs, *, seed: int,
         "time": ("time", world.times, {"units": "years after base",
                                        "long_name": "cash-flow dates (starts and measurements)"}),
     }
+    if (world.arrays.bonds.pool >= 0).any():
+        # docs/model.md section 6.13: "separate" or "pooled" (lobsim.analysis.pooling);
+        # absent from runs without a pooled basket, whose baskets are all separate
+        coords["basket_measurement"] = ("basket", np.array(
+            [cfg.basket(k).measurement for k in world.baskets], str))
     # baskets, tranches and risk contributions (lobsim.model.basket, .waterfall, .risk)
     data["basket_member"] = (("basket", "bond"), world.basket_members.astype(np.bool_),
                              {"long_name": "bond belongs to basket"})

@@ -22,7 +22,12 @@ import numpy as np
 from lobsim.errors import ConfigError
 from lobsim.kernels.contract import Baskets, Bonds, WorldArrays
 from lobsim.model.areas import AreaTable, OutcomeData, read_areas, read_outcome, read_volatility
-from lobsim.model.basket import RISK_BAND_SCENARIOS, basket_membership, screening_seed
+from lobsim.model.basket import (
+    RISK_BAND_SCENARIOS,
+    basket_membership,
+    pooled_terms,
+    screening_seed,
+)
 from lobsim.model.blocks import run_blocks
 from lobsim.model.config import PERIODS_PER_YEAR, Bond, Config
 from lobsim.model.control import ControlFit, fit_control, nearest_donors
@@ -240,6 +245,8 @@ def build_world(cfg: Config, *, tilt_global: float = 0.0,
     basket_ids, baskets = build_baskets(cfg, areas, layout, bond_terms)
     shrink = at_signing(cfg, factors, series, programme, bond_terms, measurements)
     bond_terms, measurements = with_shrinkage(bond_terms, measurements, shrink)
+    pool, pool_target = pooled_terms(cfg, baskets.member, bond_terms.target)
+    bond_terms = bond_terms._replace(pool=pool, pool_target=pool_target)
     arrays = WorldArrays(factors=factors, series=series, programme=programme,
                          bonds=bond_terms, measurements=measurements, savings=savings,
                          payments=payments, baskets=baskets)

@@ -272,8 +272,10 @@ def build_bonds(cfg: Config, areas: AreaTable, data: dict[str, OutcomeData],
         cap_group=np.array([group_of.get(b.id, -1) for b in bonds], np.int64),
         ngrid=np.array([len(b.payment.grid) for b in bonds], np.int64),
         grid_performance=grid_perf, grid_amount=grid_amount, dated=dated, slot=slot,
-        # the shrunk basis is filled in once the world is built (lobsim.model.shrinkage)
-        shrunk=np.zeros(n_b, np.bool_), shrink_k=np.ones(n_b))
+        # the shrunk basis is filled in once the world is built (lobsim.model.shrinkage),
+        # pooled baskets by lobsim.model.basket.pooled_terms once members are known
+        shrunk=np.zeros(n_b, np.bool_), shrink_k=np.ones(n_b),
+        pool=np.full(n_b, -1, np.int64), pool_target=np.zeros(n_b))
 
 
 def _relapse(cfg: Config, bond: Bond, horizon: float, smax: int) -> np.ndarray:

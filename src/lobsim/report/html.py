@@ -27,7 +27,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from lobsim._version import __version__
-from lobsim.analysis import stats
+from lobsim.analysis import pooling, stats
 from lobsim.analysis.setaside import SetAsides
 from lobsim.model.config import Config
 from lobsim.report import decision, plot
@@ -40,7 +40,7 @@ MAX_DEFAULT_BARS = 30
 #: fits sit in the control-group section, before the other figures).
 FIGURE_NAMES = ("control_fit", "default_probability_bonds", "default_probability_baskets",
                 "returns_bonds", "returns_baskets", "department_payments", "tranche_losses",
-                "risk_contributions")
+                "risk_contributions", "measurement_noise")
 HTML_NAME = "report.html"
 #: Variables a results Dataset must have for a report.
 REQUIRED = ("investor_payment", "principal", "irr", "multiple", "basket_payment",
@@ -229,6 +229,21 @@ def report_figures(ds: xr.Dataset, cfg: Config,
             "region; outlines are stand-alone expected shortfalls, the gap is the "
             f"diversification benefit ({float(contrib.diversification_benefit):,.0f}). "
             f"The largest basket of {len(multi)} with more than one bond.", contributions)
+    pooled = [str(b) for b, p in zip(ds.basket.values.tolist(), pooling.is_pooled(ds),
+                                     strict=True) if p]
+    if pooled:
+        def noise() -> Figure:
+            fig, axes = _grid(len(pooled), 2, 4.6)
+            for b, ax in zip(pooled, axes, strict=True):
+                plot.measurement_noise(ds, b, ax=ax)
+            return fig
+
+        add("measurement_noise", "Measurement noise of the pooled baskets",
+            "A pooled basket is paid on its bonds' summed measured units (docs/model.md "
+            "section 6.13): the sd of that sum's prediction error per unit of summed target as "
+            "its bonds are pooled one by one, against the 1/sqrt(n) fall of independent "
+            "errors; the gap is the noise the bonds share (donors, regional and national "
+            "factors).", noise)
     return sorted(out, key=lambda f: FIGURE_NAMES.index(f.name))
 
 
@@ -358,6 +373,20 @@ def _tables(s: xr.Dataset, ds: xr.Dataset) -> str:
               decision.money(float(s.basket_standalone_es_sum.sel(level=0.99)[i])),
               decision.money(float(s.basket_diversification_benefit.sel(level=0.99)[i]))]
              for i, row in enumerate(_investor_rows(s, "basket", "basket_", principal, n))])]
+    if "basket_pooled_signal_to_noise" in s:  # docs/model.md section 6.13
+        pooled = s.basket_pooled_signal_to_noise.values
+        snr = s.signal_to_noise.values
+        member = ds.basket_member.values.astype(bool)
+        parts += ["<h2 id='pooled'>Pooled measurement</h2>", _table(
+            ["basket", "bonds", "pooled signal/noise", "lowest bond signal/noise",
+             "median bond signal/noise"],
+            [[str(key), str(int(member[i].sum())), decision.ratio(float(pooled[i])),
+              decision.ratio(float(snr[member[i]].min())),
+              decision.ratio(float(np.median(snr[member[i]])))]
+             for i, key in enumerate(s.basket.values.tolist()) if np.isfinite(pooled[i])]),
+            "<p class='note'>A pooled basket pays its bonds on their summed measured units, "
+            "each bond measured against its own control group: independent prediction errors "
+            "partly cancel, shared ones (donors, regional and national factors) do not.</p>"]
     if "tranche" in s.dims:
         parts += ["<h2 id='tranches'>Tranches</h2>", _wide(
             [*_INVESTOR_HEAD, "share", "premium", f"E[guarantee] ({_GBP})",

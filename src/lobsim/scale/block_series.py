@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
+from lobsim.analysis.pooling import summed_errors
 from lobsim.kernels.contract import Outputs
 from lobsim.model import tax as _tax
 from lobsim.model.config import Config, Tranche
@@ -215,6 +216,9 @@ class BlockSeries:
             arrays[f"{dim}.loss"] = loss
         arrays["bond.overpayment"] = out.overpayment
         arrays["bond.prediction_error"] = out.prediction_error
+        if (self.world.arrays.bonds.pool >= 0).any():  # a pooled basket's signal-to-noise
+            arrays["basket.pooled_prediction_error"] = summed_errors(out.prediction_error,
+                                                                     self.world.basket_members)
         # the series of lobsim.analysis.summary.shortfall_series
         units = provider_shortfall(out.true_units, out.paid_units, self.world.bonds)
         arrays["bond.provider_shortfall_probability"] = (units > 0.0).astype(float)

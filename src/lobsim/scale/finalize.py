@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import xarray as xr
 
-from lobsim.analysis import power, stats
+from lobsim.analysis import pooling, power, stats
 from lobsim.analysis import summary as _summary
 from lobsim.analysis.returns import irr_of_mean_flows
 from lobsim.kernels.reductions import EXP_OFFSET
@@ -183,8 +183,12 @@ class Finalizer:
         data["basket_irr_expected_flows"] = (("basket",), basket_flows)
         data["rmspe"] = (("bond",), tpl.rmspe.values)
         _, _, noise = self.moments("bond.prediction_error")
-        with np.errstate(divide="ignore"):
-            data["signal_to_noise"] = (("bond",), tpl.target_units.values / noise)
+        data["signal_to_noise"] = (("bond",), power.signal_to_noise(tpl.target_units.values,
+                                                                     noise))
+        if "basket.pooled_prediction_error" in self.m_off:  # as analysis.summary
+            _, _, pooled_sd = self.moments("basket.pooled_prediction_error")
+            data["basket_pooled_signal_to_noise"] = (
+                ("basket",), pooling.pooled_signal_to_noise(tpl, pooled_sd))
         # the MDE from the error's histogram quantiles: within the histograms' bound
         q, _ = self.quantiles("bond.prediction_error", power.LEVELS)
         mde = power.from_quantiles(q[0], q[1])

@@ -60,7 +60,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import xarray as xr
 
-from lobsim.analysis import stats
+from lobsim.analysis import pooling, stats
 from lobsim.analysis import summary as _summary
 from lobsim.kernels import reductions as K
 from lobsim.kernels.reductions import HIST_HIGH, HIST_LOW, HIST_MANTISSA_BITS, N_DIGITS
@@ -186,6 +186,8 @@ class Plan:
         n_b = (tpl.sizes["bond"],)
         moments += [("bond.overpayment", n_b), ("bond.prediction_error", n_b)]
         hists.append(("bond.prediction_error", n_b))  # its quantiles: the MDE (analysis.power)
+        if pooling.is_pooled(tpl).any():  # a pooled basket's signal-to-noise
+            moments.append(("basket.pooled_prediction_error", (tpl.sizes["basket"],)))
         moments += [(f"bond.{k}", n_b) for k in _summary.shortfall_series(tpl)]
         dy = (tpl.sizes["department"], tpl.sizes["year"])
         moments += [(f"department.{k}", dy) for k in ("pay", "save", "net", "pays_more")]
@@ -225,6 +227,9 @@ class Plan:
             arrays[f"{g.dim}.loss"] = loss
         arrays["bond.overpayment"] = ds.overpayment.values
         arrays["bond.prediction_error"] = ds.prediction_error.values
+        if pooling.is_pooled(ds).any():
+            arrays["basket.pooled_prediction_error"] = pooling.summed_errors(
+                ds.prediction_error.values, ds.basket_member.values)
         arrays.update({f"bond.{k}": x for k, x in _summary.shortfall_series(ds).items()})
         if "holding" in ds.dims:
             arrays.update({f"holding.{k}": x for k, x in _tax.holding_series(ds).items()})
