@@ -8,11 +8,12 @@ errors; ``power`` the minimum detectable effect of a bond's measurement;
 gives basket VaR, expected shortfall, risk contributions and importance
 sampling; ``pricing`` solves for the loading a target needs; ``maturity`` and
 ``setaside`` are the bank's and the departments' decisions; ``sweep`` re-runs
-a config over values of one or two parameters; ``terms`` is the term-sheet
+a config over values of one or two parameters, ``design`` searches a bond's
+or basket's design over named levers; ``terms`` is the term-sheet
 arithmetic at full target; ``tidy`` the tidy tables of an export.
 """
 
 from lobsim._lazy import lazy_submodules
 
 __getattr__, __dir__ = lazy_submodules(__name__, ("maturity", "power", "pricing", "returns", "risk", "setaside", "stats", "summary",
-                                                         "sweep", "tables", "tidy", "terms"))
+                                                         "sweep", "design", "tables", "tidy", "terms"))

@@ -28,17 +28,19 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import xarray as xr
 
 from lobsim.analysis import tables
-from lobsim.analysis.stats import Z95, probability_interval
 from lobsim.errors import ConfigError
 from lobsim.jsonio import number
-from lobsim.model.config import load_config
 from lobsim.model.overrides import parse_value
+
+# the statistics, the loader and xarray are imported where used: the command line
+# builds its parser from LEVERS and loads nothing heavy (tests/test_startup_imports)
+if TYPE_CHECKING:
+    import xarray as xr
 
 #: The schema of ``lobsim design --json``.
 SCHEMA = "lobsim.design/1"
@@ -172,6 +174,7 @@ def design(config: str | Path, *, bond: str | None = None, basket: str | None = 
     ValueError
         For a bad choice of instrument or levers, or a full grid above ``max_designs``.
     """
+    from lobsim.model.config import load_config
     from lobsim.model.simulate import simulate
 
     if (bond is None) == (basket is None):
@@ -342,6 +345,7 @@ def _same_instrument(ds: xr.Dataset, kind: str, ident: str, members: Sequence[st
 
 def _statistics(ds: xr.Dataset, kind: str, ident: str) -> dict[str, float]:
     """The design's statistics of the instrument, read off its summary."""
+    from lobsim.analysis.stats import probability_interval
     from lobsim.analysis.summary import summarize
 
     s = summarize(ds)
@@ -411,6 +415,8 @@ def _dataset(rows: Sequence[tuple[dict[str, str], dict[str, float]]],
              skipped: dict[str, str], kind: str, ident: str, contracted: xr.Dataset,
              max_default: float, config: str, overrides: Sequence[str],
              full_grid: bool) -> xr.Dataset:
+    import xarray as xr
+
     n = len(rows)
     data: dict[str, Any] = {}
     for name, (units, long_name) in STATISTICS.items():
@@ -562,6 +568,8 @@ def _brief(d: xr.Dataset, i: int) -> str:
 
 def _pm(v: xr.Dataset, name: str, digits: int) -> str:
     """A mean and the half-width of its 95% interval (the mean alone without a se)."""
+    from lobsim.analysis.stats import Z95
+
     m, se = float(v[name]), float(v[name + "_se"])
     if not np.isfinite(se):
         return f"{m:,.{digits}f}"
