@@ -252,6 +252,7 @@ def design(config: str | Path, *, bond: str | None = None, basket: str | None = 
             return
         rows.append((dict(setting), _statistics(ds, kind, ident)))
 
+    grid_levers = list(now_of)
     if full_grid:
         grid = list(itertools.product(*([now, *others] for _, now, others in searched)))
         if len(grid) > max_designs:
@@ -266,14 +267,17 @@ def design(config: str | Path, *, bond: str | None = None, basket: str | None = 
                 if len(seen) < max_designs:
                     run({**now_of, lever.name: v})
         pair = _influential(rows, searched)
+        grid_levers = [lever.name for lever in pair]
         if len(pair) == GRID_LEVERS:
             a, b = pair
             for va, vb in itertools.product([now_of[a.name], *_others(searched, a)],
                                             [now_of[b.name], *_others(searched, b)]):
                 if len(seen) < max_designs:
                     run({**now_of, a.name: va, b.name: vb})
-    return _dataset(rows, searched, not_searched, skipped, kind, ident, contracted,
-                    max_default, str(config), overrides, full_grid)
+    out = _dataset(rows, searched, not_searched, skipped, kind, ident, contracted,
+                   max_default, str(config), overrides, full_grid)
+    out.attrs["grid_levers"] = json.dumps(grid_levers)
+    return out
 
 
 def _choose(levers: Mapping[str, Sequence[str] | None] | None,
@@ -488,6 +492,7 @@ def design_dict(d: xr.Dataset) -> dict[str, Any]:
             "scenarios": d.attrs["scenarios"], "seed": d.attrs["seed"],
             "common_random_numbers": True, "overrides": json.loads(d.attrs["overrides"]),
             "search": d.attrs["search"], "levers": levers,
+            "grid_levers": json.loads(d.attrs.get("grid_levers", "[]")),
             "levers_not_searched": json.loads(d.attrs["levers_not_searched"]),
             "skipped": json.loads(d.attrs["skipped"]), "currency": d.attrs["currency"],
             "confidence": d.attrs["confidence"], "units": units,
@@ -513,6 +518,9 @@ def format_design(d: xr.Dataset) -> str:
         lines.append("every design: " + ", ".join(f"--set {o}" for o in fixed))
     lines.append("levers searched: " + ", ".join(
         f"{n} ({d[n].attrs['path']})" for n in levers))
+    grid = json.loads(d.attrs.get("grid_levers", "[]"))
+    if grid and d.attrs["search"] != "full grid":
+        lines.append("grid of: " + " x ".join(grid) + " (the two most influential levers)")
     for name, reason in json.loads(d.attrs["levers_not_searched"]).items():
         lines.append(f"not searched: {name}: {reason}")
     head = ["design", *(str(d[n].attrs["long_name"]) for n in levers), "S/N", "MDE % target",
