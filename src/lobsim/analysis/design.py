@@ -213,8 +213,11 @@ def design(config: str | Path, *, bond: str | None = None, basket: str | None = 
                 continue
             valid.append(v)
         if not valid:
-            not_searched[lever.name] = (reasons[0] if reasons else
-                                        f"no value other than the contracted {now}")
+            where = lever.path.format(id=ident if kind == "bond" or lever.scope == "basket"
+                                      else members[0])
+            not_searched[lever.name] = (
+                f"the config refuses {where}: {_own(reasons[0])}" if reasons else
+                f"no value other than the contracted {now}")
             for v in texts:
                 skipped.pop(f"{lever.name}={v}", None)
             continue
@@ -267,8 +270,8 @@ def design(config: str | Path, *, bond: str | None = None, basket: str | None = 
                 if len(seen) < max_designs:
                     run({**now_of, lever.name: v})
         pair = _influential(rows, searched)
-        grid_levers = [lever.name for lever in pair]
-        if len(pair) == GRID_LEVERS:
+        grid_levers = [lever.name for lever in pair] if len(pair) == GRID_LEVERS else []
+        if grid_levers:
             a, b = pair
             for va, vb in itertools.product([now_of[a.name], *_others(searched, a)],
                                             [now_of[b.name], *_others(searched, b)]):
@@ -293,6 +296,11 @@ def _choose(levers: Mapping[str, Sequence[str] | None] | None,
             raise ValueError(f"the {name} lever is a basket's; design a basket (--basket)")
         out.append((by_name[name], values))
     return out
+
+
+def _own(reason: str) -> str:
+    """A validator's reason without the note on the ``--set`` that caused it (the search's)."""
+    return reason.split(" (set by --set ")[0]
 
 
 def _defaults(lever: Lever, now: str) -> tuple[str, ...]:
