@@ -161,3 +161,11 @@ def test_cli_errors_are_one_line(capsys, argv, message):
                  "--no-plot", *argv])
     err = capsys.readouterr().err.strip()
     assert code == 2 and message in err and len(err.splitlines()) == 1, err
+
+
+def test_a_relative_lever_of_a_basket_with_mixed_values_asks_for_values():
+    d = design(CONFIGS / "basket_demo.toml", basket="north", levers={"maturity": None,
+                                                                      "cap": ["1", "1.2"]},
+               scenarios=N, seed=SEED)
+    assert json.loads(d.attrs["levers"]) == ["cap"]
+    assert "--lever maturity=V1,V2" in json.loads(d.attrs["levers_not_searched"])["maturity"]

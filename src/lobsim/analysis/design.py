@@ -48,6 +48,8 @@ SCHEMA = "lobsim.design/1"
 MAX_DEFAULT = 0.10
 #: Default bound on the number of designs simulated.
 MAX_DESIGNS = 60
+#: A basket's contracted value of a bond lever its bonds do not share.
+MIXED = "as configured"
 #: Levers crossed in a grid after the one-at-a-time search.
 GRID_LEVERS = 2
 
@@ -198,6 +200,11 @@ def design(config: str | Path, *, bond: str | None = None, basket: str | None = 
     skipped: dict[str, str] = {}
     for lever, values in chosen:
         now = _current(lever, base, kind, ident, members)
+        if values is None and callable(lever.candidates) and now == MIXED:
+            not_searched[lever.name] = (f"the basket's bonds differ in {lever.name}, and its "
+                                        f"candidates are relative to one value; give them "
+                                        f"(--lever {lever.name}=V1,V2,...)")
+            continue
         texts = list(dict.fromkeys(_text(v) for v in (
             values if values is not None else _defaults(lever, now))))
         valid, reasons = [], []
@@ -310,14 +317,14 @@ def _defaults(lever: Lever, now: str) -> tuple[str, ...]:
 
 
 def _current(lever: Lever, cfg: Any, kind: str, ident: str, members: Sequence[str]) -> str:
-    """The contracted value (``as configured`` when a basket's members differ)."""
+    """The contracted value (:data:`MIXED` when a basket's members differ)."""
     if lever.scope == "basket":
         return _text(lever.current(cfg.basket(ident)))
     try:
         values = {_text(lever.current(cfg.bond(b))) for b in members}
     except AttributeError:  # a field this schema does not have: the lever is refused below
-        return "as configured"
-    return values.pop() if len(values) == 1 else "as configured"
+        return MIXED
+    return values.pop() if len(values) == 1 else MIXED
 
 
 def _sets(lever: Lever, value: str, cfg: Any, ident: str, members: Sequence[str]) -> list[str]:
