@@ -169,3 +169,16 @@ def test_a_relative_lever_of_a_basket_with_mixed_values_asks_for_values():
                scenarios=N, seed=SEED)
     assert json.loads(d.attrs["levers"]) == ["cap"]
     assert "--lever maturity=V1,V2" in json.loads(d.attrs["levers_not_searched"])["maturity"]
+
+
+def test_the_figure_joins_the_frontier_and_marks_the_recommendation(full):
+    from lobsim.report.design import design_figure
+
+    ax = design_figure(full).axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    front = full.frontier.values
+    np.testing.assert_array_equal(lines["frontier"].get_xdata(),
+                                  np.sort(full.expected_overpayment.values[front]))
+    best = int(full.attrs["recommended"])
+    assert lines["recommended"].get_xdata()[0] == full.expected_overpayment.values[best]
+    assert lines["contracted"].get_ydata()[0] == full.default_probability.values[0]
