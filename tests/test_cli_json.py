@@ -25,7 +25,7 @@ from lobsim.jsonio import dump
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").rglob("*.toml"))
 SCENARIOS = "600"
-JSON_COMMANDS = ("terms", "summary", "setaside", "price", "maturity", "sweep")
+JSON_COMMANDS = ("terms", "summary", "setaside", "price", "maturity", "sweep", "design")
 
 
 def strict(text: str) -> Any:
@@ -49,7 +49,8 @@ def _cases() -> list[tuple[str, str, Any]]:
         if cfg.universe is None:  # terms only: nothing to simulate
             continue
         cases += [(name, "summary", None), (name, "summary --stream", None),
-                  (name, "setaside", None), (name, "sweep", None)]
+                  (name, "setaside", None), (name, "sweep", None),
+                  (name, "design", cfg.bonds[0].id)]
         # a schedule's return does not depend on the price: no loading meets a target
         priced = next((b for b in cfg.bonds if b.payment.mechanism != "schedule"), None)
         if priced is not None:
@@ -108,6 +109,9 @@ def test_json_output_is_strict(name, command, bond, saved, capsys):
     elif command == "sweep":  # a parameter every config has
         doc = _json_of(["sweep", config, "--set", "simulation.seed=1,2", "--scenarios",
                         SCENARIOS, "--json"], capsys)
+    elif command == "design":  # levers every bond has; a value may be skipped, not fail
+        doc = _json_of(["design", config, "--bond", bond, "--lever", "donors=3,5",
+                        "--lever", "maturity", "--scenarios", SCENARIOS, "--json"], capsys)
     elif command == "price":
         # the target its own loading meets: E[IRR] of the saved run (same seed, scenarios)
         summary = _json_of(["summary", str(saved[name, False]), "--json"], capsys)

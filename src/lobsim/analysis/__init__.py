@@ -9,11 +9,14 @@ gives basket VaR, expected shortfall, risk contributions and importance
 sampling; ``pricing`` solves for the loading a target needs; ``maturity`` and
 ``setaside`` are the bank's and the departments' decisions;
 ``parameter_uncertainty`` what a run's parameter draws add to P(default); ``sweep`` re-runs
-a config over values of one or two parameters; ``terms`` is the term-sheet
+a config over values of one or two parameters, ``design`` searches a bond's
+or basket's design over named levers; ``pooling`` is pooled basket measurement;
+``terms`` is the term-sheet
 arithmetic at full target; ``tidy`` the tidy tables of an export.
 """
 
 from lobsim._lazy import lazy_submodules
 
-__getattr__, __dir__ = lazy_submodules(__name__, ("maturity", "parameter_uncertainty", "power", "pricing", "returns", "risk", "setaside", "stats", "summary",
-                                                         "sweep", "tables", "tidy", "terms"))
+__getattr__, __dir__ = lazy_submodules(__name__, (
+    "design", "maturity", "parameter_uncertainty", "pooling", "power", "pricing", "returns",
+    "risk", "setaside", "stats", "summary", "sweep", "tables", "tidy", "terms"))

@@ -18,6 +18,7 @@ from lobsim.analysis.terms import format_term_sheet, term_sheet
 from lobsim.cli.argtypes import check_scenarios, scenario_count, seed, thread_count
 from lobsim.cli.baskets import add_price_parser, add_run_options, run_extras
 from lobsim.cli.decisions import add_decision_parsers
+from lobsim.cli.design import add_design_parser
 from lobsim.cli.export import add_export_parser
 from lobsim.cli.interrupt import INTERRUPTED, interrupted_line, quiet_interrupt
 from lobsim.cli.output import check_output, write_netcdf
@@ -190,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_decision_parsers(sub)  # lobsim maturity, lobsim setaside (lobsim.cli.decisions)
     add_report_parser(sub)  # lobsim report (lobsim.cli.report)
     add_sweep_parser(sub)  # lobsim sweep (lobsim.cli.sweep)
+    add_design_parser(sub)  # lobsim design (lobsim.cli.design)
     add_export_parser(sub)  # lobsim export (lobsim.cli.export)
     return parser
 
