@@ -15,7 +15,7 @@ from lobsim import load_config, simulate
 from lobsim.analysis.risk import risk_contributions
 from lobsim.model.config import Basket
 from lobsim.model.realdata import resolve_data_path
-from lobsim.report import plot, studies
+from lobsim.report import plot, pooling, studies
 from lobsim.validation import backtest
 from lobsim.validation.universe_file import read_universe
 
@@ -35,7 +35,7 @@ def pooled_noise() -> Figure:
     pool = Basket(id="claimants", name="claimants", bonds=tuple(max(groups.values(), key=len)),
                   where=None, risk_band=None, tranches=(), guarantee=None, measurement="pooled")
     ds = simulate(dataclasses.replace(cfg, baskets=(pool,)), scenarios=20_000)
-    return plot.figure_of(plot.measurement_noise(ds, "claimants"))
+    return plot.figure_of(pooling.measurement_noise(ds, "claimants"))
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from lobsim.analysis.summary import noise_warning
+from lobsim.analysis.power import noise_warning
 from lobsim.cli.commands import main
 
 ROOT = Path(__file__).resolve().parents[1]

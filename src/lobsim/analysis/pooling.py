@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from lobsim.analysis import power
+from lobsim.analysis import power, tables
 
 #: ``basket_measurement`` of a pooled basket (results coordinate; lobsim.model.schema).
 POOLED = "pooled"
@@ -84,3 +84,15 @@ def diversification(ds: xr.Dataset, basket: str) -> xr.Dataset:
                                           "over sqrt(n)"})},
         coords={"bonds_pooled": n, "bond": ("bonds_pooled", ds.bond.values[members])},
         attrs={"basket": basket})
+
+
+def pooled_lines(s: xr.Dataset) -> list[str]:
+    """Terminal lines: each pooled basket's signal-to-noise against its noisiest
+    bond's (docs/model.md section 6.13); none if no basket is pooled."""
+    if "basket_pooled_signal_to_noise" not in s:
+        return []
+    pooled = s.basket_pooled_signal_to_noise.values
+    rows = [[str(key), f"{pooled[i]:.2f}", f"{float(s.basket_lowest_signal_to_noise[i]):.2f}"]
+            for i, key in enumerate(s.basket.values.tolist()) if np.isfinite(pooled[i])]
+    return ["", "Pooled measurement (the basket paid on its bonds' summed measured units)",
+            *tables.render(["basket", "pooled signal/noise", "lowest bond signal/noise"], rows)]

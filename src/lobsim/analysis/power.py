@@ -71,3 +71,28 @@ def signal_to_noise(target: Any, noise_sd: Any) -> np.ndarray:
     pooled baskets and the streaming summary all use it."""
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.asarray(target, float) / np.asarray(noise_sd, float)
+
+
+#: Below this signal-to-noise a bond's payment is mostly measurement noise (section 6.10).
+NOISE_DOMINATED = 1.0
+
+
+def noise_warning(s: Any) -> str | None:
+    """One line naming the bonds whose signal-to-noise is below 1, or None.
+
+    Read from a summary (``signal_to_noise`` per bond): those bonds pay on the
+    comparison's prediction error more than on the programme (docs/model.md
+    section 6.10), which a run should say rather than print a default rate
+    without comment."""
+    if "signal_to_noise" not in s:
+        return None
+    snr = s.signal_to_noise.values
+    low = [(str(b), float(x)) for b, x in zip(s.bond.values, snr, strict=True)
+           if x < NOISE_DOMINATED]
+    if not low:
+        return None
+    shown = ", ".join(f"{b} ({x:.2f})" for b, x in low[:6])
+    more = f" and {len(low) - 6} more" if len(low) > 6 else ""
+    return (f"{len(low)} of {snr.size} bonds have signal-to-noise below 1, so their "
+            f"payments are mostly measurement noise: {shown}{more} "
+            "(docs/model.md section 6.10)")

@@ -98,18 +98,16 @@ def summarize(ds: xr.Dataset) -> xr.Dataset:
     bond_flows, basket_flows = irr_expected_flows(ds, w)
     data["irr_expected_flows"] = (("bond",), bond_flows)
     data["basket_irr_expected_flows"] = (("basket",), basket_flows)
-    over, over_se = mean_se(ds.overpayment, w)
-    data["expected_overpayment"] = (("bond",), over)
-    data["expected_overpayment_se"] = (("bond",), over_se)
-    # the provider's mirror risk: units truly achieved but not paid (lobsim.model.shortfall)
-    for name, x in shortfall_series(ds).items():
+    # the state's overpayment and the provider's mirror risk: units truly achieved but
+    # not paid (lobsim.model.shortfall)
+    for name, x in {"expected_overpayment": ds.overpayment, **shortfall_series(ds)}.items():
         m, se = mean_se(x, w)
         data[name] = (("bond",), m)
         data[name + "_se"] = (("bond",), se)
     data["rmspe"] = (("bond",), ds.rmspe.values)
     # docs/model.md section 6.10: target over the sd of measured units under no effect
-    noise = ds.prediction_error.std("scenario").values
-    data["signal_to_noise"] = (("bond",), power.signal_to_noise(ds.target_units.values, noise))
+    data["signal_to_noise"] = (("bond",), power.signal_to_noise(
+        ds.target_units.values, ds.prediction_error.std("scenario").values))
     if pooling.is_pooled(ds).any():  # docs/model.md section 6.13
         data["basket_pooled_signal_to_noise"] = (("basket",), pooling.pooled_signal_to_noise(ds))
     # evaluation power (lobsim.analysis.power, docs/model.md section 6.11)
@@ -301,31 +299,6 @@ def add_holding_stats(out: xr.Dataset, ds: xr.Dataset,
     return out.assign_coords(coords).assign(data)
 
 
-#: Below this signal-to-noise a bond's payment is mostly measurement noise (section 6.10).
-NOISE_DOMINATED = 1.0
-
-
-def noise_warning(s: xr.Dataset) -> str | None:
-    """One line naming the bonds whose signal-to-noise is below 1, or None.
-
-    Read from a summary (``signal_to_noise`` per bond): those bonds pay on the
-    comparison's prediction error more than on the programme (docs/model.md
-    section 6.10), which a run should say rather than print a default rate
-    without comment."""
-    if "signal_to_noise" not in s:
-        return None
-    snr = s.signal_to_noise.values
-    low = [(str(b), float(x)) for b, x in zip(s.bond.values, snr, strict=True)
-           if x < NOISE_DOMINATED]
-    if not low:
-        return None
-    shown = ", ".join(f"{b} ({x:.2f})" for b, x in low[:6])
-    more = f" and {len(low) - 6} more" if len(low) > 6 else ""
-    return (f"{len(low)} of {snr.size} bonds have signal-to-noise below 1, so their "
-            f"payments are mostly measurement noise: {shown}{more} "
-            "(docs/model.md section 6.10)")
-
-
 def summary_dict(s: xr.Dataset) -> dict[str, Any]:
     """A JSON-ready layout of a summary (``schema``: ``lobsim.summary/1``)."""
 
@@ -409,7 +382,7 @@ def format_summary(s: xr.Dataset) -> str:
     lines += ["", "Baskets"]
     lines += _investor_table(s, "basket", "basket_")
     lines += _structure_lines(s)
-    lines += pooled_lines(s)
+    lines += pooling.pooled_lines(s)
     if "holding" in s.dims:
         lines += ["", "Investor classes (rows: class:instrument, the id of an "
                       "[[investor_classes]] entry, e.g. sitr for Social Investment Tax Relief, "
@@ -541,18 +514,6 @@ def basket_bond_sums(out: xr.Dataset, member: np.ndarray) -> dict[str, Any]:
     snr = np.where(m, out.signal_to_noise.values[None, :], np.inf)
     data["basket_lowest_signal_to_noise"] = (("basket",), snr.min(axis=1, initial=np.inf))
     return data
-
-
-def pooled_lines(s: xr.Dataset) -> list[str]:
-    """Terminal lines: each pooled basket's signal-to-noise against its noisiest
-    bond's (docs/model.md section 6.13); none if no basket is pooled."""
-    if "basket_pooled_signal_to_noise" not in s:
-        return []
-    pooled = s.basket_pooled_signal_to_noise.values
-    rows = [[str(key), f"{pooled[i]:.2f}", f"{float(s.basket_lowest_signal_to_noise[i]):.2f}"]
-            for i, key in enumerate(s.basket.values.tolist()) if np.isfinite(pooled[i])]
-    return ["", "Pooled measurement (the basket paid on its bonds' summed measured units)",
-            *tables.render(["basket", "pooled signal/noise", "lowest bond signal/noise"], rows)]
 
 
 def _structure_lines(s: xr.Dataset) -> list[str]:

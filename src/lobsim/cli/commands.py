@@ -83,7 +83,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if out is not None and out.suffix == ".nc":
         write_netcdf(ds, out)
     if not args.quiet:
-        from lobsim.analysis.summary import format_summary, noise_warning, summarize
+        from lobsim.analysis.power import noise_warning
+        from lobsim.analysis.summary import format_summary, summarize
 
         s = ds if summarized else summarize(ds.load())
         print(format_summary(s))

@@ -278,22 +278,28 @@ def measure(series, bonds, measurements, b, i, e_t, xs, es):
 
 @_no_refcount
 def shrunk_basis(bonds, measurements, b, i, meas, xs):
-    """4b. What a bond on the shrunk basis pays on at measurement ``i``:
-    ``k meas + (1 - k) prior`` (in this order: ``k = 1`` gives ``meas`` bit for
-    bit), and whether it reaches the threshold (the contract tests what it
-    pays on, against the same level as :func:`measure`)."""
+    """4b. What a shrunk bond pays on at measurement ``i``, ``k meas + (1 - k) prior``
+    (in this order: ``k = 1`` gives ``meas`` bit for bit), and whether it reaches
+    the threshold (:func:`basis_reached`: the contract tests what it pays on)."""
     k = bonds.shrink_k[b]
     basis = k * meas + (1.0 - k) * measurements.prior[b, i]
+    return basis, basis_reached(bonds, measurements, b, i, basis, xs)
+
+
+@_no_refcount
+def basis_reached(bonds, measurements, b, i, basis, xs):
+    """Whether what a bond pays on (a shrunk or pooled ``basis``) reaches the
+    threshold :func:`measure` tests the measurement against."""
     thr = measurements.threshold[b, i]
     count = bonds.kind[b] == KIND_COUNT
     if bonds.verified[b]:
-        return basis, basis >= thr * (bonds.base_level[b] if count else 100.0)
+        return basis >= thr * (bonds.base_level[b] if count else 100.0)
     if count:
         lc = 0.0
         for j in range(bonds.ndonors[b]):
             lc += bonds.weight[b, j] * xs[measurements.donor_state[b, i, j]]
-        return basis, basis >= thr * (bonds.base_level[b] * math.exp(lc))
-    return basis, basis >= 100.0 * thr
+        return basis >= thr * (bonds.base_level[b] * math.exp(lc))
+    return basis >= 100.0 * thr
 
 
 @_no_refcount
@@ -412,10 +418,8 @@ def basket_flows(baskets, bonds, measurements, payments, bcash, kflow, out, r):
 
 @_no_refcount
 def pooled_sums(programme, series, bonds, measurements, zbuf, ctype, zglob, fail, xs, es, psum):
-    """Pooled measurement (docs/model.md section 6.13): each pool's measured units
-    at each measurement (``psum``: pool x measurement), summed over its members
-    in bond order before any bond is paid; each member's measurement computed
-    from the scenario's draws as the bond loop computes it."""
+    """Pooled measurement (docs/model.md 6.13): ``psum`` (pool x measurement), the
+    members' measured units summed in bond order, as the bond loop measures them."""
     for q in range(psum.shape[0]):
         for i in range(psum.shape[1]):
             psum[q, i] = 0.0
@@ -447,17 +451,7 @@ def pooled_basis(bonds, measurements, b, i, psum, xs):
     measured over summed target), the threshold against its own control
     group's prediction, as in :func:`measure`."""
     basis = bonds.target[b] * (psum[bonds.pool[b], i] / bonds.pool_target[b])
-    thr = measurements.threshold[b, i]
-    count = bonds.kind[b] == KIND_COUNT
-    if bonds.verified[b]:
-        return basis, basis >= thr * (bonds.base_level[b] if count else 100.0)
-    if count:
-        lc = 0.0
-        for j in range(bonds.ndonors[b]):
-            lc += bonds.weight[b, j] * xs[measurements.donor_state[b, i, j]]
-        yhat = bonds.base_level[b] * math.exp(lc)
-        return basis, basis >= thr * yhat
-    return basis, basis >= 100.0 * thr
+    return basis, basis_reached(bonds, measurements, b, i, basis, xs)
 
 
 @njit(cache=True, nogil=True)

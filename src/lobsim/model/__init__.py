@@ -8,7 +8,7 @@ changed one, checked and hashed again; ``areas``,
 algebra of its outcome process; ``control`` fixes each bond's donors and
 weights (``synthetic_control`` fits synthetic-control weights);
 ``world`` turns a config into the kernel's arrays (``world_groups``: one
-builder per group); ``simulate`` runs the
+builder per group; ``shrinkage``: a shrunk bond's prior and k, fixed at signing); ``simulate`` runs the
 kernel and labels its outputs; ``basket``, ``waterfall``, ``tax`` and
 ``shortfall`` are the per-scenario flows of baskets, tranches, investor
 classes and the provider.
@@ -18,5 +18,5 @@ from lobsim._lazy import lazy_submodules
 
 __getattr__, __dir__ = lazy_submodules(__name__, (
     "areas", "basket", "blocks", "checks", "config", "control", "demo", "derive", "overrides",
-    "process", "realdata", "schema", "screening", "shortfall", "simulate", "synthetic_control", "tax",
+    "process", "realdata", "schema", "screening", "shortfall", "shrinkage", "simulate", "synthetic_control", "tax",
     "waterfall", "world", "world_groups"))

@@ -24,7 +24,7 @@ import xarray as xr
 
 from lobsim.analysis import stats
 from lobsim.analysis.setaside import SetAsides
-from lobsim.analysis.summary import NOISE_DOMINATED
+from lobsim.analysis.power import NOISE_DOMINATED
 from lobsim.analysis.terms import BondTerms, term_sheet
 from lobsim.model.config import Config
 

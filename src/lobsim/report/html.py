@@ -31,6 +31,7 @@ from lobsim.analysis import pooling, stats
 from lobsim.analysis.setaside import SetAsides
 from lobsim.model.config import Config
 from lobsim.report import decision, plot
+from lobsim.report import pooling as pooled_report
 
 #: Panels per figure of the grids (return distributions, departments, control fits).
 MAX_BONDS, MAX_BASKETS, MAX_DEPARTMENTS, MAX_CONTROL_FITS = 4, 4, 6, 3
@@ -235,7 +236,7 @@ def report_figures(ds: xr.Dataset, cfg: Config,
         def noise() -> Figure:
             fig, axes = _grid(len(pooled), 2, 4.6)
             for b, ax in zip(pooled, axes, strict=True):
-                plot.measurement_noise(ds, b, ax=ax)
+                pooled_report.measurement_noise(ds, b, ax=ax)
             return fig
 
         add("measurement_noise", "Measurement noise of the pooled baskets",
@@ -373,20 +374,7 @@ def _tables(s: xr.Dataset, ds: xr.Dataset) -> str:
               decision.money(float(s.basket_standalone_es_sum.sel(level=0.99)[i])),
               decision.money(float(s.basket_diversification_benefit.sel(level=0.99)[i]))]
              for i, row in enumerate(_investor_rows(s, "basket", "basket_", principal, n))])]
-    if "basket_pooled_signal_to_noise" in s:  # docs/model.md section 6.13
-        pooled = s.basket_pooled_signal_to_noise.values
-        snr = s.signal_to_noise.values
-        member = ds.basket_member.values.astype(bool)
-        parts += ["<h2 id='pooled'>Pooled measurement</h2>", _table(
-            ["basket", "bonds", "pooled signal/noise", "lowest bond signal/noise",
-             "median bond signal/noise"],
-            [[str(key), str(int(member[i].sum())), decision.ratio(float(pooled[i])),
-              decision.ratio(float(snr[member[i]].min())),
-              decision.ratio(float(np.median(snr[member[i]])))]
-             for i, key in enumerate(s.basket.values.tolist()) if np.isfinite(pooled[i])]),
-            "<p class='note'>A pooled basket pays its bonds on their summed measured units, "
-            "each bond measured against its own control group: independent prediction errors "
-            "partly cancel, shared ones (donors, regional and national factors) do not.</p>"]
+    parts += pooled_report.pooled_section(s, ds, _table)
     if "tranche" in s.dims:
         parts += ["<h2 id='tranches'>Tranches</h2>", _wide(
             [*_INVESTOR_HEAD, "share", "premium", f"E[guarantee] ({_GBP})",

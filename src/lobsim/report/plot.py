@@ -25,7 +25,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
-from lobsim.analysis import pooling, stats
+from lobsim.analysis import stats
 
 if TYPE_CHECKING:
     from lobsim.model.config import Config
@@ -515,42 +515,6 @@ def tranche_losses(ds: xr.Dataset, basket: str, *, ax: Axes | None = None) -> Ax
     ax.set_ylabel("P(loss > x)")
     ax.set_title(f"Basket {basket}: tranche loss distributions")
     ax.grid(alpha=0.3, which="both")
-    _legend_below(ax, 1)
-    return ax
-
-
-def measurement_noise(ds: xr.Dataset, basket: str, *, ax: Axes | None = None) -> Axes:
-    """Diversification of measurement noise in a basket (docs/model.md section 6.13).
-
-    The sd of the pooled prediction error per unit of pooled target as the
-    basket's bonds are pooled one by one (:func:`lobsim.analysis.pooling.diversification`),
-    against the ``1 / sqrt(n)`` fall of independent errors: the gap is the
-    noise the bonds share (donors, regional and national factors).
-
-    Parameters
-    ----------
-    ds : xarray.Dataset
-        Results of :func:`lobsim.simulate`.
-    basket : str
-    ax : matplotlib.axes.Axes, optional
-
-    Returns
-    -------
-    matplotlib.axes.Axes
-    """
-    d = pooling.diversification(ds, basket)
-    ax = _axes(ax, (6.0, 4.2))
-    n = d.bonds_pooled.values
-    ax.plot(n, 100.0 * d.noise_per_target.values, "o-", color=LOSS, lw=1.6,
-            label="pooled: the first n bonds (in config order)")
-    ax.plot(n, 100.0 * d.independent.values, "--", color=NEUTRAL, lw=1.2,
-            label="independent errors: one bond's over sqrt(n)")
-    ax.set_xlabel("bonds pooled n")
-    ax.set_ylabel("sd of the pooled error (% of pooled target)")
-    ax.yaxis.set_major_formatter(PercentFormatter())
-    ax.set_ylim(bottom=0.0)
-    ax.set_title(f"Basket {basket}: measurement noise as bonds are pooled")
-    ax.grid(alpha=0.3)
     _legend_below(ax, 1)
     return ax
 
