@@ -20,24 +20,43 @@ Method (docs/real_data.md, Per-area loadings), at the calibrated process:
    up to a scale fitted per area (the data say wards are not equally
    noisy): the raw estimates and their standard errors.
 3. *Identification.* The factors' scales are not identified apart from the
-   loadings (``beta F = (c beta) (F / c)``): the national loadings are
-   scaled so that their mean over all areas is the outcome's common value,
-   the regional ones so that their mean within each region is (a region's
-   factor is its own). The factor paths' own error is common to all areas
-   of a region, so to first order it moves every loading by the same
-   factor, which this scaling removes; the standard errors are those of
-   step 2, scaled alike. A factor whose sigma is 0 (on its boundary) has
-   no path and identifies no loading; a region of one area (which the
-   calibration refuses) no regional loading.
+   loadings (``beta F = (c beta) (F / c)``), and a region's mean national
+   loading is confounded in step 2 with its own factor (the BLUP, with
+   common loadings, puts a region's extra national swing into its G). So
+   the slopes are scaled to mean 1 within each region (relative loadings),
+   and a region's mean national loading comes from its regional mean's GLS
+   slope on the national path predicted from the *other* regions (its own
+   factor and noise, ``Sigma_G + K / n_r``, then independent of the
+   regressor), scaled so that the area-weighted mean is the outcome's
+   common value. ``beta[a]`` is the product of the two, ``gamma[a]`` the
+   relative slope times the common value (a region's factor is its own, so
+   its mean regional loading is its scale). The factor paths' own error is
+   shared by the areas of a region and, to first order, moves their slopes
+   by one factor, which the scaling removes; the standard errors are those
+   of the GLS, scaled alike (the scale's own error, from 10-20 areas, left
+   out). A factor whose sigma is 0 (on its boundary) has no path and
+   identifies no loading; a region of one area (which the calibration
+   refuses) no relative loading; fewer than three regions no regional mean
+   national loading.
 4. *Shrinkage.* 34 monthly periods give noisy individual slopes, and the
    engine uses a loading as if known (the reason the calibration treats
    trends as random). The loadings are random coefficients: their spread
    ``tau^2`` by moments (the variance of the scaled estimates about the
    common value over what their squared standard errors explain), and each
    area's loading its empirical-Bayes prediction ``c + w (b - c)``,
-   ``w = tau^2 / (tau^2 + se^2)``, with posterior sd ``sqrt(w) se``. Where the
-   spread is 0 (no evidence of loadings that differ), every area keeps the
-   common value.
+   ``w = tau^2 / (tau^2 + se^2)``, with posterior sd ``sqrt(w) se``; within
+   regions about 1 (relative to the region's mean), between regions (the
+   national loading only) about the common value, the two multiplied.
+   The panel identifies a spread within regions if the relative slopes
+   estimated on the two halves of the periods agree (their correlation
+   over areas has a Fisher z above 2: the halves' errors are independent,
+   so this does not rest on the standard errors, whose fitted covariance
+   is off by a factor shared by a panel's areas), a spread between regions
+   if the regions' mean loadings fail Cochran's homogeneity test (their
+   squared z about the common value summed, against chi-square with
+   ``R - 1`` degrees of freedom, p < 0.025). A spread not
+   identified is taken as none, and the loadings keep their centre: every
+   area the common value if neither is identified.
 """
 
 from __future__ import annotations
@@ -47,6 +66,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 from threadpoolctl import threadpool_limits
 
 from lobsim.errors import ConfigError
@@ -58,6 +78,13 @@ from lobsim.validation.calibrate import Calibration, _panel
 AREAS_WITH_LOADINGS = "areas_loadings.csv"
 #: ``|estimate - common| > SIGNIFICANT_SE * se`` counts as a loading that differs.
 SIGNIFICANT_SE = 2.0
+#: The panel identifies loadings that differ within regions if the halves'
+#: agreement has a z above this, and between regions (or without halves) if
+#: Cochran's homogeneity test has a p-value below this; else they are taken as equal.
+IDENTIFIED_Z = 2.0
+IDENTIFIED_P = 0.025
+#: Fewest periods in each half of the panel for the split-half check.
+MIN_HALF = 8
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,6 +115,10 @@ class LoadingEstimates:
     spread_within_se, spread_between_se : float
         Their standard errors (moments, the squared deviations taken as
         chi-square); NaN at 0 or not identified.
+    split_half_r, split_half_z : float
+        Correlation over areas of the relative loadings estimated on the
+        first and the second half of the periods, and its Fisher z (about
+        N(0, 1) with equal loadings); NaN with fewer than 16 periods.
     """
 
     name: str
@@ -100,6 +131,8 @@ class LoadingEstimates:
     spread_within_se: float
     spread_between: float
     spread_between_se: float
+    split_half_r: float
+    split_half_z: float
 
     @property
     def identified(self) -> int:
@@ -128,9 +161,11 @@ class LoadingEstimates:
         chance = 0.0455 * self.identified  # outside 2 sd of a normal, two-sided
         between = "" if math.isnan(self.spread_between) else \
             f", between regions {_spread(self.spread_between, self.spread_between_se)}"
+        halves = "" if math.isnan(self.split_half_r) else \
+            f"; halves agree r {self.split_half_r:.2f} (z {self.split_half_z:.1f})"
         return (f"{self.name} loading: estimates {q05:.2f} to {q95:.2f} (5%-95%), median se "
                 f"{float(np.median(self.se[ok])):.2f}; sd of true loadings within regions "
-                f"{_spread(self.spread_within, self.spread_within_se)}{between}; "
+                f"{_spread(self.spread_within, self.spread_within_se)}{between}{halves}; "
                 f"{self.significant} of {self.identified} differ from {self.common:g} by > 2 se "
                 f"(about {chance:.0f} by chance); {self.own} of {n} areas get their own")
 
@@ -173,14 +208,22 @@ def estimate_loadings(cal: Calibration, history: str | Path | OutcomeData,
         panel = _panel(history, areas, cal.periods_per_year)
         if tuple(panel.table.ids) != cal.areas:
             raise ValueError("the calibration is of other areas than this panel")
-        model = _Model.of(cal, panel.rindex, panel.sizes)
+        t = panel.y.shape[1]
+        model = _Model.of(cal, t)
         raw, se = _area_slopes(model, panel.y, panel.rindex, panel.sizes)
         region_raw, region_se = _region_slopes(model, panel.y, panel.rindex, panel.sizes)
+        halves = None
+        if t >= 2 * MIN_HALF:
+            half = _Model.of(cal, t // 2)
+            halves = (_area_slopes(half, panel.y[:, : t // 2], panel.rindex, panel.sizes)[0],
+                      _area_slopes(half, panel.y[:, t - t // 2:], panel.rindex, panel.sizes)[0])
     groups = [np.flatnonzero(panel.rindex == r) for r in range(len(panel.sizes))]
     common = cal.process.national_loading, cal.process.regional_loading
+    agree = [_split_half(halves[0][:, k], halves[1][:, k], groups) if halves else
+             (math.nan, math.nan) for k in range(2)]
     national = _combine("national", raw[:, 0], se[:, 0], common[0], groups,
-                        (region_raw, region_se, panel.sizes))
-    regional = _combine("regional", raw[:, 1], se[:, 1], common[1], groups, None)
+                        (region_raw, region_se, panel.sizes), agree[0])
+    regional = _combine("regional", raw[:, 1], se[:, 1], common[1], groups, None, agree[1])
     return AreaLoadings(areas=cal.areas, regions=cal.regions, national=national,
                         regional=regional)
 
@@ -197,8 +240,9 @@ class _Model:
     identified: np.ndarray  # (2,) national, regional factor present
 
     @classmethod
-    def of(cls, cal: Calibration, rindex: np.ndarray, sizes: np.ndarray) -> _Model:
-        p, ppy, t = cal.per_period, cal.periods_per_year, len(cal.periods)
+    def of(cls, cal: Calibration, t: int) -> _Model:
+        """At the calibration's parameters, over ``t`` periods."""
+        p, ppy = cal.per_period, cal.periods_per_year
         tau = level_and_trend(t)[:, 1]
         k_w = (p["area_sigma"] ** 2 * ar1_gamma(p["area_phi"], t)
                + cal.process.measurement_sigma ** 2 * np.eye(t))
@@ -292,17 +336,42 @@ def _region_slopes(model: _Model, y: np.ndarray, rindex: np.ndarray, sizes: np.n
     return raw, se
 
 
-def _combine(name: str, raw: np.ndarray, se: np.ndarray, common: float,
-             groups: list[np.ndarray],
-             between: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> LoadingEstimates:
-    """Steps 3-4: relative loadings within regions times the regions' means, shrunk."""
-    n = raw.size
-    rel, rel_se = np.full(n, np.nan), np.full(n, np.nan)
+def _relative(raw: np.ndarray, se: np.ndarray, groups: list[np.ndarray]
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Slopes and their se over their region's mean slope (NaN where none)."""
+    rel, rel_se = np.full(raw.size, np.nan), np.full(raw.size, np.nan)
     for members in groups:
         ok = members[np.isfinite(se[members])]
         mean = float(raw[ok].mean()) if ok.size >= 2 else math.nan
         if abs(mean) > 1e-9:  # else the path is orthogonal to what the areas do: no scale
             rel[ok], rel_se[ok] = raw[ok] / mean, se[ok] / abs(mean)
+    return rel, rel_se
+
+
+def _split_half(first: np.ndarray, second: np.ndarray, groups: list[np.ndarray]
+                ) -> tuple[float, float]:
+    """Correlation over areas of the relative slopes of the two halves, and its z.
+
+    The halves' errors are independent (an area's own process forgets within
+    months), so with equal loadings the correlation is about 0, whatever the
+    standard errors say; ``z = atanh(r) sqrt(n - 3)`` is about N(0, 1) then.
+    """
+    a, b = (_relative(x, np.where(np.isfinite(x), 1.0, np.nan), groups)[0]
+            for x in (first, second))
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 4 or np.std(a[ok]) == 0.0 or np.std(b[ok]) == 0.0:
+        return math.nan, math.nan
+    r = float(np.corrcoef(a[ok], b[ok])[0, 1])
+    return r, math.atanh(min(max(r, -0.999999), 0.999999)) * math.sqrt(ok.sum() - 3)
+
+
+def _combine(name: str, raw: np.ndarray, se: np.ndarray, common: float,
+             groups: list[np.ndarray],
+             between: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+             agree: tuple[float, float]) -> LoadingEstimates:
+    """Steps 3-4: relative loadings within regions times the regions' means, shrunk."""
+    n = raw.size
+    rel, rel_se = _relative(raw, se, groups)
     dof = int(np.isfinite(rel_se).sum()) - sum(bool(np.isfinite(rel_se[g]).any()) for g in groups)
     tau_w, tau_w_se, rel_hat, rel_post = _random_effects(rel, rel_se, 1.0, dof)
     # the regions' mean loadings, scaled to an area-weighted mean of the common value
@@ -321,16 +390,32 @@ def _combine(name: str, raw: np.ndarray, se: np.ndarray, common: float,
         region[members] = r
     est = level[region] * rel
     est_se = np.hypot(level_se[region] * rel, level[region] * rel_se)
-    own = np.isfinite(rel_se) & ((tau_w > 0.0) | (np.nan_to_num(tau_b) > 0.0))
-    rel_hat = np.where(np.isfinite(rel_hat), rel_hat, 1.0)
-    rel_post = np.nan_to_num(rel_post)
+    # a level whose spread the panel does not tell from 0 keeps its centre: within
+    # regions, by the halves' agreement where the panel has two (the moment se
+    # rests on the fitted covariance, off by a factor common to the panel's areas)
+    within = tau_w > 0.0 and (_heterogeneous(rel, rel_se, 1.0, dof) if math.isnan(agree[1])
+                              else agree[1] > IDENTIFIED_Z)
+    across = tau_b > 0.0 and _heterogeneous(level, level_se, common, len(groups) - 1)
+    if not across:
+        level_hat, level_post = np.full(len(groups), float(common)), np.zeros(len(groups))
+    own = np.isfinite(rel_se) & (within | across)
+    rel_hat = np.where(np.isfinite(rel_hat) & within, rel_hat, 1.0)
+    rel_post = np.where(within, np.nan_to_num(rel_post), 0.0)
     loading = np.where(own, level_hat[region] * rel_hat, np.nan)
     post = np.where(own, np.hypot(level_post[region] * rel_hat, level_hat[region] * rel_post),
                     np.nan)
     return LoadingEstimates(name=name, common=float(common), estimate=est, se=est_se,
                             loading=loading, posterior_sd=post, spread_within=tau_w,
                             spread_within_se=tau_w_se, spread_between=tau_b,
-                            spread_between_se=tau_b_se)
+                            spread_between_se=tau_b_se, split_half_r=agree[0],
+                            split_half_z=agree[1])
+
+
+def _heterogeneous(est: np.ndarray, se: np.ndarray, centre: float, dof: int) -> bool:
+    """Cochran's test: do the estimates scatter about ``centre`` beyond their se?"""
+    ok = np.isfinite(se) & (se > 0.0)
+    q = float(np.sum(((est[ok] - centre) / se[ok]) ** 2))
+    return dof >= 1 and float(stats.chi2.sf(q, dof)) < IDENTIFIED_P
 
 
 def _random_effects(est: np.ndarray, se: np.ndarray, centre: float, dof: int

@@ -193,6 +193,8 @@ def write_universe(cal: Calibration, out: str | Path, *, areas: str, history: st
                       f"{est.name}_spread_within_se = {_toml_float(est.spread_within_se)}",
                       f"{est.name}_spread_between = {_toml_float(est.spread_between)}",
                       f"{est.name}_spread_between_se = {_toml_float(est.spread_between_se)}",
+                      f"{est.name}_split_half_r = {_toml_float(est.split_half_r)}",
+                      f"{est.name}_split_half_z = {_toml_float(est.split_half_z)}",
                       f"{est.name}_identified = {est.identified}",
                       f"{est.name}_own = {est.own}",
                       f"{est.name}_beyond_2se = {est.significant}"]
