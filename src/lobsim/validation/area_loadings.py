@@ -119,6 +119,9 @@ class LoadingEstimates:
         Correlation over areas of the relative loadings estimated on the
         first and the second half of the periods, and its Fisher z (about
         N(0, 1) with equal loadings); NaN with fewer than 16 periods.
+    within_identified, between_identified : bool
+        Whether the panel tells each spread from 0 (module docstring, step 4);
+        a spread not identified is taken as 0 in the written loadings.
     """
 
     name: str
@@ -133,6 +136,8 @@ class LoadingEstimates:
     spread_between_se: float
     split_half_r: float
     split_half_z: float
+    within_identified: bool
+    between_identified: bool
 
     @property
     def identified(self) -> int:
@@ -151,7 +156,7 @@ class LoadingEstimates:
         return int(np.sum(np.nan_to_num(z, nan=0.0) > SIGNIFICANT_SE))
 
     def summary(self) -> str:
-        """One line: spread, identified areas, how many differ by more than 2 se."""
+        """One line: the estimates, how many differ by 2 se, the spreads, what is written."""
         n = self.estimate.size
         if self.identified == 0:
             return (f"{self.name} loading: not identified (no {self.name} factor), "
@@ -159,15 +164,24 @@ class LoadingEstimates:
         ok = np.isfinite(self.se)
         q05, q95 = np.quantile(self.estimate[ok], [0.05, 0.95])
         chance = 0.0455 * self.identified  # outside 2 sd of a normal, two-sided
-        between = "" if math.isnan(self.spread_between) else \
-            f", between regions {_spread(self.spread_between, self.spread_between_se)}"
         halves = "" if math.isnan(self.split_half_r) else \
-            f"; halves agree r {self.split_half_r:.2f} (z {self.split_half_z:.1f})"
-        return (f"{self.name} loading: estimates {q05:.2f} to {q95:.2f} (5%-95%), median se "
-                f"{float(np.median(self.se[ok])):.2f}; sd of true loadings within regions "
-                f"{_spread(self.spread_within, self.spread_within_se)}{between}{halves}; "
-                f"{self.significant} of {self.identified} differ from {self.common:g} by > 2 se "
-                f"(about {chance:.0f} by chance); {self.own} of {n} areas get their own")
+            f", halves agree r {self.split_half_r:.2f} (z {self.split_half_z:.1f})"
+        parts = [f"{self.identified} areas estimated, {q05:.2f} to {q95:.2f} (5%-95%), median "
+                 f"se {float(np.median(self.se[ok])):.2f}, {self.significant} differ from "
+                 f"{self.common:g} by > 2 se (about {chance:.0f} by chance)",
+                 f"sd within regions {_spread(self.spread_within, self.spread_within_se)}"
+                 f"{halves}: {_verdict(self.within_identified)}"]
+        if not math.isnan(self.spread_between):
+            parts.append(f"between regions {_spread(self.spread_between, self.spread_between_se)}"
+                         f": {_verdict(self.between_identified)}")
+        written = self.loading[np.isfinite(self.loading)]
+        parts.append(f"{self.own} of {n} get their own" + (
+            f" ({written.min():.2f} to {written.max():.2f})" if written.size else ""))
+        return f"{self.name} loading: " + "; ".join(parts)
+
+
+def _verdict(identified: bool) -> str:
+    return "identified" if identified else "not told from 0"
 
 
 def _spread(value: float, se: float) -> str:
@@ -408,7 +422,8 @@ def _combine(name: str, raw: np.ndarray, se: np.ndarray, common: float,
                             loading=loading, posterior_sd=post, spread_within=tau_w,
                             spread_within_se=tau_w_se, spread_between=tau_b,
                             spread_between_se=tau_b_se, split_half_r=agree[0],
-                            split_half_z=agree[1])
+                            split_half_z=agree[1], within_identified=bool(within),
+                            between_identified=bool(across))
 
 
 def _heterogeneous(est: np.ndarray, se: np.ndarray, centre: float, dof: int) -> bool:

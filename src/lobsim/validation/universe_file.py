@@ -184,9 +184,10 @@ def write_universe(cal: Calibration, out: str | Path, *, areas: str, history: st
     ]
     if loadings is not None:
         lines += ["", "# Per-area loadings (docs/real_data.md, Per-area loadings), in the areas",
-                  "# file: sd of the true loadings within and between regions, areas with an",
-                  "# estimate, those written (the rest keep the common value), those more",
-                  "# than 2 se from it. Diagnostics only.",
+                  "# file: sd of the true loadings within and between regions, the halves'",
+                  "# agreement, whether each spread is told from 0, areas with an estimate,",
+                  "# those written (the rest keep the common value), those more than 2 se",
+                  "# from it. Diagnostics only.",
                   "[calibration.loadings]"]
         for est in (loadings.national, loadings.regional):
             lines += [f"{est.name}_spread_within = {_toml_float(est.spread_within)}",
@@ -195,6 +196,8 @@ def write_universe(cal: Calibration, out: str | Path, *, areas: str, history: st
                       f"{est.name}_spread_between_se = {_toml_float(est.spread_between_se)}",
                       f"{est.name}_split_half_r = {_toml_float(est.split_half_r)}",
                       f"{est.name}_split_half_z = {_toml_float(est.split_half_z)}",
+                      f"{est.name}_within_identified = {str(est.within_identified).lower()}",
+                      f"{est.name}_between_identified = {str(est.between_identified).lower()}",
                       f"{est.name}_identified = {est.identified}",
                       f"{est.name}_own = {est.own}",
                       f"{est.name}_beyond_2se = {est.significant}"]
