@@ -177,11 +177,20 @@ def test_cli_area_loadings_on_greater_manchester(tmp_path, capsys):
     text = capsys.readouterr().out
     lines = [line.strip() for line in text.splitlines()]
     national = next(line for line in lines if line.startswith("national loading:"))
-    assert "differ from 1 by > 2 se" in national and "of 215 areas get their own" in national
-    assert any(line.startswith("regional loading:") for line in lines)
+    regional = next(line for line in lines if line.startswith("regional loading:"))
+    assert "differ from 1 by > 2 se" in national
+    # docs/real_data.md, Per-area loadings: on Greater Manchester only the authorities'
+    # mean national loadings are told apart; every ward gets its authority's
+    assert "halves agree" in national and ": not told from 0; between regions" in national
+    assert "): identified; 215 of 215 get their own" in national
+    assert regional.endswith("not told from 0; 0 of 215 get their own")
     assert f"wrote {tmp_path / 'areas_loadings.csv'}" in lines
     universe = read_universe(out)
-    assert universe.areas.national_loading is not None
+    beta = universe.areas.national_loading
+    assert beta is not None and universe.areas.regional_loading is not None
+    assert np.isnan(universe.areas.regional_loading).all()
+    regions = np.array(universe.areas.regions)
+    assert all(np.unique(beta[regions == r]).size == 1 for r in set(regions))
     doc = tomllib.loads(out.read_text(encoding="utf-8"))
     assert doc["universe"]["areas"] == "areas_loadings.csv"
     assert doc["calibration"]["loadings"]["national_identified"] == 215
