@@ -216,5 +216,5 @@ def test_loadings_need_the_calibration_of_the_same_areas():
     other = AreaTable(ids=tuple(reversed(est_universe.areas.ids)),
                       regions=tuple(reversed(est_universe.areas.regions)),
                       covariate_names=("x",), covariates=est_universe.areas.covariates)
-    with pytest.raises(ValueError, match="other areas"):
+    with pytest.raises(ValueError, match="other areas or periods"):
         estimate_loadings(cal, history, other)

@@ -5,12 +5,13 @@
 ``backtest`` measures real placebo bonds and simulated ones from a calibrated model,
 ``placebo_stats`` summarises and compares them, ``sensitivity`` asks the engine;
 ``calibrate`` fits the outcome process to an observed panel (REML), ``standard_errors``
-gives its estimates' standard errors and says what an estimate on its boundary means;
+gives its estimates' standard errors and says what an estimate on its boundary means,
+``area_loadings`` estimates each area's factor loadings;
 ``universe_file`` writes a calibration as a universe file and reads it back.
 """
 
 from lobsim._lazy import lazy_submodules
 
 __getattr__, __dir__ = lazy_submodules(
-    __name__, ("backtest", "calibrate", "placebo_stats", "predictor_panel", "scm", "sensitivity",
+    __name__, ("area_loadings", "backtest", "calibrate", "placebo_stats", "predictor_panel", "scm", "sensitivity",
                  "standard_errors", "universe_file"))
