@@ -75,6 +75,12 @@ def _int_list(text: str, option: str) -> list[int]:
 # --------------------------------------------------------------------------
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from lobsim.model.areas import read_areas, read_outcome
+    from lobsim.validation.area_loadings import (
+        AREAS_WITH_LOADINGS,
+        estimate_loadings,
+        write_areas_with_loadings,
+        write_loading_estimates,
+    )
     from lobsim.validation.calibrate import calibrate
     from lobsim.validation.standard_errors import boundary_message
     from lobsim.validation.universe_file import data_reference, write_universe
@@ -85,18 +91,32 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     if out.suffix != ".toml":
         raise UsageError(f"--out {out}: the universe is written as TOML; use a .toml path")
     outcome = args.outcome or history.stem.removesuffix("_history") or "outcome"
-    for path in (out, out.parent / f"{outcome}_state.csv", out.parent / f"{outcome}_volatility.csv"):
+    written = [out, out.parent / f"{outcome}_state.csv", out.parent / f"{outcome}_volatility.csv"]
+    if args.area_loadings:
+        written += [out.parent / AREAS_WITH_LOADINGS, out.parent / f"{outcome}_loadings.csv"]
+    for path in written:
         check_output(path, "--out", force=args.force)
     table = read_areas(areas_path)
     data = read_outcome(history, None, table)
     ppy = _periods_per_year(args, data.periods)
     started = time.perf_counter()
     cal = calibrate(data, table, ppy)
+    loadings = estimate_loadings(cal, data, table) if args.area_loadings else None
     elapsed = time.perf_counter() - started
     out.parent.mkdir(parents=True, exist_ok=True)
-    files = write_universe(cal, out, areas=data_reference(areas_name, out.parent),
+    areas_ref = data_reference(areas_name, out.parent)
+    extra: dict[str, Path] = {}
+    if loadings is not None:
+        # the universe names the areas file with the loadings, written beside it
+        extra[AREAS_WITH_LOADINGS] = write_areas_with_loadings(
+            areas_path, loadings, out.parent / AREAS_WITH_LOADINGS)
+        extra[f"{outcome}_loadings.csv"] = write_loading_estimates(
+            loadings, out.parent / f"{outcome}_loadings.csv")
+        areas_ref = AREAS_WITH_LOADINGS
+    files = write_universe(cal, out, areas=areas_ref,
                            history=data_reference(args.history, out.parent), outcome=outcome,
-                           kind=args.kind, unit=args.unit)
+                           kind=args.kind, unit=args.unit, loadings=loadings)
+    files.update(extra)
     if args.quiet:
         return 0
     p, q = cal.process, cal.per_period
@@ -124,6 +144,12 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
           "regions (area, noise)\n    and between them (national, regional), per year by the "
           "delta method, which understates\n    them where phi/period is imprecise; GLS and "
           "moments for the trends;\n    bound: on its boundary, no se; n/a: not identified (docs/real_data.md)")
+    if loadings is not None:
+        print()
+        print(f"per-area loadings ({AREAS_WITH_LOADINGS}; estimates and se in "
+              f"{outcome}_loadings.csv; docs/real_data.md, Per-area loadings):")
+        for est in (loadings.national, loadings.regional):
+            print(f"  {est.summary()}")
     for key in cal.on_boundary:
         print(format_warning(boundary_message(cal, key), LobsimWarning, "", 0), end="",
               file=sys.stderr)
@@ -268,6 +294,10 @@ def add_realdata_parsers(sub: argparse._SubParsersAction) -> None:
     cal.add_argument("--kind", choices=("count", "percent"), default="count",
                      help="outcome kind (default: count)")
     cal.add_argument("--unit", default="claimant", help="what one unit is (default: claimant)")
+    cal.add_argument("--area-loadings", action="store_true",
+                     help="also estimate each area's national and regional loadings (shrunk "
+                          "towards 1) and write them in a copy of the areas file, "
+                          "areas_loadings.csv, that the universe names")
     cal.add_argument("--force", action="store_true", help="overwrite existing files")
     cal.add_argument("--quiet", action="store_true",
                      help="print nothing but errors (no table, no boundary warnings)")

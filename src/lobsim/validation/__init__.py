@@ -7,11 +7,12 @@
 ``calibrate`` fits the outcome process to an observed panel (REML), ``standard_errors``
 gives its estimates' standard errors and says what an estimate on its boundary means,
 ``parameter_draws`` draws each scenario block's process from their sampling distribution;
+``area_loadings`` estimates each area's factor loadings;
 ``universe_file`` writes a calibration as a universe file and reads it back.
 """
 
 from lobsim._lazy import lazy_submodules
 
-__getattr__, __dir__ = lazy_submodules(
-    __name__, ("backtest", "calibrate", "parameter_draws", "placebo_stats", "predictor_panel", "scm", "sensitivity",
-                 "standard_errors", "universe_file"))
+__getattr__, __dir__ = lazy_submodules(__name__, (
+    "area_loadings", "backtest", "calibrate", "parameter_draws", "placebo_stats",
+    "predictor_panel", "scm", "sensitivity", "standard_errors", "universe_file"))

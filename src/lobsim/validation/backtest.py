@@ -384,7 +384,9 @@ def simulate_panel(universe: CalibratedUniverse, rng: np.random.Generator, *, si
     (:func:`lobsim.model.process.ar1_period_parameters`); F, G and U start from their
     stationary distributions (at 0 for a random walk); trends are drawn from
     the calibrated spread around the mean trend; levels are the areas'
-    observed mean log levels. With ``size_scaled`` the area shocks and noise
+    observed mean log levels; the loadings are each area's own where the
+    universe's areas file gives them (docs/model.md section 3.2), else the
+    outcome's common ones. With ``size_scaled`` the area shocks and noise
     of each area are scaled by its fitted volatility scale
     (``exp(c + b log-level)``, normalised to mean 1): the heterogeneity the
     pooled process leaves out.
@@ -419,8 +421,10 @@ def simulate_panel(universe: CalibratedUniverse, rng: np.random.Generator, *, si
              + u.trend_sd_area * rng.standard_normal(n_a))
     sig_e = proc.measurement_sigma * sd
     noise = sig_e[:, None] * rng.standard_normal((n_a, t)) - 0.5 * sig_e[:, None] ** 2
+    # each area's own loadings where the areas file gives them, as the engine's world does
+    beta, gamma = areas.loadings(proc.national_loading, proc.regional_loading)
     x = (logs.mean(axis=1)[:, None] + trend[:, None] * tau[None, :]
-         + proc.national_loading * national.T + proc.regional_loading * regional.T[rindex]
+         + beta[:, None] * national.T + gamma[:, None] * regional.T[rindex]
          + area.T)
     return np.exp(x + noise)
 

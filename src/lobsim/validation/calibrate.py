@@ -61,7 +61,9 @@ with ``n`` periods a year (:func:`lobsim.model.process.ar1_year_parameters`); ``
 is the sd of one observation's log noise, the same at any period length.
 
 Limits, stated in ``docs/real_data.md``: pooled volatilities (every area
-equally noisy), Gaussian shocks, loadings fixed at 1, trends linear, the
+equally noisy), Gaussian shocks, loadings fixed at 1 (per-area loadings are
+estimated afterwards at this process by :mod:`lobsim.validation.area_loadings`),
+trends linear, the
 national factor estimated from a single series (its phi and sigma are
 imprecise; it cancels from every control-group measurement).
 """

@@ -14,6 +14,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -28,6 +29,9 @@ from lobsim.model.areas import (
 )
 from lobsim.model.config import PACKAGE_DATA_PREFIX, OutcomeProcess
 from lobsim.validation.calibrate import Calibration
+
+if TYPE_CHECKING:
+    from lobsim.validation.area_loadings import AreaLoadings
 
 _PROCESS_KEYS = ("national_phi", "national_sigma", "regional_phi", "regional_sigma",
                  "area_phi", "area_sigma", "measurement_sigma", "national_loading",
@@ -72,7 +76,8 @@ def _check_volatility_scale(cal: Calibration, history: str) -> None:
 
 def write_universe(cal: Calibration, out: str | Path, *, areas: str, history: str,
                    outcome: str = "claimants", kind: str = "count", unit: str = "claimant",
-                   name: str | None = None) -> dict[str, Path]:
+                   name: str | None = None, loadings: AreaLoadings | None = None
+                   ) -> dict[str, Path]:
     """Write a calibration as a universe file with its state and diagnostics.
 
     Parameters
@@ -86,6 +91,10 @@ def write_universe(cal: Calibration, out: str | Path, *, areas: str, history: st
         TOML's folder, absolute, or ``lobsim:...``; see :func:`data_reference`).
     outcome, kind, unit, name : str
         The ``[[outcomes]]`` entry's id, kind, unit and name.
+    loadings : AreaLoadings, optional
+        Per-area loadings (:mod:`lobsim.validation.area_loadings`), whose
+        summary goes into ``[calibration.loadings]``; ``areas`` should then
+        name the areas file written with them.
 
     Returns
     -------
@@ -173,6 +182,25 @@ def write_universe(cal: Calibration, out: str | Path, *, areas: str, history: st
         "[calibration.standard_errors.per_period]",
         *(f"{k} = {_toml_float(v)}" for k, v in cal.standard_errors_per_period.items()),
     ]
+    if loadings is not None:
+        lines += ["", "# Per-area loadings (docs/real_data.md, Per-area loadings), in the areas",
+                  "# file: sd of the true loadings within and between regions, the halves'",
+                  "# agreement, whether each spread is told from 0, areas with an estimate,",
+                  "# those written (the rest keep the common value), those more than 2 se",
+                  "# from it. Diagnostics only.",
+                  "[calibration.loadings]"]
+        for est in (loadings.national, loadings.regional):
+            lines += [f"{est.name}_spread_within = {_toml_float(est.spread_within)}",
+                      f"{est.name}_spread_within_se = {_toml_float(est.spread_within_se)}",
+                      f"{est.name}_spread_between = {_toml_float(est.spread_between)}",
+                      f"{est.name}_spread_between_se = {_toml_float(est.spread_between_se)}",
+                      f"{est.name}_split_half_r = {_toml_float(est.split_half_r)}",
+                      f"{est.name}_split_half_z = {_toml_float(est.split_half_z)}",
+                      f"{est.name}_within_identified = {str(est.within_identified).lower()}",
+                      f"{est.name}_between_identified = {str(est.between_identified).lower()}",
+                      f"{est.name}_identified = {est.identified}",
+                      f"{est.name}_own = {est.own}",
+                      f"{est.name}_beyond_2se = {est.significant}"]
     _write_lines(path, lines)
     state = ["area,trend,log_level,area_state,regional_state,national_state"]
     vol = ["area,region,volatility_scale"]
