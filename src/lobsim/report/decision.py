@@ -23,8 +23,8 @@ import numpy as np
 import xarray as xr
 
 from lobsim.analysis import stats
-from lobsim.analysis.setaside import SetAsides
 from lobsim.analysis.power import NOISE_DOMINATED
+from lobsim.analysis.setaside import SetAsides
 from lobsim.analysis.terms import BondTerms, term_sheet
 from lobsim.model.config import Config
 
