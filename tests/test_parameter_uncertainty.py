@@ -29,6 +29,7 @@ from lobsim.errors import ConfigError
 from lobsim.model.blocks import block_generator
 from lobsim.scale.runner import run
 from lobsim.validation.parameter_draws import (
+    _moved,
     distributions,
     draw_blocks,
     parameter_generator,
@@ -76,29 +77,49 @@ def test_zero_covariance_changes_nothing_bit_for_bit(cfg, dists):
     _equal(drawn, run(cfg, scenarios=N, threads=2))
 
 
-def test_draws_have_the_estimated_mean_and_covariance(dists):
+def test_draws_have_the_estimated_mean_and_covariance_in_the_unbounded_scale(dists):
     d = dists["claimants"]
     n = 4000
-    x = np.array([d.normal(parameter_generator(7, i)) for i in range(n)])
+    z = np.array([d.normal(parameter_generator(7, i)) for i in range(n)])
     # GM's regional_phi is on its bound (1): held, never drawn
     assert d.held == ("regional_phi",)
-    free = np.diag(d.cov) > 0
-    assert free.sum() == 6 and np.all(x[:, ~free] == d.centre[~free])
-    # the normal draws: their mean within 4 Monte Carlo se of the estimate, their
-    # covariance, once whitened by the estimated one, the identity within 4 sd of
-    # each entry (sqrt(2/n) on the diagonal, 1/sqrt(n) off it)
-    sd = np.sqrt(np.diag(d.cov))[free]
-    xf = x[:, free]
-    assert np.all(np.abs(xf.mean(axis=0) - d.centre[free]) < 4 * sd / np.sqrt(n))
-    low = np.linalg.cholesky(d.cov[np.ix_(free, free)])
-    cov = np.cov(np.linalg.solve(low, (xf - xf.mean(axis=0)).T))
+    free = d.free
+    assert free.sum() == 6 and np.all(z[:, ~free] == d.unbounded_centre[~free])
+    # the delta method by hand: logit'(phi) = 1 / (phi (1 - phi)), log'(v) = 1 / v
+    phi, v = d.centre[3], d.centre[4]  # national phi and variance (search units)
+    np.testing.assert_allclose(d.unbounded_cov[3, 3], d.cov[3, 3] / (phi * (1 - phi)) ** 2,
+                               rtol=1e-12)
+    np.testing.assert_allclose(d.unbounded_cov[3, 4], d.cov[3, 4] / (phi * (1 - phi) * v),
+                               rtol=1e-12)
+    # the normal draws in the unbounded scale: their mean within 4 Monte Carlo se of the
+    # estimate's logit / log, their covariance, once whitened by the delta-method one, the
+    # identity within 4 sd of each entry (sqrt(2/n) on the diagonal, 1/sqrt(n) off it)
+    cov_z = d.unbounded_cov[np.ix_(free, free)]
+    sd = np.sqrt(np.diag(cov_z))
+    zf = z[:, free]
+    assert np.all(np.abs(zf.mean(axis=0) - d.unbounded_centre[free]) < 4 * sd / np.sqrt(n))
+    low = np.linalg.cholesky(cov_z)
+    cov = np.cov(np.linalg.solve(low, (zf - zf.mean(axis=0)).T))
     eye = np.eye(cov.shape[0])
     tol = 4 * np.where(eye == 1, np.sqrt(2 / n), 1 / np.sqrt(n))
     assert np.all(np.abs(cov - eye) < tol)
-    # a parameter draw is the normal one clipped to the parameter space
-    for i in range(50):
-        np.testing.assert_array_equal(d.draw(parameter_generator(7, i)),
-                                      np.clip(x[i], 0.0, d.upper))
+    # a parameter draw is the normal one mapped back: inside the space, never clipped
+    x = np.array([d.draw(parameter_generator(7, i)) for i in range(n)])
+    np.testing.assert_allclose(x[:, free], d.bounded(z)[:, free], rtol=1e-14)
+    assert np.all(x[:, ~free] == d.centre[~free])
+    phis = x[:, ~d.is_var & free]
+    assert np.all((phis > 0) & (phis < 1)) and np.all(x[:, d.is_var] > 0)
+    # the national phi (0.70, se 0.17 per month) would leave (0, 1) in ~4% of normal
+    # draws in search units; here its draws come close to 1 but stay below it
+    assert (x[:, 3] > 0.95).any()
+
+
+def test_a_hand_set_process_is_moved_in_the_unbounded_scale():
+    # logit(0.99) + logit(0.5) - logit(0.2) = 4.595 + 0 + 1.386: expit 0.99748, inside (0, 1)
+    # where the additive shift 0.99 + 0.3 would leave it
+    assert _moved(0.99, 0.2, 0.5, phi=True) == pytest.approx(0.997481, abs=1e-6)
+    assert _moved(0.03, 0.02, 0.04, phi=False) == pytest.approx(0.06, rel=1e-14)
+    assert _moved(0.9, 0.2, 0.2, phi=True) == 0.9 and _moved(1.0, 0.2, 0.5, phi=True) == 1.0
 
 
 def test_parameter_stream_is_not_the_scenario_stream():
