@@ -10,6 +10,7 @@ bit-identical for any partition) and docs/real_data.md, Parameter uncertainty.
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 from pathlib import Path
 
@@ -17,16 +18,21 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from lobsim import load_config
+import lobsim
+from lobsim import load_config, summarize
 from lobsim.analysis.parameter_uncertainty import (
     FIXED,
     draw_spread,
     parameter_uncertainty_effect,
+    parameter_uncertainty_table,
 )
 from lobsim.analysis.stats import block_mean_se, mean_se
+from lobsim.analysis.tidy import build_tables
 from lobsim.cli.commands import main
 from lobsim.errors import ConfigError
 from lobsim.model.blocks import block_generator
+from lobsim.model.simulate import simulate
+from lobsim.report.html import report_html
 from lobsim.scale.runner import run
 from lobsim.validation.parameter_draws import (
     _moved,
@@ -143,7 +149,12 @@ def test_outcome_without_history_is_a_config_error(cfg):
         distributions(bare)
 
 
-def test_cli_runs_and_summarises(tmp_path, capsys):
+@pytest.fixture(scope="module")
+def pu_run(cfg):
+    return lobsim.simulate(cfg, scenarios=N, parameter_uncertainty=True)
+
+
+def test_cli_runs_and_summarises(tmp_path, capsys, pu_run):
     out = tmp_path / "pu.nc"
     assert main(["run", str(GM), "--scenarios", str(N), "--set",
                  f"simulation.block_size={BLOCK}", "--parameter-uncertainty",
@@ -158,8 +169,43 @@ def test_cli_runs_and_summarises(tmp_path, capsys):
     added = e.default_probability_added.values
     np.testing.assert_allclose(added, ds["default"].mean("scenario").values
                                - ds[FIXED].mean("scenario").values, atol=1e-12)
+    # the Python entry point is the same run (the CLI's goes through lobsim.scale.runner)
+    for k in ("default", FIXED, "parameter_draw", "irr"):
+        np.testing.assert_array_equal(ds[k].values, pu_run[k].values, err_msg=k)
+    assert ds.attrs["parameter_uncertainty"] == pu_run.attrs["parameter_uncertainty"]
     assert main(["summary", str(out)]) == 0
     assert "P(default) drawn %" in capsys.readouterr().out
+
+
+def test_python_api_without_the_option_is_the_model_run(cfg):
+    _equal(lobsim.simulate(cfg, scenarios=BLOCK), simulate(cfg, scenarios=BLOCK))
+    with pytest.raises(ValueError, match="not supported with importance sampling"):
+        lobsim.simulate(cfg, scenarios=BLOCK, tilt_global=0.5, parameter_uncertainty=True)
+
+
+def test_report_and_export_show_the_table(cfg, pu_run):
+    e = parameter_uncertainty_effect(pu_run)
+    t = parameter_uncertainty_table(e)
+    page = report_html(pu_run, cfg, [], config_text="")
+    section = page[page.index("<h2 id='parameter-uncertainty'>"):page.index("<h2 id='terms'>")]
+    # after the decision's sections, the terminal's cells (one definition)
+    assert page.index("id='decision-departments'") < page.index("id='parameter-uncertainty'")
+    for cell in (*t.header, *t.rows[0]):
+        assert f">{html.escape(cell)}<" in section, cell
+    tables = {x.name: x for x in build_tables(summarize(pu_run), pu_run, source="pu.nc",
+                                              exported_at="now")}
+    table = tables["parameter_uncertainty"]
+    assert not table.missing and table.rows[0][0] == "harpurhey-jsa"
+    row = dict(zip(table.columns, table.rows[0], strict=True))
+    assert row["p_default_added"] == float(e.default_probability_added[0])
+    assert row["p_default_fixed_lo"] == float(e.default_probability_fixed_lo[0])
+    assert row["p_default_draw_sd"] == float(e.default_probability_draw_sd[0])
+    # a run without the option: the table is there, empty, saying why
+    plain = simulate(cfg, scenarios=BLOCK)
+    assert "parameter-uncertainty" not in report_html(plain, cfg, [], config_text="")
+    empty = {x.name: x for x in build_tables(summarize(plain), plain, source="p.nc",
+                                             exported_at="now")}["parameter_uncertainty"]
+    assert empty.rows == [] and "--parameter-uncertainty" in empty.missing
 
 
 def test_cli_refuses_stream(capsys):

@@ -15,6 +15,7 @@ they are what limits the precision of the added probability (a smaller
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import numpy as np
 import xarray as xr
@@ -117,13 +118,25 @@ def draw_spread(event: np.ndarray, block_size: int) -> np.ndarray:
     return np.sqrt(np.maximum(p.var(axis=0, ddof=1) - noise, 0.0))
 
 
-def format_parameter_uncertainty(e: xr.Dataset) -> str:
-    """The terminal table of :func:`parameter_uncertainty_effect`."""
+@dataclass(frozen=True)
+class ParameterUncertaintyTable:
+    """The printed table of :func:`parameter_uncertainty_effect`: the terminal's and the report's."""
+
+    #: what was drawn and what held (the terminal prints it after the heading, in parentheses)
+    method: str
+    header: list[str]
+    rows: list[list[str]]
+    #: how to read the columns (printed under the table, with the intervals' note)
+    reading: str
+
+
+def parameter_uncertainty_table(e: xr.Dataset) -> ParameterUncertaintyTable:
+    """Per bond the cells of :func:`parameter_uncertainty_effect` as printed (percent, points)."""
     info = json.loads(str(e.attrs.get("parameter_uncertainty") or "{}"))
     held = [f"{k}.{c}" for k, cs in info.get("held_at_estimate", {}).items() for c in cs]
-    lines = [f"Parameter uncertainty (each of {info.get('blocks', '?')} scenario blocks draws "
-             "the process and base state from the calibration's sampling distribution; "
-             f"held at the estimate: {', '.join(held) or 'none'})"]
+    method = (f"each of {info.get('blocks', '?')} scenario blocks draws the process and base "
+              "state from the calibration's sampling distribution; held at the estimate: "
+              f"{', '.join(held) or 'none'}")
     header = ["bond", "P(default) fixed %", "95% interval", "P(default) drawn %",
               "95% interval", "added pp", "95% interval", "sd over draws pp"]
     rows = []
@@ -137,9 +150,15 @@ def format_parameter_uncertainty(e: xr.Dataset) -> str:
                                     f"{sign}.2f")]
         row.append(f"{100 * float(v.default_probability_draw_sd):.2f}")
         rows.append(row)
-    lines += tables.render(header, rows)
-    lines += ["(added: drawn minus fixed on common random numbers, the same scenarios at the "
-              "estimated parameters; sd over draws: how far the P(default) of one parameter draw "
-              "lies from another's; pp = percentage points; the intervals of drawn and added "
-              "count blocks, which share a draw, not scenarios)", tables.INTERVAL_NOTE]
-    return "\n".join(lines)
+    reading = ("added: drawn minus fixed on common random numbers, the same scenarios at the "
+               "estimated parameters; sd over draws: how far the P(default) of one parameter "
+               "draw lies from another's; pp = percentage points; the intervals of drawn and "
+               "added count blocks, which share a draw, not scenarios")
+    return ParameterUncertaintyTable(method, header, rows, reading)
+
+
+def format_parameter_uncertainty(e: xr.Dataset) -> str:
+    """The terminal table of :func:`parameter_uncertainty_effect`."""
+    t = parameter_uncertainty_table(e)
+    return "\n".join([f"Parameter uncertainty ({t.method})", *tables.render(t.header, t.rows),
+                      f"({t.reading})", tables.INTERVAL_NOTE])

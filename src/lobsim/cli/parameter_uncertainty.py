@@ -44,13 +44,14 @@ def check_parameter_uncertainty_args(args: argparse.Namespace, out: Path | None)
 
 def run_with_parameter_uncertainty(args: argparse.Namespace, cfg: Config) -> xr.Dataset:
     """The run at drawn parameters, with ``default_fixed_parameters`` and the draws."""
-    import numpy as np
-
-    from lobsim.analysis.parameter_uncertainty import FIXED
     from lobsim.cli.scale import progress_factory
     from lobsim.model.world import World
     from lobsim.scale.runner import run
-    from lobsim.validation.parameter_draws import ParameterUncertainty, draw_blocks
+    from lobsim.validation.parameter_draws import (
+        ParameterUncertainty,
+        draw_blocks,
+        with_parameter_uncertainty,
+    )
 
     drawn: list[ParameterUncertainty] = []
 
@@ -67,15 +68,4 @@ def run_with_parameter_uncertainty(args: argparse.Namespace, cfg: Config) -> xr.
         ds = run(cfg, **common, block_worlds=block_worlds)
     except ConnectionError as exc:
         raise UsageError(str(exc)) from None
-    pu = drawn[0]
-    ds[FIXED] = fixed["default"].assign_attrs(
-        long_name="the bond defaults at the estimated parameters (same scenario draws)")
-    names, values = pu.draws_table()
-    ds["parameter_draw"] = (("parameter_block", "parameter"), values,
-                            {"long_name": "drawn per-year process parameters of each scenario "
-                                          "block, before the shift onto the config's",
-                             "units": "1 (phi per year; sigma in log points per year)"})
-    ds = ds.assign_coords(parameter=("parameter", np.array(names, str)),
-                          parameter_block=np.arange(values.shape[0]))
-    ds.attrs.update(pu.attrs())
-    return ds
+    return with_parameter_uncertainty(ds, fixed, drawn[0])

@@ -53,8 +53,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import xarray as xr
 from threadpoolctl import threadpool_limits
 
+from lobsim.analysis.parameter_uncertainty import FIXED
 from lobsim.errors import ConfigError
 from lobsim.model.areas import OutcomeData, read_areas
 from lobsim.model.config import PERIODS_PER_YEAR, Config, OutcomeProcess
@@ -375,3 +377,26 @@ def block_worlds(cfg: Config, seed: int, n_blocks: int,
     """The world of each block of a run and the draws they came from."""
     pu = draw_blocks(cfg, seed, n_blocks, dists)
     return pu.worlds(cfg), pu
+
+
+def with_parameter_uncertainty(drawn: xr.Dataset, fixed: xr.Dataset,
+                               pu: ParameterUncertainty) -> xr.Dataset:
+    """The run of ``--parameter-uncertainty``: ``drawn`` with ``fixed``'s defaults and the draws.
+
+    ``drawn`` and ``fixed`` are per-scenario results of the same config,
+    seed and scenarios (common random numbers), at ``pu``'s worlds and at
+    the estimated parameters; what they give is read by
+    :func:`lobsim.analysis.parameter_uncertainty.parameter_uncertainty_effect`.
+    """
+    ds = drawn.copy()
+    ds[FIXED] = fixed["default"].assign_attrs(
+        long_name="the bond defaults at the estimated parameters (same scenario draws)")
+    names, values = pu.draws_table()
+    ds["parameter_draw"] = (("parameter_block", "parameter"), values,
+                            {"long_name": "drawn per-year process parameters of each scenario "
+                                          "block, before the shift onto the config's",
+                             "units": "1 (phi per year; sigma in log points per year)"})
+    ds = ds.assign_coords(parameter=("parameter", np.array(names, str)),
+                          parameter_block=np.arange(values.shape[0]))
+    ds.attrs.update(pu.attrs())
+    return ds
