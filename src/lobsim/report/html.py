@@ -413,20 +413,12 @@ def _decision(s: xr.Dataset, ds: xr.Dataset, set_asides: SetAsides | None) -> st
 
 
 def _parameter_uncertainty(ds: xr.Dataset) -> str:
-    """What ``--parameter-uncertainty`` added to each bond's P(default), if the run had it.
+    """The table ``--parameter-uncertainty`` adds to the summary, cell for cell, if the run had it."""
+    from lobsim.analysis import parameter_uncertainty as pu
 
-    The terminal's table (:func:`lobsim.analysis.parameter_uncertainty.parameter_uncertainty_table`),
-    cell for cell.
-    """
-    from lobsim.analysis.parameter_uncertainty import (
-        has_parameter_uncertainty,
-        parameter_uncertainty_effect,
-        parameter_uncertainty_table,
-    )
-
-    if not has_parameter_uncertainty(ds):
+    if not pu.has_parameter_uncertainty(ds):
         return ""
-    t = parameter_uncertainty_table(parameter_uncertainty_effect(ds))
+    t = pu.parameter_uncertainty_table(pu.parameter_uncertainty_effect(ds))
     return "\n".join([
         "<h2 id='parameter-uncertainty'>Parameter uncertainty</h2>",
         f"<p class='note'>What the estimation error of the process parameters adds to each "
