@@ -425,7 +425,8 @@ def _parameter_uncertainty(ds: xr.Dataset) -> str:
         f"bond's P(default): {html.escape(t.method)} (docs/real_data.md, Parameter "
         "uncertainty).</p>",
         _table(t.header, t.rows, ident="parameter-uncertainty-table", text=(0,)),
-        f"<p class='note'>{html.escape(t.reading)}. {html.escape(INTERVAL_NOTE)}.</p>"])
+        "<p class='note'>" + ". ".join(html.escape(x[:1].upper() + x[1:])
+                                       for x in (t.reading, INTERVAL_NOTE)) + ".</p>"])
 
 
 def _png(fig: Figure, dpi: int) -> bytes:
