@@ -21,7 +21,9 @@ import xarray as xr
 import lobsim
 from lobsim import load_config, summarize
 from lobsim.analysis.parameter_uncertainty import (
+    COUNTS,
     FIXED,
+    FIXED_COUNTS,
     draw_spread,
     parameter_uncertainty_effect,
     parameter_uncertainty_table,
@@ -208,11 +210,34 @@ def test_report_and_export_show_the_table(cfg, pu_run):
     assert empty.rows == [] and "--parameter-uncertainty" in empty.missing
 
 
-def test_cli_refuses_stream(capsys):
+def test_cli_refuses_a_store(capsys):
     assert main(["run", str(GM), "--scenarios", "1000", "--parameter-uncertainty",
-                 "--stream"]) == 2
+                 "--out", "x.zarr"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "--parameter-uncertainty is not supported with --stream" in err
+    assert err.count("\n") == 0 and "not supported with --out PATH.zarr" in err
+
+
+def test_stream_keeps_the_block_counts_and_gives_the_same_table(tmp_path, capsys, pu_run):
+    out = tmp_path / "pu_stream.nc"
+    assert main(["run", str(GM), "--scenarios", str(N), "--set",
+                 f"simulation.block_size={BLOCK}", "--parameter-uncertainty", "--stream",
+                 "--threads", "2", "--out", str(out)]) == 0
+    assert "P(default) drawn %" in capsys.readouterr().out
+    s = xr.open_dataset(out)
+    assert "scenario" not in s.dims
+    # the blocks' default counts are the per-scenario run's, exactly (integers)
+    starts = np.arange(0, N, BLOCK)
+    for k, var in ((COUNTS, "default"), (FIXED_COUNTS, FIXED)):
+        np.testing.assert_array_equal(
+            s[k].values, np.add.reduceat(pu_run[var].values.astype(int), starts, axis=0))
+    # so the table is the same, to rounding (the fixed run's se: its streaming summary's)
+    a, b = parameter_uncertainty_effect(s), parameter_uncertainty_effect(pu_run)
+    for k in a.data_vars:
+        np.testing.assert_allclose(a[k].values, b[k].values, rtol=1e-12, atol=1e-15, err_msg=k)
+    assert main(["summary", str(out)]) == 0
+    assert "P(default) drawn %" in capsys.readouterr().out
+    table = {x.name: x for x in build_tables(s, None, source=str(out), exported_at="now")}
+    assert len(table["parameter_uncertainty"].rows) == 1
 
 
 def test_draw_spread_recovers_the_spread_of_block_probabilities():

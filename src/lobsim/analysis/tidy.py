@@ -286,13 +286,14 @@ def department_table(s: xr.Dataset, doc: dict[str, Any], ds: xr.Dataset | None) 
                  "(saving minus payment)", cols, rows)
 
 
-def parameter_uncertainty_table(results: xr.Dataset | None) -> Table:
+def parameter_uncertainty_table(results: xr.Dataset) -> Table:
     """parameter_uncertainty: per bond, what ``--parameter-uncertainty`` adds to P(default).
 
     The columns of
     :func:`lobsim.analysis.parameter_uncertainty.parameter_uncertainty_effect`
-    (``default_probability_*`` named ``p_default_*``): an empty table for a
-    run without the option.
+    (``default_probability_*`` named ``p_default_*``), from the per-scenario
+    results or a ``--stream`` summary: an empty table for a run without the
+    option.
     """
     from lobsim.analysis.parameter_uncertainty import (
         has_parameter_uncertainty,
@@ -303,7 +304,7 @@ def parameter_uncertainty_table(results: xr.Dataset | None) -> Table:
                    "(lobsim run --parameter-uncertainty), the difference on common random "
                    "numbers, with 95% intervals (_lo, _hi), and the sd of one draw's "
                    "P(default) across draws")
-    if results is None or not has_parameter_uncertainty(results):
+    if not has_parameter_uncertainty(results):
         return Table("parameter_uncertainty", description, ["bond"],
                      missing="the run was not made with --parameter-uncertainty")
     e = parameter_uncertainty_effect(results)
@@ -376,7 +377,8 @@ def build_tables(summary: xr.Dataset, results: xr.Dataset | None, *, source: str
                 Table("bond_department_cashflows", "per bond, paying department and year",
                       ["bond", "department", "year"], missing=stream)]
     tables = [*cash, department_table(summary, doc, results), *summary_tables(doc),
-              parameter_uncertainty_table(results), control_table(results if results is not None else summary),
+              parameter_uncertainty_table(results if results is not None else summary),
+              control_table(results if results is not None else summary),
               provenance_table(summary, source=source, exported_at=exported_at)]
     contents = Table("contents", "the tables of this export", ["table", "rows", "description",
                                                                  "units"],

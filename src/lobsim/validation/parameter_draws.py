@@ -56,7 +56,7 @@ import numpy as np
 import xarray as xr
 from threadpoolctl import threadpool_limits
 
-from lobsim.analysis.parameter_uncertainty import FIXED
+from lobsim.analysis.parameter_uncertainty import COUNTS, FIXED, FIXED_COUNTS, FIXED_PROBABILITY
 from lobsim.errors import ConfigError
 from lobsim.model.areas import OutcomeData, read_areas
 from lobsim.model.config import PERIODS_PER_YEAR, Config, OutcomeProcess
@@ -385,12 +385,23 @@ def with_parameter_uncertainty(drawn: xr.Dataset, fixed: xr.Dataset,
 
     ``drawn`` and ``fixed`` are per-scenario results of the same config,
     seed and scenarios (common random numbers), at ``pu``'s worlds and at
-    the estimated parameters; what they give is read by
+    the estimated parameters, or both their streaming summaries with the
+    blocks' default counts (``lobsim.scale.runner.run(..., stream=True,
+    block_defaults=True)``); what they give is read by
     :func:`lobsim.analysis.parameter_uncertainty.parameter_uncertainty_effect`.
     """
     ds = drawn.copy()
-    ds[FIXED] = fixed["default"].assign_attrs(
-        long_name="the bond defaults at the estimated parameters (same scenario draws)")
+    if COUNTS in fixed:  # streaming summaries: the fixed run's counts and P(default)
+        ds[FIXED_COUNTS] = fixed[COUNTS].assign_attrs(
+            long_name="defaults of each bond in each scenario block at the estimated "
+                      "parameters (same scenario draws)")
+        for k in ("", "_se"):
+            ds[FIXED_PROBABILITY + k] = fixed["default_probability" + k].assign_attrs(
+                long_name=f"{fixed['default_probability' + k].attrs.get('long_name', '')} "
+                          "at the estimated parameters")
+    else:
+        ds[FIXED] = fixed["default"].assign_attrs(
+            long_name="the bond defaults at the estimated parameters (same scenario draws)")
     names, values = pu.draws_table()
     ds["parameter_draw"] = (("parameter_block", "parameter"), values,
                             {"long_name": "drawn per-year process parameters of each scenario "
