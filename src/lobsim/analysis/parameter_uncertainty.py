@@ -7,9 +7,12 @@ simulated at the estimated parameters. The difference is paired per
 scenario, so its Monte Carlo error is that of the scenarios where the two
 differ. Scenarios of one block share its parameter draw: the standard
 errors of what depends on the draws are clustered by block
-(:func:`lobsim.analysis.stats.block_mean_se`), and with a few dozen blocks
+(:func:`lobsim.analysis.stats.block_sums_se`), and with a few dozen blocks
 they are what limits the precision of the added probability (a smaller
-``[simulation] block_size`` gives more draws).
+``[simulation] block_size`` gives more draws). Everything is computed from
+the blocks' default counts, which a ``--stream`` run's summary keeps
+(``default_count_by_block``; :mod:`lobsim.scale.streaming`), so the
+per-scenario results and the streaming summary give the same table.
 """
 
 from __future__ import annotations

@@ -29,6 +29,9 @@ loops into an :class:`Accumulator`:
   (:func:`tail_size`, about ``1.25 (1 - 0.95) n``). The kept multiset is a
   function of the data alone, whatever the partition.
 
+* **Block counts** (only a ``--parameter-uncertainty`` run's,
+  :attr:`Plan.block_defaults`): each block's defaults per bond, integers.
+
 The jit-compiled reductions are in :mod:`lobsim.kernels.reductions`; the
 summary Dataset is built by :mod:`lobsim.scale.finalize`, which hands the
 accumulated state to the estimators of :mod:`lobsim.analysis.stats`.
