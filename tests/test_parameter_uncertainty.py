@@ -10,6 +10,7 @@ bit-identical for any partition) and docs/real_data.md, Parameter uncertainty.
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 from pathlib import Path
 
@@ -17,18 +18,26 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from lobsim import load_config
+import lobsim
+from lobsim import load_config, summarize
 from lobsim.analysis.parameter_uncertainty import (
+    COUNTS,
     FIXED,
+    FIXED_COUNTS,
     draw_spread,
     parameter_uncertainty_effect,
+    parameter_uncertainty_table,
 )
 from lobsim.analysis.stats import block_mean_se, mean_se
+from lobsim.analysis.tidy import build_tables
 from lobsim.cli.commands import main
 from lobsim.errors import ConfigError
 from lobsim.model.blocks import block_generator
+from lobsim.model.simulate import simulate
+from lobsim.report.html import report_html
 from lobsim.scale.runner import run
 from lobsim.validation.parameter_draws import (
+    _moved,
     distributions,
     draw_blocks,
     parameter_generator,
@@ -76,29 +85,49 @@ def test_zero_covariance_changes_nothing_bit_for_bit(cfg, dists):
     _equal(drawn, run(cfg, scenarios=N, threads=2))
 
 
-def test_draws_have_the_estimated_mean_and_covariance(dists):
+def test_draws_have_the_estimated_mean_and_covariance_in_the_unbounded_scale(dists):
     d = dists["claimants"]
     n = 4000
-    x = np.array([d.normal(parameter_generator(7, i)) for i in range(n)])
+    z = np.array([d.normal(parameter_generator(7, i)) for i in range(n)])
     # GM's regional_phi is on its bound (1): held, never drawn
     assert d.held == ("regional_phi",)
-    free = np.diag(d.cov) > 0
-    assert free.sum() == 6 and np.all(x[:, ~free] == d.centre[~free])
-    # the normal draws: their mean within 4 Monte Carlo se of the estimate, their
-    # covariance, once whitened by the estimated one, the identity within 4 sd of
-    # each entry (sqrt(2/n) on the diagonal, 1/sqrt(n) off it)
-    sd = np.sqrt(np.diag(d.cov))[free]
-    xf = x[:, free]
-    assert np.all(np.abs(xf.mean(axis=0) - d.centre[free]) < 4 * sd / np.sqrt(n))
-    low = np.linalg.cholesky(d.cov[np.ix_(free, free)])
-    cov = np.cov(np.linalg.solve(low, (xf - xf.mean(axis=0)).T))
+    free = d.free
+    assert free.sum() == 6 and np.all(z[:, ~free] == d.unbounded_centre[~free])
+    # the delta method by hand: logit'(phi) = 1 / (phi (1 - phi)), log'(v) = 1 / v
+    phi, v = d.centre[3], d.centre[4]  # national phi and variance (search units)
+    np.testing.assert_allclose(d.unbounded_cov[3, 3], d.cov[3, 3] / (phi * (1 - phi)) ** 2,
+                               rtol=1e-12)
+    np.testing.assert_allclose(d.unbounded_cov[3, 4], d.cov[3, 4] / (phi * (1 - phi) * v),
+                               rtol=1e-12)
+    # the normal draws in the unbounded scale: their mean within 4 Monte Carlo se of the
+    # estimate's logit / log, their covariance, once whitened by the delta-method one, the
+    # identity within 4 sd of each entry (sqrt(2/n) on the diagonal, 1/sqrt(n) off it)
+    cov_z = d.unbounded_cov[np.ix_(free, free)]
+    sd = np.sqrt(np.diag(cov_z))
+    zf = z[:, free]
+    assert np.all(np.abs(zf.mean(axis=0) - d.unbounded_centre[free]) < 4 * sd / np.sqrt(n))
+    low = np.linalg.cholesky(cov_z)
+    cov = np.cov(np.linalg.solve(low, (zf - zf.mean(axis=0)).T))
     eye = np.eye(cov.shape[0])
     tol = 4 * np.where(eye == 1, np.sqrt(2 / n), 1 / np.sqrt(n))
     assert np.all(np.abs(cov - eye) < tol)
-    # a parameter draw is the normal one clipped to the parameter space
-    for i in range(50):
-        np.testing.assert_array_equal(d.draw(parameter_generator(7, i)),
-                                      np.clip(x[i], 0.0, d.upper))
+    # a parameter draw is the normal one mapped back: inside the space, never clipped
+    x = np.array([d.draw(parameter_generator(7, i)) for i in range(n)])
+    np.testing.assert_allclose(x[:, free], d.bounded(z)[:, free], rtol=1e-14)
+    assert np.all(x[:, ~free] == d.centre[~free])
+    phis = x[:, ~d.is_var & free]
+    assert np.all((phis > 0) & (phis < 1)) and np.all(x[:, d.is_var] > 0)
+    # the national phi (0.70, se 0.17 per month) would leave (0, 1) in ~4% of normal
+    # draws in search units; here its draws come close to 1 but stay below it
+    assert (x[:, 3] > 0.95).any()
+
+
+def test_a_hand_set_process_is_moved_in_the_unbounded_scale():
+    # logit(0.99) + logit(0.5) - logit(0.2) = 4.595 + 0 + 1.386: expit 0.99748, inside (0, 1)
+    # where the additive shift 0.99 + 0.3 would leave it
+    assert _moved(0.99, 0.2, 0.5, phi=True) == pytest.approx(0.997481, abs=1e-6)
+    assert _moved(0.03, 0.02, 0.04, phi=False) == pytest.approx(0.06, rel=1e-14)
+    assert _moved(0.9, 0.2, 0.2, phi=True) == 0.9 and _moved(1.0, 0.2, 0.5, phi=True) == 1.0
 
 
 def test_parameter_stream_is_not_the_scenario_stream():
@@ -122,7 +151,12 @@ def test_outcome_without_history_is_a_config_error(cfg):
         distributions(bare)
 
 
-def test_cli_runs_and_summarises(tmp_path, capsys):
+@pytest.fixture(scope="module")
+def pu_run(cfg):
+    return lobsim.simulate(cfg, scenarios=N, parameter_uncertainty=True)
+
+
+def test_cli_runs_and_summarises(tmp_path, capsys, pu_run):
     out = tmp_path / "pu.nc"
     assert main(["run", str(GM), "--scenarios", str(N), "--set",
                  f"simulation.block_size={BLOCK}", "--parameter-uncertainty",
@@ -137,15 +171,73 @@ def test_cli_runs_and_summarises(tmp_path, capsys):
     added = e.default_probability_added.values
     np.testing.assert_allclose(added, ds["default"].mean("scenario").values
                                - ds[FIXED].mean("scenario").values, atol=1e-12)
+    # the Python entry point is the same run (the CLI's goes through lobsim.scale.runner)
+    for k in ("default", FIXED, "parameter_draw", "irr"):
+        np.testing.assert_array_equal(ds[k].values, pu_run[k].values, err_msg=k)
+    assert ds.attrs["parameter_uncertainty"] == pu_run.attrs["parameter_uncertainty"]
     assert main(["summary", str(out)]) == 0
     assert "P(default) drawn %" in capsys.readouterr().out
 
 
-def test_cli_refuses_stream(capsys):
+def test_python_api_without_the_option_is_the_model_run(cfg):
+    _equal(lobsim.simulate(cfg, scenarios=BLOCK), simulate(cfg, scenarios=BLOCK))
+    with pytest.raises(ValueError, match="not supported with importance sampling"):
+        lobsim.simulate(cfg, scenarios=BLOCK, tilt_global=0.5, parameter_uncertainty=True)
+
+
+def test_report_and_export_show_the_table(cfg, pu_run):
+    e = parameter_uncertainty_effect(pu_run)
+    t = parameter_uncertainty_table(e)
+    page = report_html(pu_run, cfg, [], config_text="")
+    section = page[page.index("<h2 id='parameter-uncertainty'>"):page.index("<h2 id='terms'>")]
+    # after the decision's sections, the terminal's cells (one definition)
+    assert page.index("id='decision-departments'") < page.index("id='parameter-uncertainty'")
+    for cell in (*t.header, *t.rows[0]):
+        assert f">{html.escape(cell)}<" in section, cell
+    tables = {x.name: x for x in build_tables(summarize(pu_run), pu_run, source="pu.nc",
+                                              exported_at="now")}
+    table = tables["parameter_uncertainty"]
+    assert not table.missing and table.rows[0][0] == "harpurhey-jsa"
+    row = dict(zip(table.columns, table.rows[0], strict=True))
+    assert row["p_default_added"] == float(e.default_probability_added[0])
+    assert row["p_default_fixed_lo"] == float(e.default_probability_fixed_lo[0])
+    assert row["p_default_draw_sd"] == float(e.default_probability_draw_sd[0])
+    # a run without the option: the table is there, empty, saying why
+    plain = simulate(cfg, scenarios=BLOCK)
+    assert "parameter-uncertainty" not in report_html(plain, cfg, [], config_text="")
+    empty = {x.name: x for x in build_tables(summarize(plain), plain, source="p.nc",
+                                             exported_at="now")}["parameter_uncertainty"]
+    assert empty.rows == [] and "--parameter-uncertainty" in empty.missing
+
+
+def test_cli_refuses_a_store(capsys):
     assert main(["run", str(GM), "--scenarios", "1000", "--parameter-uncertainty",
-                 "--stream"]) == 2
+                 "--out", "x.zarr"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "--parameter-uncertainty is not supported with --stream" in err
+    assert err.count("\n") == 0 and "not supported with --out PATH.zarr" in err
+
+
+def test_stream_keeps_the_block_counts_and_gives_the_same_table(tmp_path, capsys, pu_run):
+    out = tmp_path / "pu_stream.nc"
+    assert main(["run", str(GM), "--scenarios", str(N), "--set",
+                 f"simulation.block_size={BLOCK}", "--parameter-uncertainty", "--stream",
+                 "--threads", "2", "--out", str(out)]) == 0
+    assert "P(default) drawn %" in capsys.readouterr().out
+    s = xr.open_dataset(out)
+    assert "scenario" not in s.dims
+    # the blocks' default counts are the per-scenario run's, exactly (integers)
+    starts = np.arange(0, N, BLOCK)
+    for k, var in ((COUNTS, "default"), (FIXED_COUNTS, FIXED)):
+        np.testing.assert_array_equal(
+            s[k].values, np.add.reduceat(pu_run[var].values.astype(int), starts, axis=0))
+    # so the table is the same, to rounding (the fixed run's se: its streaming summary's)
+    a, b = parameter_uncertainty_effect(s), parameter_uncertainty_effect(pu_run)
+    for k in a.data_vars:
+        np.testing.assert_allclose(a[k].values, b[k].values, rtol=1e-12, atol=1e-15, err_msg=k)
+    assert main(["summary", str(out)]) == 0
+    assert "P(default) drawn %" in capsys.readouterr().out
+    table = {x.name: x for x in build_tables(s, None, source=str(out), exported_at="now")}
+    assert len(table["parameter_uncertainty"].rows) == 1
 
 
 def test_draw_spread_recovers_the_spread_of_block_probabilities():

@@ -27,10 +27,10 @@ from lobsim._version import __version__
 from lobsim.errors import ConfigError, LobsimWarning
 
 if TYPE_CHECKING:  # imported on first use at run time (_API)
+    from lobsim._api import simulate
     from lobsim.analysis.summary import summarize
     from lobsim.analysis.terms import TermSheet, term_sheet
     from lobsim.model.config import Config, load_config, parse_config
-    from lobsim.model.simulate import simulate
 
 #: The layers and the shared modules, reachable as ``lobsim.<name>``;
 #: tests/test_lazy_modules.py checks this against the package's files.
@@ -55,6 +55,6 @@ __all__ = [
 _API = {"summarize": "lobsim.analysis.summary", "TermSheet": "lobsim.analysis.terms",
         "term_sheet": "lobsim.analysis.terms", "Config": "lobsim.model.config",
         "load_config": "lobsim.model.config", "parse_config": "lobsim.model.config",
-        "simulate": "lobsim.model.simulate"}
+        "simulate": "lobsim._api"}  # the model's simulate, and parameter uncertainty
 
 __getattr__, __dir__ = lazy_submodules(__name__, _SUBMODULES, extra=__all__, attributes=_API)

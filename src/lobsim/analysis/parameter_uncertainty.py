@@ -7,21 +7,26 @@ simulated at the estimated parameters. The difference is paired per
 scenario, so its Monte Carlo error is that of the scenarios where the two
 differ. Scenarios of one block share its parameter draw: the standard
 errors of what depends on the draws are clustered by block
-(:func:`lobsim.analysis.stats.block_mean_se`), and with a few dozen blocks
+(:func:`lobsim.analysis.stats.block_sums_se`), and with a few dozen blocks
 they are what limits the precision of the added probability (a smaller
-``[simulation] block_size`` gives more draws).
+``[simulation] block_size`` gives more draws). Everything is computed from
+the blocks' default counts, which a ``--stream`` run's summary keeps
+(``default_count_by_block``; :mod:`lobsim.scale.streaming`), so the
+per-scenario results and the streaming summary give the same table.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import numpy as np
 import xarray as xr
 
 from lobsim.analysis import tables
 from lobsim.analysis.stats import (
-    block_mean_se,
+    block_sizes,
+    block_sums_se,
     normal_interval,
     probability_interval,
     probability_se,
@@ -29,11 +34,16 @@ from lobsim.analysis.stats import (
 
 #: The variable a run with parameter uncertainty adds.
 FIXED = "default_fixed_parameters"
+#: A streaming run's summary keeps, per block and bond, the defaults at drawn and at fixed
+#: parameters (lobsim.scale.streaming.Plan.block_defaults), and the fixed run's
+#: P(default) and its standard error.
+COUNTS, FIXED_COUNTS = "default_count_by_block", "default_count_by_block_fixed"
+FIXED_PROBABILITY = "default_probability_fixed_parameters"
 
 
 def has_parameter_uncertainty(ds: xr.Dataset) -> bool:
-    """Whether ``ds`` is a run with ``--parameter-uncertainty`` (per-scenario results)."""
-    return FIXED in ds and "default" in ds
+    """Whether ``ds`` is a run with ``--parameter-uncertainty`` (results or streaming summary)."""
+    return (FIXED in ds and "default" in ds) or (FIXED_COUNTS in ds and COUNTS in ds)
 
 
 def parameter_uncertainty_effect(ds: xr.Dataset) -> xr.Dataset:
@@ -42,7 +52,12 @@ def parameter_uncertainty_effect(ds: xr.Dataset) -> xr.Dataset:
     Parameters
     ----------
     ds : xarray.Dataset
-        Per-scenario results of a run with ``--parameter-uncertainty``.
+        Per-scenario results of a run with ``--parameter-uncertainty``, or
+        the summary of such a run with ``--stream``. Both give the blocks'
+        default counts, from which everything but the fixed run's own
+        P(default) and standard error is computed (those are the fixed run's,
+        :func:`lobsim.analysis.stats.probability_se`, and its streaming
+        summary's): the two agree to rounding.
 
     Returns
     -------
@@ -50,25 +65,34 @@ def parameter_uncertainty_effect(ds: xr.Dataset) -> xr.Dataset:
         Over ``bond``: ``default_probability_fixed``, ``default_probability``
         and ``default_probability_added`` (drawn minus fixed, the paired mean
         of the per-scenario differences), each with ``_lo`` and ``_hi``
-        (Wilson for the probabilities, normal for the difference).
+        (Wilson for the probabilities, normal for the difference), and
+        ``default_probability_draw_sd``.
     """
     if not has_parameter_uncertainty(ds):
         raise ValueError(f"not a run with --parameter-uncertainty: no {FIXED!r}")
-    n = int(ds.sizes["scenario"])
     block = int(ds.attrs["block_size"])
-    drawn = ds["default"].transpose("scenario", "bond").values
-    fixed = ds[FIXED].transpose("scenario", "bond").values
+    if FIXED in ds:  # per-scenario results
+        n = int(ds.sizes["scenario"])
+        starts = np.arange(0, n, block)
+        drawn, fixed = (np.add.reduceat(ds[k].transpose("scenario", "bond").values.astype(
+            np.int64), starts, axis=0) for k in ("default", FIXED))
+        p_fixed = probability_se(ds[FIXED].transpose("scenario", "bond").values)
+    else:  # a streaming summary
+        n = int(ds.attrs["scenarios"])
+        drawn, fixed = (ds[k].transpose("block", "bond").values for k in (COUNTS, FIXED_COUNTS))
+        p_fixed = (ds[FIXED_PROBABILITY].values, ds[FIXED_PROBABILITY + "_se"].values)
+    sizes = block_sizes(n, block)
     out = {}
     # at drawn parameters the scenarios of a block share its draw: the block-clustered se
-    for name, (p, se) in (("default_probability_fixed", probability_se(fixed)),
-                          ("default_probability", block_mean_se(drawn, block))):
+    for name, (p, se) in (("default_probability_fixed", p_fixed),
+                          ("default_probability", block_sums_se(drawn, sizes))):
         lo, hi = probability_interval(p, se, n)
         out[name], out[f"{name}_lo"], out[f"{name}_hi"] = p, lo, hi
-    added, se = block_mean_se(drawn.astype(np.int8) - fixed.astype(np.int8), block)
+    added, se = block_sums_se(drawn - fixed, sizes)
     lo, hi = normal_interval(added, se)
     out["default_probability_added"] = added
     out["default_probability_added_lo"], out["default_probability_added_hi"] = lo, hi
-    spread = draw_spread(drawn, block)
+    spread = count_spread(drawn, sizes)
     long = {"default_probability_fixed": "P(default) at the estimated parameters",
             "default_probability": "P(default) with parameter uncertainty",
             "default_probability_added": "P(default) added by parameter uncertainty (paired)"}
@@ -98,32 +122,54 @@ def parameter_uncertainty_dict(e: xr.Dataset) -> dict[str, object]:
 
 
 def draw_spread(event: np.ndarray, block_size: int) -> np.ndarray:
-    """How far one parameter draw moves a probability: its sd across the blocks' draws.
+    """How far one parameter draw moves a probability: :func:`count_spread` of ``event``'s blocks.
 
-    The variance of the blocks' frequencies ``p_b`` less what their Monte
-    Carlo noise explains, ``mean(p_b (1 - p_b) / (n_b - 1))`` (unbiased for
-    binomial noise), truncated at 0; NaN with fewer than two blocks of two
-    scenarios or more. ``event`` is (scenario, ...) boolean.
+    ``event`` is (scenario, ...) boolean, in blocks of ``block_size``
+    consecutive scenarios.
     """
-    e = np.asarray(event, dtype=float)
-    n = e.shape[0]
-    starts = np.arange(0, n, block_size)
-    sizes = np.diff(np.append(starts, n)).astype(float)
-    keep = sizes >= 2
+    e = np.asarray(event, dtype=np.int64)
+    starts = np.arange(0, e.shape[0], block_size)
+    return count_spread(np.add.reduceat(e, starts, axis=0), block_sizes(e.shape[0], block_size))
+
+
+def count_spread(counts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """The sd across blocks of their probabilities, their Monte Carlo noise removed.
+
+    The variance of the blocks' frequencies ``p_b = counts_b / n_b`` less
+    what their Monte Carlo noise explains, ``mean(p_b (1 - p_b) / (n_b - 1))``
+    (unbiased for binomial noise), truncated at 0; NaN with fewer than two
+    blocks of two scenarios or more. ``counts`` is block-first.
+    """
+    c = np.asarray(counts, dtype=float)
+    w = np.asarray(sizes, dtype=float)
+    keep = w >= 2
     if keep.sum() < 2:
-        return np.full(e.shape[1:], np.nan)
-    p = (np.add.reduceat(e, starts, axis=0) / sizes.reshape((-1,) + (1,) * (e.ndim - 1)))[keep]
-    noise = (p * (1 - p) / (sizes[keep] - 1).reshape((-1,) + (1,) * (e.ndim - 1))).mean(axis=0)
+        return np.full(c.shape[1:], np.nan)
+    w = w[keep].reshape((-1,) + (1,) * (c.ndim - 1))
+    p = c[keep] / w
+    noise = (p * (1 - p) / (w - 1)).mean(axis=0)
     return np.sqrt(np.maximum(p.var(axis=0, ddof=1) - noise, 0.0))
 
 
-def format_parameter_uncertainty(e: xr.Dataset) -> str:
-    """The terminal table of :func:`parameter_uncertainty_effect`."""
+@dataclass(frozen=True)
+class ParameterUncertaintyTable:
+    """The printed table of :func:`parameter_uncertainty_effect`: the terminal's and the report's."""
+
+    #: what was drawn and what held (the terminal prints it after the heading, in parentheses)
+    method: str
+    header: list[str]
+    rows: list[list[str]]
+    #: how to read the columns (printed under the table, with the intervals' note)
+    reading: str
+
+
+def parameter_uncertainty_table(e: xr.Dataset) -> ParameterUncertaintyTable:
+    """Per bond the cells of :func:`parameter_uncertainty_effect` as printed (percent, points)."""
     info = json.loads(str(e.attrs.get("parameter_uncertainty") or "{}"))
     held = [f"{k}.{c}" for k, cs in info.get("held_at_estimate", {}).items() for c in cs]
-    lines = [f"Parameter uncertainty (each of {info.get('blocks', '?')} scenario blocks draws "
-             "the process and base state from the calibration's sampling distribution; "
-             f"held at the estimate: {', '.join(held) or 'none'})"]
+    method = (f"each of {info.get('blocks', '?')} scenario blocks draws the process and base "
+              "state from the calibration's sampling distribution; held at the estimate: "
+              f"{', '.join(held) or 'none'}")
     header = ["bond", "P(default) fixed %", "95% interval", "P(default) drawn %",
               "95% interval", "added pp", "95% interval", "sd over draws pp"]
     rows = []
@@ -137,9 +183,15 @@ def format_parameter_uncertainty(e: xr.Dataset) -> str:
                                     f"{sign}.2f")]
         row.append(f"{100 * float(v.default_probability_draw_sd):.2f}")
         rows.append(row)
-    lines += tables.render(header, rows)
-    lines += ["(added: drawn minus fixed on common random numbers, the same scenarios at the "
-              "estimated parameters; sd over draws: how far the P(default) of one parameter draw "
-              "lies from another's; pp = percentage points; the intervals of drawn and added "
-              "count blocks, which share a draw, not scenarios)", tables.INTERVAL_NOTE]
-    return "\n".join(lines)
+    reading = ("added: drawn minus fixed on common random numbers, the same scenarios at the "
+               "estimated parameters; sd over draws: how far the P(default) of one parameter "
+               "draw lies from another's; pp = percentage points; the intervals of drawn and "
+               "added count blocks, which share a draw, not scenarios")
+    return ParameterUncertaintyTable(method, header, rows, reading)
+
+
+def format_parameter_uncertainty(e: xr.Dataset) -> str:
+    """The terminal table of :func:`parameter_uncertainty_effect`."""
+    t = parameter_uncertainty_table(e)
+    return "\n".join([f"Parameter uncertainty ({t.method})", *tables.render(t.header, t.rows),
+                      f"({t.reading})", tables.INTERVAL_NOTE])

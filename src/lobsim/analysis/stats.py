@@ -161,20 +161,36 @@ def block_mean_se(x: Any, block_size: int) -> tuple[np.ndarray, np.ndarray]:
 
     Under ``--parameter-uncertainty`` the scenarios of one block share its
     parameter draw, so they are not independent: the standard error is the
-    cluster-robust one over the blocks of ``block_size`` consecutive rows,
-    ``sqrt(B / (B - 1) sum_b (sum_{i in b} (x_i - mean))^2) / n`` (NaN for
-    a single block). ``x`` is scenario-first (an array over axis 0).
+    cluster-robust one over the blocks of ``block_size`` consecutive rows
+    (:func:`block_sums_se` of the blocks' sums). ``x`` is scenario-first (an
+    array over axis 0).
     """
     a = np.asarray(x, dtype=float)
-    n = a.shape[0]
-    mean = a.mean(axis=0)
-    n_blocks = -(-n // block_size)
+    starts = np.arange(0, a.shape[0], block_size)
+    return block_sums_se(np.add.reduceat(a, starts, axis=0), block_sizes(a.shape[0], block_size))
+
+
+def block_sizes(scenarios: int, block_size: int) -> np.ndarray:
+    """The scenarios of each block of a run (the last may be short)."""
+    starts = np.arange(0, scenarios, block_size)
+    return np.diff(np.append(starts, scenarios))
+
+
+def block_sums_se(sums: Any, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and cluster-robust standard error from the blocks' sums (block-first).
+
+    ``sqrt(B / (B - 1) sum_b (S_b - n_b mean)^2) / n`` over the ``B``
+    blocks of ``n_b`` scenarios whose values sum to ``S_b`` (NaN for a
+    single block): what a streaming run keeps is enough.
+    """
+    s = np.asarray(sums, dtype=float)
+    w = np.asarray(sizes, dtype=float).reshape((-1,) + (1,) * (s.ndim - 1))
+    n, n_blocks = float(w.sum()), s.shape[0]
+    mean = s.sum(axis=0) / n
     if n_blocks < 2:
         return mean, np.full_like(mean, np.nan)
-    starts = np.arange(0, n, block_size)
-    sums = np.add.reduceat(a - mean, starts, axis=0)
-    var = n_blocks / (n_blocks - 1) * (sums * sums).sum(axis=0) / (n * n)
-    return mean, np.sqrt(var)
+    dev = s - w * mean
+    return mean, np.sqrt(n_blocks / (n_blocks - 1) * (dev * dev).sum(axis=0)) / n
 
 
 #: The one uncertainty convention of every printed interval: two-sided 95%.

@@ -3,7 +3,8 @@
 One row per observation, one column per variable, units in the column names
 (``_gbp``, ``p_`` for probabilities, ``_units`` for outcome units): the
 bonds' and departments' cash flows by year, the summary tables, the control
-groups, the provenance, and a contents table and column dictionary.
+groups, what ``--parameter-uncertainty`` added (empty for a run without it), the
+provenance, and a contents table and column dictionary.
 
 The summary tables (bonds, baskets, tranches, holdings) and the departments'
 mean payments are flattened from :func:`lobsim.analysis.summary.summary_dict`
@@ -30,7 +31,7 @@ from lobsim.analysis.summary import summary_dict
 #: The tables of an export, in order (``--csv`` writes ``NAME.csv`` of each).
 TABLE_NAMES = ("contents", "columns", "bond_cashflows", "bond_department_cashflows",
                "department_cashflows", "bonds", "baskets", "tranches", "holdings",
-               "control_groups", "provenance")
+               "parameter_uncertainty", "control_groups", "provenance")
 #: Quantiles of the yearly investor payment of a bond (bond_cashflows).
 CASHFLOW_QUANTILES = (0.05, 0.5, 0.95)
 #: Levels of the departments' set-asides (department_cashflows).
@@ -285,6 +286,35 @@ def department_table(s: xr.Dataset, doc: dict[str, Any], ds: xr.Dataset | None) 
                  "(saving minus payment)", cols, rows)
 
 
+def parameter_uncertainty_table(results: xr.Dataset) -> Table:
+    """parameter_uncertainty: per bond, what ``--parameter-uncertainty`` adds to P(default).
+
+    The columns of
+    :func:`lobsim.analysis.parameter_uncertainty.parameter_uncertainty_effect`
+    (``default_probability_*`` named ``p_default_*``), from the per-scenario
+    results or a ``--stream`` summary: an empty table for a run without the
+    option.
+    """
+    from lobsim.analysis.parameter_uncertainty import (
+        has_parameter_uncertainty,
+        parameter_uncertainty_effect,
+    )
+
+    description = ("per bond: P(default) at the estimated and at drawn process parameters "
+                   "(lobsim run --parameter-uncertainty), the difference on common random "
+                   "numbers, with 95% intervals (_lo, _hi), and the sd of one draw's "
+                   "P(default) across draws")
+    if not has_parameter_uncertainty(results):
+        return Table("parameter_uncertainty", description, ["bond"],
+                     missing="the run was not made with --parameter-uncertainty")
+    e = parameter_uncertainty_effect(results)
+    names = [str(k) for k in e.data_vars]
+    cols = ["bond", *("p_default" + k.removeprefix("default_probability") for k in names)]
+    rows = [[str(b), *(_cell(float(e[k].values[i])) for k in names)]
+            for i, b in enumerate(e.bond.values.tolist())]
+    return Table("parameter_uncertainty", description, cols, rows)
+
+
 def control_table(src: xr.Dataset) -> Table:
     """control_groups: per bond, its donor areas, their weights and the pre-period RMSPE."""
     cols = ["bond", "donor_rank", "donor_area", "weight", "rmspe_log_points"]
@@ -347,6 +377,7 @@ def build_tables(summary: xr.Dataset, results: xr.Dataset | None, *, source: str
                 Table("bond_department_cashflows", "per bond, paying department and year",
                       ["bond", "department", "year"], missing=stream)]
     tables = [*cash, department_table(summary, doc, results), *summary_tables(doc),
+              parameter_uncertainty_table(results if results is not None else summary),
               control_table(results if results is not None else summary),
               provenance_table(summary, source=source, exported_at=exported_at)]
     contents = Table("contents", "the tables of this export", ["table", "rows", "description",

@@ -72,7 +72,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         # a store may exist: --resume finishes it, --force replaces it (lobsim.scale.store)
         check_output(out, "--out", force=args.force, folder=out.suffix == ".zarr")
     if args.parameter_uncertainty:  # two runs on common random numbers
-        ds, summarized = run_with_parameter_uncertainty(args, cfg), False
+        ds, summarized = run_with_parameter_uncertainty(args, cfg), args.stream
     elif wants_scale(args, out):  # --stream, --workers, --scheduler, --resume, .zarr
         ds, summarized = run_scaled(args, cfg, out)
     else:

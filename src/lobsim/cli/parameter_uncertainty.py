@@ -4,7 +4,8 @@ The run with the option is the run of the drawn parameters
 (:mod:`lobsim.validation.parameter_draws`), with the default of the same
 scenarios at the estimated parameters beside it (common random numbers), so
 that :mod:`lobsim.analysis.parameter_uncertainty` can say what the
-uncertainty adds.
+uncertainty adds; with ``--stream``, both runs' summaries and each block's
+default counts.
 """
 
 from __future__ import annotations
@@ -32,25 +33,30 @@ def check_parameter_uncertainty_args(args: argparse.Namespace, out: Path | None)
     """Usage errors of ``--parameter-uncertainty`` with options it does not combine with."""
     if not getattr(args, "parameter_uncertainty", False):
         return
-    for flag, on in (("--stream", args.stream), ("--resume", args.resume),
+    for flag, on in (("--resume", args.resume),
                      ("--importance-sampling", args.importance_sampling),
                      ("--contributions", args.contributions),
                      ("--out PATH.zarr", out is not None and out.suffix == ".zarr")):
         if on:
-            raise UsageError(f"--parameter-uncertainty is not supported with {flag}: it needs "
-                             "the per-scenario results of two runs in memory (use --out "
+            raise UsageError(f"--parameter-uncertainty is not supported with {flag}: it "
+                             "compares two plain runs held in memory, not a store (use --out "
                              "PATH.nc)")
 
 
 def run_with_parameter_uncertainty(args: argparse.Namespace, cfg: Config) -> xr.Dataset:
-    """The run at drawn parameters, with ``default_fixed_parameters`` and the draws."""
-    import numpy as np
+    """The run at drawn parameters, with ``default_fixed_parameters`` and the draws.
 
-    from lobsim.analysis.parameter_uncertainty import FIXED
+    With ``--stream``, the two runs' summaries, keeping each block's default
+    counts (what the comparison needs of the scenarios).
+    """
     from lobsim.cli.scale import progress_factory
     from lobsim.model.world import World
     from lobsim.scale.runner import run
-    from lobsim.validation.parameter_draws import ParameterUncertainty, draw_blocks
+    from lobsim.validation.parameter_draws import (
+        ParameterUncertainty,
+        draw_blocks,
+        with_parameter_uncertainty,
+    )
 
     drawn: list[ParameterUncertainty] = []
 
@@ -61,21 +67,11 @@ def run_with_parameter_uncertainty(args: argparse.Namespace, cfg: Config) -> xr.
 
     common = {"scenarios": args.scenarios, "seed": args.seed, "chunk_size": args.chunk_size,
               "threads": args.threads, "workers": args.workers, "scheduler": args.scheduler,
-              "progress": progress_factory(args.quiet)}
+              "progress": progress_factory(args.quiet), "stream": args.stream,
+              "block_defaults": args.stream}
     try:
         fixed = run(cfg, **common)
         ds = run(cfg, **common, block_worlds=block_worlds)
     except ConnectionError as exc:
         raise UsageError(str(exc)) from None
-    pu = drawn[0]
-    ds[FIXED] = fixed["default"].assign_attrs(
-        long_name="the bond defaults at the estimated parameters (same scenario draws)")
-    names, values = pu.draws_table()
-    ds["parameter_draw"] = (("parameter_block", "parameter"), values,
-                            {"long_name": "drawn per-year process parameters of each scenario "
-                                          "block, before the shift onto the config's",
-                             "units": "1 (phi per year; sigma in log points per year)"})
-    ds = ds.assign_coords(parameter=("parameter", np.array(names, str)),
-                          parameter_block=np.arange(values.shape[0]))
-    ds.attrs.update(pu.attrs())
-    return ds
+    return with_parameter_uncertainty(ds, fixed, drawn[0])

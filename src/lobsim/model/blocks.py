@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -70,7 +70,8 @@ def simulate_rows(world: World, gen: np.random.Generator, out: Outputs) -> None:
 
 def run_blocks(world: World, scenarios: int, seed: int, block_size: int,
                chunk_size: int | None = None, threads: int | None = None,
-               progress: Callable[[int], Any] | None = None) -> Outputs:
+               progress: Callable[[int], Any] | None = None,
+               block_worlds: Sequence[World] | None = None) -> Outputs:
     """Simulate ``scenarios`` scenarios of ``world`` into fresh output arrays.
 
     Parameters
@@ -86,6 +87,9 @@ def run_blocks(world: World, scenarios: int, seed: int, block_size: int,
     progress : callable, optional
         Called with the number of scenarios of each finished block (from
         the worker threads; a progress bar's ``update``).
+    block_worlds : sequence of World, optional
+        The world of each block when they differ (parameter uncertainty,
+        :mod:`lobsim.validation.parameter_draws`); ``world`` sizes the outputs.
     """
     out = allocate_outputs(world, scenarios)
     n_blocks = math.ceil(scenarios / block_size)
@@ -96,7 +100,8 @@ def run_blocks(world: World, scenarios: int, seed: int, block_size: int,
         for blk in blocks:
             lo = blk * block_size
             hi = min(lo + block_size, scenarios)
-            simulate_rows(world, block_generator(seed, blk), output_rows(out, lo, hi))
+            simulate_rows(world if block_worlds is None else block_worlds[blk],
+                          block_generator(seed, blk), output_rows(out, lo, hi))
             if progress is not None:
                 progress(hi - lo)
 

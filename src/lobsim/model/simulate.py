@@ -9,7 +9,8 @@ whatever the number of threads or the chunk size (docs/model.md section 9.4).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,9 @@ CURRENCY = "GBP"
 def simulate(cfg: Config, *, scenarios: int | None = None, seed: int | None = None,
              chunk_size: int | None = None, threads: int | None = None,
              tilt_global: float = 0.0, tilt_types: dict[str, float] | None = None,
-             progress: Callable[[int], Any] | None = None) -> xr.Dataset:
+             progress: Callable[[int], Any] | None = None,
+             block_worlds: Callable[[Config, int, int], Sequence[World]] | None = None
+             ) -> xr.Dataset:
     """Simulate a configuration and return labelled results.
 
     Parameters
@@ -51,6 +54,11 @@ def simulate(cfg: Config, *, scenarios: int | None = None, seed: int | None = No
         its log likelihood ratio; weighted statistics stay unbiased.
     progress : callable, optional
         Called with the number of scenarios of each finished block.
+    block_worlds : callable, optional
+        ``block_worlds(config, seed, n_blocks)`` gives the world of every
+        block, as for :func:`lobsim.scale.runner.run`; ``lobsim.simulate(...,
+        parameter_uncertainty=True)`` passes the parameter draws' (its
+        worlds must describe the same bonds and dates).
 
     Returns
     -------
@@ -79,7 +87,9 @@ def simulate(cfg: Config, *, scenarios: int | None = None, seed: int | None = No
         bands = resolve_risk_bands(cfg)
         cfg = bands.config
     world = build_world(cfg, tilt_global=tilt_global, tilt_types=tilt_types)
-    out = run_blocks(world, n, s, cfg.simulation.block_size, chunk_size, threads, progress)
+    bs = cfg.simulation.block_size
+    worlds = None if block_worlds is None else block_worlds(cfg, s, math.ceil(n / bs))
+    out = run_blocks(world, n, s, bs, chunk_size, threads, progress, worlds)
     return finish_run(world, cfg, out, seed=s, bands=bands)
 
 

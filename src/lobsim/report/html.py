@@ -3,8 +3,9 @@
 The page is meant for a risk committee that reads no Python. It leads with
 the decision (:mod:`lobsim.report.decision`: per basket and bond the default
 probability, multiple, losses as shares of principal, signal-to-noise, the
-state's and the provider's risk; each department's 99% set-aside), then the
-term sheet, the set-asides and the control groups, the key tables of
+state's and the provider's risk; each department's 99% set-aside), for a run
+with ``--parameter-uncertainty`` what it adds to each bond's default
+probability, then the term sheet, the set-asides and the control groups, the key tables of
 :func:`lobsim.summarize`, the figures of :mod:`lobsim.report.plot` embedded as
 base64 PNGs, the run's provenance (config hash, seed, scenarios, versions) and
 the config as run. It loads nothing from outside and runs no script, so it
@@ -29,6 +30,7 @@ from matplotlib.figure import Figure
 from lobsim._version import __version__
 from lobsim.analysis import pooling, stats
 from lobsim.analysis.setaside import SetAsides
+from lobsim.analysis.tables import INTERVAL_NOTE
 from lobsim.model.config import Config
 from lobsim.report import decision, plot
 from lobsim.report import pooling as pooled_report
@@ -427,6 +429,23 @@ def _decision(s: xr.Dataset, ds: xr.Dataset, set_asides: SetAsides | None) -> st
     return "\n".join([table, note, depts])
 
 
+def _parameter_uncertainty(ds: xr.Dataset) -> str:
+    """The table ``--parameter-uncertainty`` adds to the summary, cell for cell, if the run had it."""
+    from lobsim.analysis import parameter_uncertainty as pu
+
+    if not pu.has_parameter_uncertainty(ds):
+        return ""
+    t = pu.parameter_uncertainty_table(pu.parameter_uncertainty_effect(ds))
+    return "\n".join([
+        "<h2 id='parameter-uncertainty'>Parameter uncertainty</h2>",
+        f"<p class='note'>What the estimation error of the process parameters adds to each "
+        f"bond's P(default): {html.escape(t.method)} (docs/real_data.md, Parameter "
+        "uncertainty).</p>",
+        _table(t.header, t.rows, ident="parameter-uncertainty-table", text=(0,)),
+        "<p class='note'>" + ". ".join(html.escape(x[:1].upper() + x[1:])
+                                       for x in (t.reading, INTERVAL_NOTE)) + ".</p>"])
+
+
 def _png(fig: Figure, dpi: int) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
@@ -510,6 +529,7 @@ def report_html(ds: xr.Dataset, cfg: Config, figures: Sequence[tuple[ReportFigur
 <body>
 <h1>Risk report: {title}</h1>
 {_decision(s, ds, set_asides)}
+{_parameter_uncertainty(ds)}
 <p>{description}</p>
 <h2 id='terms'>Term sheet</h2>
 <p class='note'>At full target (lobsim terms): break-even success is the share of the target

@@ -219,6 +219,10 @@ class Finalizer:
             means = {k: self.moments(f"holding.{k}")[:2]
                      for k in (*_summary.HOLDING_MEANS, "flow", "after_tax_flow")}
             out = _summary.add_holding_stats(out, tpl, means)
+        if self.plan.block_defaults:  # lobsim.analysis.parameter_uncertainty reads them
+            out["default_count_by_block"] = (("block", "bond"), self.acc.block_default.copy(), {
+                "units": "scenarios", "long_name": "defaults of each bond in each scenario "
+                                                   "block"})
         out.attrs.update(tpl.attrs)
         out.attrs.update(
             scenarios=self.n, summary_method="streaming",

@@ -177,7 +177,7 @@ def run(cfg: Config, *, scenarios: int | None = None, seed: int | None = None,
         workers: int | None = None, scheduler: str | None = None, processes: bool = True,
         executor: Executor | None = None, progress: ProgressFactory | None = None,
         checkpoint_interval: float = 30.0,
-        block_worlds: BlockWorlds | None = None) -> xr.Dataset:
+        block_worlds: BlockWorlds | None = None, block_defaults: bool = False) -> xr.Dataset:
     """Simulate ``cfg`` in tasks and return its results or (``stream``) its summary.
 
     Parameters
@@ -215,6 +215,9 @@ def run(cfg: Config, *, scenarios: int | None = None, seed: int | None = None,
         :mod:`lobsim.validation.parameter_draws`), computed once here and
         shipped with the run; the config is the one simulated (risk bands
         resolved). Its worlds must describe the same bonds and dates.
+    block_defaults : bool
+        A streaming summary keeps each block's count of defaults per bond
+        (``default_count_by_block``; :attr:`lobsim.scale.streaming.Plan.block_defaults`).
 
     Returns
     -------
@@ -272,7 +275,8 @@ def run(cfg: Config, *, scenarios: int | None = None, seed: int | None = None,
         world = _world(cfg_run)
         zeros = Outputs(*(np.zeros_like(a) for a in allocate_outputs(world, 1)))
         template = finish_run(world, cfg_run, zeros, seed=s, bands=bands)
-        plan = Plan.from_template(template, n, bs) if stream else None
+        plan = (Plan.from_template(template, n, bs, block_defaults=block_defaults)
+                if stream else None)
         series = BlockSeries.of_run(world, cfg_run, template) if stream else None
         worlds = None if block_worlds is None else tuple(block_worlds(cfg_run, s, n_blocks))
         spec = RunSpec(world, cfg_run, s, n, bs, bands, plan, series, worlds)

@@ -29,6 +29,9 @@ loops into an :class:`Accumulator`:
   (:func:`tail_size`, about ``1.25 (1 - 0.95) n``). The kept multiset is a
   function of the data alone, whatever the partition.
 
+* **Block counts** (only a ``--parameter-uncertainty`` run's,
+  :attr:`Plan.block_defaults`): each block's defaults per bond, integers.
+
 The jit-compiled reductions are in :mod:`lobsim.kernels.reductions`; the
 summary Dataset is built by :mod:`lobsim.scale.finalize`, which hands the
 accumulated state to the estimators of :mod:`lobsim.analysis.stats`.
@@ -140,6 +143,9 @@ class Plan:
     quantiles: tuple[float, ...] = _summary.QUANTILES
     tail_levels: tuple[float, ...] = _summary.TAIL_LEVELS
     department_quantiles: tuple[float, ...] = _summary.DEPARTMENT_QUANTILES
+    #: keep each block's count of defaults per bond (``--parameter-uncertainty``, whose
+    #: blocks draw their own parameters: lobsim.analysis.parameter_uncertainty)
+    block_defaults: bool = False
 
     @property
     def n_blocks(self) -> int:
@@ -156,7 +162,7 @@ class Plan:
 
     @classmethod
     def from_template(cls, template: xr.Dataset, scenarios: int, block_size: int, *,
-                      hist_bits: int = HIST_MANTISSA_BITS) -> Plan:
+                      hist_bits: int = HIST_MANTISSA_BITS, block_defaults: bool = False) -> Plan:
         """The plan of a run of ``scenarios`` scenarios labelled like ``template``.
 
         Parameters
@@ -167,6 +173,8 @@ class Plan:
             The run's size and block size.
         hist_bits : int
             ``k``: histogram bins per binade are ``2**k``.
+        block_defaults : bool
+            Keep each block's count of defaults per bond (:attr:`block_defaults`).
         """
         tpl = template.isel(scenario=slice(0, 1))
         groups = [Group("", "bond", "investor_payment", "principal", "irr"),
@@ -208,7 +216,7 @@ class Plan:
         return cls(scenarios=scenarios, block_size=block_size, template=tpl.load(),
                    groups=tuple(groups), moments=Columns(tuple(moments)),
                    hists=Columns(tuple(hists)), tails=Columns(tuple(tails)), tail_keep=keep,
-                   hist_bits=hist_bits)
+                   hist_bits=hist_bits, block_defaults=block_defaults)
 
     def block_arrays(self, ds: xr.Dataset) -> dict[str, np.ndarray]:
         """The per-scenario series of a labelled block, as ``summarize`` computes them."""
@@ -333,6 +341,9 @@ class Accumulator:
         self.tail_bval = np.full(n_t, -np.inf)
         self.tail_bcnt = np.zeros(n_t, np.int64)
         self.tail_nan = np.zeros(n_t, np.int64)
+        # per block and bond, its scenarios' defaults (integers: merged exactly)
+        self.block_default = np.zeros((p.n_blocks, p.template.sizes["bond"])
+                                      if p.block_defaults else (0, 0), np.int64)
         self.partial = self.floor is not None and bool(np.isfinite(self.floor).any())
         if self.floor is None:
             self.floor = np.full(n_t, -np.inf)
@@ -397,6 +408,8 @@ class Accumulator:
                 break
             self._grow_pool()
         x = _fill(p.tails, arrays, n, "tails", p.block_size, series_major=True)
+        if p.block_defaults:
+            self.block_default[block] = np.count_nonzero(arrays["bond.default"], axis=0)
         self._room(n)
         K.reduce_tails(x, n, self.tail_buf, self.tail_nv, self.tail_bval, self.tail_bcnt,
                       self.tail_nan, self.floor, p.tail_keep)
@@ -440,6 +453,8 @@ class Accumulator:
                      np.asarray(state["tail_boundary"], float),
                      np.asarray(state["tail_boundary_count"], np.int64), self.plan.tail_keep)
         self.tail_nan += state["tail_nan"]
+        if self.plan.block_defaults:
+            self.block_default += state["block_default"]
         return self
 
     def _grow_pool(self) -> None:
@@ -475,7 +490,8 @@ class Accumulator:
             self.tail_buf[j, :lengths[j]].sort()
             self.tail_buf[j, lengths[j]:width] = np.nan
         values = self.tail_buf[:, :width]
-        return {
+        extra = {"block_default": self.block_default.copy()} if self.plan.block_defaults else {}
+        return extra | {
             "scenarios": np.array([self.scenarios], np.int64),
             "blocks": self.blocks.copy(),
             "sum1": self.sum1.copy(), "sum2": self.sum2.copy(), "flags": self.flags.copy(),
@@ -494,7 +510,7 @@ class Accumulator:
         self.hist_pool[:int(self.hist_used[0])] = 0.0
         self.hist_dir[...] = -1
         for a in (self.blocks, self.sum1, self.sum2, self.flags, self.hist_used, self.hist_nan,
-                  self.tail_nv, self.tail_bcnt, self.tail_nan):
+                  self.tail_nv, self.tail_bcnt, self.tail_nan, self.block_default):
             a[...] = 0
         self.tail_bval[...] = -np.inf
         self.scenarios = 0

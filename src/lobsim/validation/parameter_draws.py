@@ -22,15 +22,26 @@ shift is exactly zero, so a config whose process and state were edited by
 hand keeps its centre, and a zero covariance reproduces the run without
 parameter uncertainty bit for bit.
 
+The draws are made in an unbounded scale: the logit of each phi (on
+``(0, 1)``) and the log of each variance, with the covariance carried there
+from the search units by the delta method, ``J C J`` with ``J`` the diagonal
+of ``1 / (phi (1 - phi))`` and ``1 / var``, and mapped back. No draw leaves
+the parameter space and nothing is clipped (a normal draw in the search units
+would put GM's monthly national phi, 0.70 with se 0.17, above 1 in about 4%
+of draws). The shift onto the config's process is made in the same scale
+(logit of each per-year phi, log of each sigma), so a process edited by hand
+stays inside the space too. The search's upper bound on a sigma
+(:data:`~lobsim.validation.standard_errors.SIGMA_MAX` per period) is a
+limit of the search, not of the parameter space, and is not imposed.
+
 Held, not drawn: an estimate on the boundary of its parameter space (a phi
 at 0 or 1, a variance at 0; :attr:`Calibration.on_boundary`, e.g. GM's
 ``regional_phi = 1``) has no Hessian, and a phi whose sigma is 0 is not
 identified: they stay at the estimate, which understates the uncertainty
 along them (their sampling distribution is not normal; a parametric
-bootstrap would give it). A draw outside the parameter space is clipped to
-its bound. The BLUP's own prediction error of the state, given the
-parameters, is not drawn either: the state varies only through the
-parameters.
+bootstrap would give it). The BLUP's own prediction error of the state,
+given the parameters, is not drawn either: the state varies only through
+the parameters.
 """
 
 from __future__ import annotations
@@ -42,14 +53,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import xarray as xr
 from threadpoolctl import threadpool_limits
 
+from lobsim.analysis.parameter_uncertainty import COUNTS, FIXED, FIXED_COUNTS, FIXED_PROBABILITY
 from lobsim.errors import ConfigError
 from lobsim.model.areas import OutcomeData, read_areas
 from lobsim.model.config import PERIODS_PER_YEAR, Config, OutcomeProcess
 from lobsim.model.world import World, build_world, read_outcomes
 from lobsim.validation.calibrate import Calibration, calibrate, calibrate_at, reml_steps
-from lobsim.validation.standard_errors import SIGMA_MAX, search_covariance
+from lobsim.validation.standard_errors import search_covariance
 
 #: Spawn key word of the parameter draws' stream: block ``i`` draws from
 #: ``SeedSequence(seed, spawn_key=(PARAMETER_KEY, i))``, never a scenario
@@ -57,9 +70,10 @@ from lobsim.validation.standard_errors import SIGMA_MAX, search_covariance
 #: importance-sampling pilot's ``(0x7FFF_FFFE,)``.
 PARAMETER_KEY = 0x7FFF_FFFD
 #: How the run's attrs name the method.
-METHOD = ("normal approximation of the REML estimates (inverse observed information, search "
-          "units), one draw per scenario block; estimates on a boundary held at the estimate; "
-          "base state: BLUP at the drawn parameters")
+METHOD = ("normal approximation of the REML estimates in an unbounded scale (logit of each "
+          "phi, log of each variance; covariance: the inverse observed information in search "
+          "units, carried there by the delta method), one draw per scenario block; estimates "
+          "on a boundary held at the estimate; base state: BLUP at the drawn parameters")
 
 #: Search coordinates, in order: step 1's (phi_U, var_U, var_e), step 2's
 #: (phi_F, var_F, phi_G, var_G); variances per period.
@@ -80,7 +94,10 @@ class SamplingDistribution:
     """The approximate sampling distribution of one outcome's calibration.
 
     Coordinates are :data:`COORDINATES` in search units: a value is
-    ``centre * scale`` in per-period parameters (phi, variance).
+    ``centre * scale`` in per-period parameters (phi, variance). Draws are
+    made in the unbounded scale of :meth:`unbounded` (logit of a phi, log of
+    a variance), normal with mean :attr:`unbounded_centre` and covariance
+    :attr:`unbounded_cov`.
     """
 
     outcome: str
@@ -90,7 +107,8 @@ class SamplingDistribution:
     centre: np.ndarray
     cov: np.ndarray
     scale: np.ndarray
-    upper: np.ndarray
+    #: which coordinates are variances (the others are phis)
+    is_var: np.ndarray
     #: parameters held at the estimate (on a bound, or a phi without variance), named as
     #: the process's fields
     held: tuple[str, ...]
@@ -109,18 +127,60 @@ class SamplingDistribution:
                       "regional_sigma": math.sqrt(v["regional_var"])}
         return per_period, math.sqrt(v["measurement_var"])
 
+    @property
+    def free(self) -> np.ndarray:
+        """Which coordinates are drawn (the others are held at the estimate)."""
+        return np.diag(self.cov) > 0.0
+
+    def unbounded(self, x: np.ndarray) -> np.ndarray:
+        """Search units to the unbounded scale: logit of a phi, log of a variance."""
+        x = np.asarray(x, float)
+        phi = ~self.is_var
+        with np.errstate(divide="ignore"):  # a held phi at 0 or 1, or variance at 0: +-inf
+            z = np.log(x)
+            z[..., phi] -= np.log1p(-x[..., phi])
+        return z
+
+    def bounded(self, z: np.ndarray) -> np.ndarray:
+        """The inverse of :meth:`unbounded`: inside the parameter space for any finite ``z``."""
+        z = np.asarray(z, float)
+        with np.errstate(over="ignore"):  # the exp of a phi's z, not used
+            return np.where(self.is_var, np.exp(z), 0.5 * (1.0 + np.tanh(0.5 * z)))  # expit
+
+    @property
+    def unbounded_centre(self) -> np.ndarray:
+        """The estimates in the unbounded scale."""
+        return self.unbounded(self.centre)
+
+    @property
+    def unbounded_cov(self) -> np.ndarray:
+        """The covariance in the unbounded scale, by the delta method: ``J cov J``."""
+        free, x = self.free, self.centre
+        # d logit(phi) / d phi = 1 / (phi (1 - phi)), d log(v) / d v = 1 / v; held: no variance
+        jac = np.zeros(x.size)
+        v, p = free & self.is_var, free & ~self.is_var
+        jac[v], jac[p] = 1.0 / x[v], 1.0 / (x[p] * (1.0 - x[p]))
+        return jac[:, None] * self.cov * jac[None, :]
+
     def normal(self, gen: np.random.Generator) -> np.ndarray:
-        """One draw of the normal approximation in search units (held coordinates fixed)."""
-        free = np.flatnonzero(np.diag(self.cov) > 0.0)
-        x = self.centre.copy()
+        """One normal draw in the unbounded scale (held coordinates at the estimate)."""
+        free = np.flatnonzero(self.free)
+        z = self.unbounded_centre
         if free.size:
-            root = np.linalg.cholesky(self.cov[np.ix_(free, free)])
-            x[free] += root @ gen.standard_normal(free.size)
-        return x
+            root = np.linalg.cholesky(self.unbounded_cov[np.ix_(free, free)])
+            z[free] += root @ gen.standard_normal(free.size)
+        return z
 
     def draw(self, gen: np.random.Generator) -> np.ndarray:
-        """One parameter draw: :meth:`normal`, clipped to the parameter space."""
-        return np.clip(self.normal(gen), 0.0, self.upper)
+        """One parameter draw in search units: :meth:`normal` mapped back by :meth:`bounded`.
+
+        Held coordinates are the estimate exactly (no round trip through the
+        unbounded scale), so a zero covariance draws the estimate bit for bit.
+        """
+        x = self.centre.copy()
+        free = self.free
+        x[free] = self.bounded(self.normal(gen))[free]
+        return x
 
     def calibration_at(self, x: np.ndarray) -> Calibration:
         """``calibrate_at`` the history at the search-unit point ``x``."""
@@ -156,7 +216,7 @@ def sampling_distribution(outcome: str, history: str, areas: str,
     return SamplingDistribution(
         outcome=outcome, history=str(history), areas=str(areas),
         periods_per_year=periods_per_year, centre=np.concatenate([c_w, c_b]), cov=cov,
-        scale=scale, upper=np.where(is_var, SIGMA_MAX**2 / scale, 1.0),
+        scale=scale, is_var=is_var,
         held=tuple(c.replace("_var", "_sigma") for c, v in
                    zip(COORDINATES, np.diag(cov), strict=True) if not v > 0.0))
 
@@ -197,13 +257,36 @@ class BlockDraw:
     drawn: dict[str, float]
 
 
+def _moved(value: float, centre: float, at: float, phi: bool) -> float:
+    """``value`` moved by ``at - centre`` in the unbounded scale (logit of a phi, log of a sigma).
+
+    Exactly ``value`` where the draw does not move the field, so a zero
+    covariance reproduces the config bit for bit.
+    """
+    if at == centre:
+        return value
+    if not phi:
+        return value * (at / centre)  # centre > 0: a sigma at 0 is held, never moved
+    if not 0.0 < value < 1.0:  # a phi set by hand to 0 or 1 stays there
+        return value
+    # at and centre are inside (0, 1): a phi at a bound is held, never moved
+    z = _logit(value) + _logit(at) - _logit(centre)
+    return 0.5 * (1.0 + math.tanh(0.5 * z))  # expit
+
+
+def _logit(p: float) -> float:
+    return math.log(p) - math.log1p(-p)
+
+
 def _shifted(cfg_process: OutcomeProcess, data: OutcomeData, centre: Calibration,
              at: Calibration) -> BlockDraw:
-    """The config's process and state shifted by ``at - centre`` (exactly unchanged at the centre)."""
-    changes = {}
-    for f in _PROCESS_FIELDS:
-        v = getattr(cfg_process, f) + (getattr(at.process, f) - getattr(centre.process, f))
-        changes[f] = min(max(v, 0.0), 1.0) if f.endswith("_phi") else max(v, 0.0)
+    """The config's process and state shifted by what the draw changes (nothing at the centre).
+
+    The process in the unbounded scale (:func:`_moved`), the state, which is
+    unbounded, by ``at - centre``.
+    """
+    changes = {f: _moved(getattr(cfg_process, f), getattr(centre.process, f),
+                         getattr(at.process, f), f.endswith("_phi")) for f in _PROCESS_FIELDS}
     regional = {r: v + (at.regional_state[r] - centre.regional_state[r])
                 for r, v in data.regional_state.items()}
     state = dataclasses.replace(
@@ -294,3 +377,37 @@ def block_worlds(cfg: Config, seed: int, n_blocks: int,
     """The world of each block of a run and the draws they came from."""
     pu = draw_blocks(cfg, seed, n_blocks, dists)
     return pu.worlds(cfg), pu
+
+
+def with_parameter_uncertainty(drawn: xr.Dataset, fixed: xr.Dataset,
+                               pu: ParameterUncertainty) -> xr.Dataset:
+    """The run of ``--parameter-uncertainty``: ``drawn`` with ``fixed``'s defaults and the draws.
+
+    ``drawn`` and ``fixed`` are per-scenario results of the same config,
+    seed and scenarios (common random numbers), at ``pu``'s worlds and at
+    the estimated parameters, or both their streaming summaries with the
+    blocks' default counts (``lobsim.scale.runner.run(..., stream=True,
+    block_defaults=True)``); what they give is read by
+    :func:`lobsim.analysis.parameter_uncertainty.parameter_uncertainty_effect`.
+    """
+    ds = drawn.copy()
+    if COUNTS in fixed:  # streaming summaries: the fixed run's counts and P(default)
+        ds[FIXED_COUNTS] = fixed[COUNTS].assign_attrs(
+            long_name="defaults of each bond in each scenario block at the estimated "
+                      "parameters (same scenario draws)")
+        for k in ("", "_se"):
+            ds[FIXED_PROBABILITY + k] = fixed["default_probability" + k].assign_attrs(
+                long_name=f"{fixed['default_probability' + k].attrs.get('long_name', '')} "
+                          "at the estimated parameters")
+    else:
+        ds[FIXED] = fixed["default"].assign_attrs(
+            long_name="the bond defaults at the estimated parameters (same scenario draws)")
+    names, values = pu.draws_table()
+    ds["parameter_draw"] = (("parameter_block", "parameter"), values,
+                            {"long_name": "drawn per-year process parameters of each scenario "
+                                          "block, before the shift onto the config's",
+                             "units": "1 (phi per year; sigma in log points per year)"})
+    ds = ds.assign_coords(parameter=("parameter", np.array(names, str)),
+                          parameter_block=np.arange(values.shape[0]))
+    ds.attrs.update(pu.attrs())
+    return ds
