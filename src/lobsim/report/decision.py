@@ -15,7 +15,9 @@ the tests quote).
 
 from __future__ import annotations
 
+import html
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -25,6 +27,7 @@ import xarray as xr
 from lobsim.analysis import stats
 from lobsim.analysis.power import NOISE_DOMINATED
 from lobsim.analysis.setaside import SetAsides
+from lobsim.analysis.tables import INTERVAL_NOTE
 from lobsim.analysis.terms import BondTerms, term_sheet
 from lobsim.model.config import Config
 
@@ -327,3 +330,21 @@ def control_groups(ds: xr.Dataset) -> list[ControlGroup]:
                                 tuple(float(w[j]) for j in used), len(pool),
                                 float(ds.rmspe.values[i])))
     return out
+
+
+def parameter_uncertainty_section(ds: xr.Dataset, table: Callable[..., str]) -> str:
+    """The table ``--parameter-uncertainty`` adds to the summary, cell for cell, if the run
+    had it (``table`` renders a head and rows, as the page's other tables)."""
+    from lobsim.analysis import parameter_uncertainty as pu
+
+    if not pu.has_parameter_uncertainty(ds):
+        return ""
+    t = pu.parameter_uncertainty_table(pu.parameter_uncertainty_effect(ds))
+    return "\n".join([
+        "<h2 id='parameter-uncertainty'>Parameter uncertainty</h2>",
+        f"<p class='note'>What the estimation error of the process parameters adds to each "
+        f"bond's P(default): {html.escape(t.method)} (docs/real_data.md, Parameter "
+        "uncertainty).</p>",
+        table(t.header, t.rows, ident="parameter-uncertainty-table", text=(0,)),
+        "<p class='note'>" + ". ".join(html.escape(x[:1].upper() + x[1:])
+                                       for x in (t.reading, INTERVAL_NOTE)) + ".</p>"])

@@ -30,7 +30,6 @@ from matplotlib.figure import Figure
 from lobsim._version import __version__
 from lobsim.analysis import pooling, stats
 from lobsim.analysis.setaside import SetAsides
-from lobsim.analysis.tables import INTERVAL_NOTE
 from lobsim.model.config import Config
 from lobsim.report import decision, plot
 from lobsim.report import pooling as pooled_report
@@ -429,23 +428,6 @@ def _decision(s: xr.Dataset, ds: xr.Dataset, set_asides: SetAsides | None) -> st
     return "\n".join([table, note, depts])
 
 
-def _parameter_uncertainty(ds: xr.Dataset) -> str:
-    """The table ``--parameter-uncertainty`` adds to the summary, cell for cell, if the run had it."""
-    from lobsim.analysis import parameter_uncertainty as pu
-
-    if not pu.has_parameter_uncertainty(ds):
-        return ""
-    t = pu.parameter_uncertainty_table(pu.parameter_uncertainty_effect(ds))
-    return "\n".join([
-        "<h2 id='parameter-uncertainty'>Parameter uncertainty</h2>",
-        f"<p class='note'>What the estimation error of the process parameters adds to each "
-        f"bond's P(default): {html.escape(t.method)} (docs/real_data.md, Parameter "
-        "uncertainty).</p>",
-        _table(t.header, t.rows, ident="parameter-uncertainty-table", text=(0,)),
-        "<p class='note'>" + ". ".join(html.escape(x[:1].upper() + x[1:])
-                                       for x in (t.reading, INTERVAL_NOTE)) + ".</p>"])
-
-
 def _png(fig: Figure, dpi: int) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
@@ -529,7 +511,7 @@ def report_html(ds: xr.Dataset, cfg: Config, figures: Sequence[tuple[ReportFigur
 <body>
 <h1>Risk report: {title}</h1>
 {_decision(s, ds, set_asides)}
-{_parameter_uncertainty(ds)}
+{decision.parameter_uncertainty_section(ds, _table)}
 <p>{description}</p>
 <h2 id='terms'>Term sheet</h2>
 <p class='note'>At full target (lobsim terms): break-even success is the share of the target
