@@ -49,7 +49,8 @@ def figure_of(ax: Axes) -> Figure:
     return fig
 
 
-def _axes(ax: Axes | None, size: tuple[float, float]) -> Axes:
+def axes_for(ax: Axes | None, size: tuple[float, float]) -> Axes:
+    """``ax``, or the axes of a new figure of ``size`` (inches) when it is None."""
     if ax is not None:
         return ax
     return Figure(figsize=size, layout="constrained").add_subplot()
@@ -102,7 +103,7 @@ def _money_axis(ax: Axes, axis: str, currency: str) -> None:
     (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(fmt)
 
 
-def _legend_below(ax: Axes, ncol: int = 2) -> None:
+def legend_below(ax: Axes, ncol: int = 2) -> None:
     """The legend under the axes, where it hides no data."""
     ax.legend(fontsize=8, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.2),
               ncol=ncol)
@@ -170,7 +171,7 @@ def return_distribution(ds: xr.Dataset, bond: str | None = None, basket: str | N
     pd, pd_lo, pd_hi = _probability_interval(payment < principal, w)
     total, _ = _probability((payment == 0.0).astype(float), w)
 
-    ax = _axes(ax, (6.0, 3.6))
+    ax = axes_for(ax, (6.0, 3.6))
     heights, edges = np.histogram(x[ok], bins=_edges(x[ok], bins, breakeven), weights=w[ok])
     below = 0.5 * (edges[:-1] + edges[1:]) < breakeven
     # two step patches, the bins below break-even and the rest (one patch per bar is slow)
@@ -238,7 +239,7 @@ def default_probability(ds: xr.Dataset, *, dim: Literal["bond", "basket"] = "bon
     pd = np.array([_probability_interval(default[:, j], w)
                    for j in range(len(keys))]).reshape(-1, 3)
     order = np.argsort(-pd[:, 0], kind="stable")[:top]
-    ax = _axes(ax, (6.5, 1.2 + 0.22 * len(order)))
+    ax = axes_for(ax, (6.5, 1.2 + 0.22 * len(order)))
     y = np.arange(len(order))[::-1]  # highest at the top
     p = pd[order, 0]
     # the Wilson interval holds p, up to rounding at p = 0 or 1
@@ -281,7 +282,7 @@ def department_fan(ds: xr.Dataset, department: str, *, ax: Axes | None = None) -
     pay = ds.department_payment.values[:, d, :]
     save = ds.department_saving.values[:, d, :]
     w = scenario_weights(ds)
-    ax = _axes(ax, (6.0, 4.4))
+    ax = axes_for(ax, (6.0, 4.4))
     q = _quantiles(pay, w, [BANDS[1][0], BANDS[0][0], 0.5, BANDS[0][1], BANDS[1][1]])
     ax.fill_between(years, q[0], q[4], color=LOSS, alpha=0.15, lw=0, label="payments, 90% band")
     ax.fill_between(years, q[1], q[3], color=LOSS, alpha=0.35, lw=0, label="payments, 50% band")
@@ -297,7 +298,7 @@ def department_fan(ds: xr.Dataset, department: str, *, ax: Axes | None = None) -
     ax.set_xticks(years)
     _money_axis(ax, "y", currency)
     ax.grid(alpha=0.3)
-    _legend_below(ax, 3)
+    legend_below(ax, 3)
     return ax
 
 
@@ -411,7 +412,7 @@ def control_fit(ds: xr.Dataset, cfg: Config, bond: str, *,
     bottom.set_ylabel(gap_label)
     bottom.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     bottom.set_title("measured improvement: pre-period and simulated at maturity")
-    _legend_below(bottom, 2)
+    legend_below(bottom, 2)
     bottom.grid(alpha=0.3)
     return fig
 
@@ -484,7 +485,7 @@ def tranche_losses(ds: xr.Dataset, basket: str, *, ax: Axes | None = None) -> Ax
         raise ValueError(f"basket {basket!r} has no tranches in these results")
     w = scenario_weights(ds)
     n = w.size
-    ax = _axes(ax, (6.0, 4.8))
+    ax = axes_for(ax, (6.0, 4.8))
     grid = np.linspace(0.0, 100.0, 401)
 
     def exceedance(loss_pct: np.ndarray) -> np.ndarray:
@@ -515,7 +516,7 @@ def tranche_losses(ds: xr.Dataset, basket: str, *, ax: Axes | None = None) -> Ax
     ax.set_ylabel("P(loss > x)")
     ax.set_title(f"Basket {basket}: tranche loss distributions")
     ax.grid(alpha=0.3, which="both")
-    _legend_below(ax, 1)
+    legend_below(ax, 1)
     return ax
 
 
@@ -553,7 +554,7 @@ def risk_contributions(contrib: xr.Dataset, *, by: Group = "bond", top: int = 15
         shown = np.append(shown, values[order[top:]].sum())
         if alone_shown is not None and alone is not None:
             alone_shown = np.append(alone_shown, alone[order[top:]].sum())
-    ax = _axes(ax, (6.0, 1.8 + 0.25 * len(labels)))
+    ax = axes_for(ax, (6.0, 1.8 + 0.25 * len(labels)))
     y = np.arange(len(labels))[::-1]
     if alone_shown is not None:
         ax.barh(y, alone_shown, facecolor="none", edgecolor=NEUTRAL, lw=1,
@@ -568,7 +569,7 @@ def risk_contributions(contrib: xr.Dataset, *, by: Group = "bond", top: int = 15
     _money_axis(ax, "x", "GBP")
     ax.axvline(0.0, color="black", lw=0.6)
     ax.grid(axis="x", alpha=0.3)
-    _legend_below(ax, 2)
+    legend_below(ax, 2)
     return ax
 
 

@@ -12,7 +12,7 @@ from matplotlib.ticker import PercentFormatter
 
 from lobsim.analysis import pooling
 from lobsim.report import decision
-from lobsim.report.plot import LOSS, NEUTRAL, _axes, _legend_below
+from lobsim.report.plot import LOSS, NEUTRAL, axes_for, legend_below
 
 
 def pooled_section(s: xr.Dataset, ds: xr.Dataset, table: Callable[..., str]) -> list[str]:
@@ -56,7 +56,7 @@ def measurement_noise(ds: xr.Dataset, basket: str, *, ax: Axes | None = None) ->
     matplotlib.axes.Axes
     """
     d = pooling.diversification(ds, basket)
-    ax = _axes(ax, (6.0, 4.2))
+    ax = axes_for(ax, (6.0, 4.2))
     n = d.bonds_pooled.values
     ax.plot(n, 100.0 * d.noise_per_target.values, "o-", color=LOSS, lw=1.6,
             label="pooled: the first n bonds (in config order)")
@@ -68,5 +68,5 @@ def measurement_noise(ds: xr.Dataset, basket: str, *, ax: Axes | None = None) ->
     ax.set_ylim(bottom=0.0)
     ax.set_title(f"Basket {basket}: measurement noise as bonds are pooled")
     ax.grid(alpha=0.3)
-    _legend_below(ax, 1)
+    legend_below(ax, 1)
     return ax
