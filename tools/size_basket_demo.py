@@ -139,7 +139,7 @@ def pool_basket(outcome: str, members: tuple[str, ...]) -> str:
 # --basket {POOL_ID}` compares the pooled rule (paid on the bonds' summed
 # measured units) on common random numbers, and
 # `--set baskets[{POOL_ID}].measurement=pooled` runs it
-# (docs/model.md section 6.13, docs/design.md).
+# (docs/model.md section 6.13).
 [[baskets]]
 id = "{POOL_ID}"
 name = "Control-group-measured {outcome} bonds, paid per unit at one date"
