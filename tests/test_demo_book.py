@@ -68,3 +68,16 @@ def test_the_noisy_demo_is_a_lottery_on_noise():
     assert (s.signal_to_noise.values < 1.0).sum() >= 40
     # four of its seven baskets default in (nearly) every scenario
     assert (ds.basket_multiple.values < 1.0).mean(axis=0).round(2).tolist().count(1.0) >= 4
+
+
+def test_the_book_has_a_basket_a_bank_would_pool(book):
+    # tools/size_basket_demo.py rule 5: contracted separate, and the pooled rule accepted
+    cfg, ds, _ = book
+    assert cfg.basket("pooled_referrals").measurement == "separate"
+    member = ds.basket_member.sel(basket="pooled_referrals").values
+    bonds = [cfg.bond(b) for b in ds.bond.values[member]]
+    assert len(bonds) == 6 and {b.outcome for b in bonds} == {"referral_days"}
+    assert all(b.control.weights != "verified" for b in bonds)
+    pooled = load_config(ROOT / "configs" / "basket_demo.toml",
+                         ["baskets[pooled_referrals].measurement=pooled"])
+    assert pooled.basket("pooled_referrals").measurement == "pooled"

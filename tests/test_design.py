@@ -182,3 +182,46 @@ def test_the_figure_joins_the_frontier_and_marks_the_recommendation(full):
     best = int(full.attrs["recommended"])
     assert lines["recommended"].get_xdata()[0] == full.expected_overpayment.values[best]
     assert lines["contracted"].get_ydata()[0] == full.default_probability.values[0]
+
+
+POOL = "pooled_referrals"  # configs/basket_demo.toml: six referral bonds a bank could pool
+
+
+@pytest.fixture(scope="module")
+def pooled():
+    return design(CONFIGS / "basket_demo.toml", basket=POOL, levers={"measurement": None},
+                  scenarios=N, seed=SEED)
+
+
+def test_a_pooled_design_reports_the_pools_noise(pooled):
+    assert pooled.measurement.values.tolist() == ["separate", "pooled"]
+    assert pooled.pooled.values.tolist() == [False, True]
+    # by hand on the run the pooled design is: the pool's summed prediction error
+    ds = simulate(load_config(CONFIGS / "basket_demo.toml",
+                              [f"baskets[{POOL}].measurement=pooled"]), scenarios=N, seed=SEED)
+    member = ds.basket_member.sel(basket=POOL).values
+    assert member.sum() == 6
+    err = ds.prediction_error.values[:, member].sum(axis=1)
+    target = ds.target_units.values[member].sum()
+    assert float(pooled.signal_to_noise[1]) == pytest.approx(target / err.std(), rel=1e-12)
+    # MDE: the 95% quantile less the 20% quantile, each the ceil(p n)-th smallest value
+    # (docs/model.md sections 6.11 and 9.2)
+    q = np.sort(err)[[int(np.ceil(round(p * N, 9))) - 1 for p in (0.95, 0.20)]]
+    assert float(pooled.minimum_detectable_effect_share[1]) == pytest.approx(
+        (q[0] - q[1]) / target, rel=1e-12)
+    # measured separately: the noisiest bond's
+    s = summarize(simulate(load_config(CONFIGS / "basket_demo.toml"), scenarios=N, seed=SEED))
+    assert float(pooled.signal_to_noise[0]) == float(s.signal_to_noise.values[member].min())
+    # independent-ish errors diversify: six bonds of signal-to-noise about 2.5 pool to about 6
+    assert float(pooled.signal_to_noise[1]) > 2.0 * float(pooled.signal_to_noise[0])
+    # the basket's money columns are its bonds' sums
+    assert float(pooled.expected_overpayment[1]) == pytest.approx(
+        ds.overpayment.values[:, member].sum(axis=1).mean(), rel=1e-12)
+
+
+def test_the_pooled_table_says_whose_noise_and_the_cross_subsidy(pooled):
+    out = design_module.format_design(pooled)
+    assert "S/N and MDE of the pool's summed measurement in designs measured pooled" in out
+    assert "cross-subsidy" in out and "sums of its bonds'" in out
+    row = json.loads(json.dumps(design_module.design_dict(pooled)))["designs"][1]
+    assert row["pooled"] is True and row["levers"] == {"measurement": "pooled"}

@@ -26,7 +26,13 @@ areas, providers, payers, mechanisms and baskets, by four rules:
    bond breaks even at about 73% of its target.
 4. **Providers.** Failure hazards are half the noisy demo's (established
    providers: among completed impact bonds few providers failed).
-5. Everything else (areas, payers, savings, baskets, tranches) is unchanged.
+5. **A pooled basket.** One basket is added, ``POOL_ID``: the largest group of
+   control-group-measured bonds a bank could pool (paid per measured unit on
+   the point basis, one outcome kind, the same measurement dates:
+   docs/model.md section 6.13), contracted ``measurement = "separate"`` so
+   that ``lobsim design --basket`` compares the pooled rule on common random
+   numbers.
+6. Everything else (areas, payers, savings, baskets, tranches) is unchanged.
 
 Run from the repository root: ``python tools/size_basket_demo.py``.
 """
@@ -51,6 +57,8 @@ RATE_CARD = ("birmingham-jsa",)
 RISK_LOADING_STEP = 0.20
 #: Providers' failure hazards are the noisy demo's times this (rule 4).
 HAZARD_FACTOR = 0.5
+#: The pooled-measurement basket the book adds (rule 5).
+POOL_ID = "pooled_referrals"
 #: Evidence priors on the share of the contracted target delivered, and the annual
 #: relapse of a *sustained* outcome (rule 2): (success_mean, success_sd, relapse_rate).
 SUCCESS = {"employment_support": (0.92, 0.06, 0.015), "conduct_under10": (0.93, 0.05, 0.01),
@@ -79,7 +87,9 @@ HEADER = '''# The demo book: 60 Local Outcome Bonds in 30 areas of the bundled d
 #     in work), so that they relapse more slowly afterwards (1% to 2% a year);
 #   - pricing: basket_risk is the noisy demo's plus {step:.2f}, so that the
 #     maximum payment is about 1.37 x the principal (break-even near 73%);
-#   - providers: failure hazards are half the noisy demo's.
+#   - providers: failure hazards are half the noisy demo's;
+#   - a basket a bank would pool, {pool_id!r}, is added after the noisy
+#     demo's baskets (its comment says how to compare pooled measurement).
 # Against real books (run `lobsim run configs/basket_demo.toml`): UK outcome
 # contracts paid a median 0.88 of their maximum (GO Lab INDIGO), and of about
 # 50 completed impact bonds investors were repaid in all but two (Brookings).
@@ -99,6 +109,44 @@ def prediction_sd(path: Path) -> dict[str, float]:
     ds = simulate(cfg, scenarios=SIZING_SCENARIOS)
     sd = ds.prediction_error.std("scenario").values
     return {b.id: float(s) for b, s in zip(cfg.bonds, sd, strict=True)}
+
+
+def pool_members(path: Path) -> tuple[str, tuple[str, ...]]:
+    """The outcome and bonds of the largest poolable group of the book at ``path``:
+    measured against a control group, paid per measured unit on the point
+    basis, grouped by outcome and measurement dates (the first largest group)."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from lobsim.model.config import load_config
+
+    groups: dict[tuple[str, tuple[float, ...]], list[str]] = {}
+    for b in load_config(path).bonds:
+        if (b.control.weights != "verified" and b.payment.basis == "point"
+                and b.payment.mechanism in ("per_unit", "threshold")):
+            key = (b.outcome, tuple(m.at for m in b.payment.measurements))
+            groups.setdefault(key, []).append(b.id)
+    (outcome, _), members = max(groups.items(), key=lambda kv: len(kv[1]))
+    return outcome, tuple(members)
+
+
+def pool_basket(outcome: str, members: tuple[str, ...]) -> str:
+    """The TOML of the pooled-measurement basket (rule 5)."""
+    bonds = "".join(f'    "{b}",\n' for b in members)
+    return f'''
+# A basket a bank would pool (added by tools/size_basket_demo.py, rule 5): the
+# {len(members)} {outcome} bonds measured against their own control groups and
+# paid per measured unit at the same dates. It is contracted with each bond
+# paid on its own measurement; `lobsim design configs/basket_demo.toml
+# --basket {POOL_ID}` compares the pooled rule (paid on the bonds' summed
+# measured units) on common random numbers, and
+# `--set baskets[{POOL_ID}].measurement=pooled` runs it
+# (docs/model.md section 6.13).
+[[baskets]]
+id = "{POOL_ID}"
+name = "Control-group-measured {outcome} bonds, paid per unit at one date"
+measurement = "separate"
+bonds = [
+{bonds}]
+'''
 
 
 def _number(x: float, unit_is_count: bool) -> str:
@@ -160,10 +208,17 @@ def main() -> int:
     head = head.replace('name = "Noisy basket demo:', 'name = "Demo book:')
     header = HEADER.format(n_cg=designs.count("control group"), snr=SNR_TARGET,
                            n_noisy=designs.count("noisy"), n_ver=designs.count("verified"),
-                           step=RISK_LOADING_STEP)
-    BOOK_CONFIG.write_text(header + head + "".join(out) + tail, encoding="utf-8")
+                           step=RISK_LOADING_STEP, pool_id=POOL_ID)
+    # the pooled basket goes after the noisy demo's last basket, before the investor classes
+    baskets, classes = re.split(r"(?m)^(?=# Investor classes)", tail, maxsplit=1)
+    book = header + head + "".join(out) + baskets
+    BOOK_CONFIG.write_text(book + classes, encoding="utf-8")  # read back to choose the pool
+    outcome, members = pool_members(BOOK_CONFIG)
+    book = book.rstrip("\n") + "\n" + pool_basket(outcome, members) + "\n" + classes
+    BOOK_CONFIG.write_text(book, encoding="utf-8")
     print(f"wrote {BOOK_CONFIG.relative_to(ROOT)}: " + ", ".join(
-        f"{designs.count(d)} {d}" for d in ("verified", "control group", "noisy")))
+        f"{designs.count(d)} {d}" for d in ("verified", "control group", "noisy"))
+          + f"; basket {POOL_ID}: {len(members)} {outcome} bonds")
     return 0
 
 

@@ -10,7 +10,7 @@ sampling; ``pricing`` solves for the loading a target needs; ``maturity`` and
 ``setaside`` are the bank's and the departments' decisions;
 ``parameter_uncertainty`` what a run's parameter draws add to P(default); ``sweep`` re-runs
 a config over values of one or two parameters, ``design`` searches a bond's
-or basket's design over named levers; ``pooling`` is pooled basket measurement;
+or basket's design over the named levers of ``design_levers``; ``pooling`` is pooled basket measurement;
 ``terms`` is the term-sheet
 arithmetic at full target; ``tidy`` the tidy tables of an export.
 """
@@ -18,5 +18,5 @@ arithmetic at full target; ``tidy`` the tidy tables of an export.
 from lobsim._lazy import lazy_submodules
 
 __getattr__, __dir__ = lazy_submodules(__name__, (
-    "design", "maturity", "parameter_uncertainty", "pooling", "power", "pricing", "returns",
+    "design", "design_levers", "maturity", "parameter_uncertainty", "pooling", "power", "pricing", "returns",
     "risk", "setaside", "stats", "summary", "sweep", "tables", "tidy", "terms"))

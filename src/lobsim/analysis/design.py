@@ -3,7 +3,8 @@
 A *design* is the config with named-field overrides (:mod:`lobsim.model.overrides`,
 as ``--set`` and :mod:`lobsim.analysis.sweep` apply them) of a few *levers*:
 the control group's size and weights, the maturity, the cap as a multiple
-of the target, the threshold, and whatever other lever of :data:`LEVERS`
+of the target, the threshold, the payment basis, a basket's pooled
+measurement: whatever lever of :data:`lobsim.analysis.design_levers.LEVERS`
 the config's schema accepts. Every design is loaded, validated and simulated
 as ``lobsim run --set`` would (same scenarios, same seed: its differences
 from another design are those the levers make, not Monte Carlo noise) and
@@ -26,13 +27,22 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lobsim.analysis import tables
+from lobsim.analysis.design_levers import (
+    LEVER_NAMES,
+    LEVERS,
+    MIXED,
+    Lever,
+    canonical,
+    contracted_value,
+    default_values,
+    overrides_for,
+)
 from lobsim.errors import ConfigError
 from lobsim.jsonio import number
 from lobsim.model.overrides import parse_value
@@ -48,62 +58,17 @@ SCHEMA = "lobsim.design/1"
 MAX_DEFAULT = 0.10
 #: Default bound on the number of designs simulated.
 MAX_DESIGNS = 60
-#: A basket's contracted value of a bond lever its bonds do not share.
-MIXED = "as configured"
 #: Levers crossed in a grid after the one-at-a-time search.
 GRID_LEVERS = 2
 
 
-@dataclass(frozen=True)
-class Lever:
-    """One lever of a design: a named field and the values it is searched over.
-
-    ``path`` names the field with ``{id}`` for the bond's (or basket's) id;
-    ``candidates`` are ``--set`` values, or a function of the contracted
-    value giving them; ``current`` reads the contracted value off the
-    bond (or basket) of the validated config. With ``per_target`` a value
-    is a multiple of the bond's target units.
-    """
-
-    name: str
-    header: str
-    path: str
-    candidates: tuple[str, ...] | Callable[[Any], tuple[str, ...]]
-    current: Callable[[Any], Any]
-    scope: str = "bond"  # "bond": a bond field (every member's, for a basket); "basket"
-    per_target: bool = False
-
-
-def _around(now: float) -> tuple[str, ...]:
-    """Maturities one year shorter to two years longer than the contracted one."""
-    return tuple(f"{now + d:g}" for d in (-1.0, 0.0, 1.0, 2.0) if now + d > 0.0)
-
-
-#: The levers, in the order they are tabulated. A lever the schema does not
-#: accept (a field it does not know) is reported as not searched.
-LEVERS: tuple[Lever, ...] = (
-    Lever("donors", "donors k", "bonds[{id}].control.donors", ("3", "5", "10", "20"),
-          lambda b: b.control.donors),
-    Lever("weights", "weights", "bonds[{id}].control.weights", ("equal", "synthetic"),
-          lambda b: b.control.weights),
-    Lever("maturity", "maturity year", "bonds[{id}].maturity", _around, lambda b: b.maturity),
-    Lever("cap", "cap x target", "bonds[{id}].payment.cap", ("1", "1.2", "1.5"),
-          lambda b: b.payment.cap / b.target_units, per_target=True),
-    Lever("threshold", "threshold", "bonds[{id}].payment.threshold", ("0", "0.02", "0.05"),
-          lambda b: b.payment.threshold),
-    Lever("basis", "basis", "bonds[{id}].payment.basis", ("point", "shrunk"),
-          lambda b: b.payment.basis),
-    Lever("measurement", "measurement", "baskets[{id}].measurement", ("separate", "pooled"),
-          lambda k: k.measurement, scope="basket"),
-)
-LEVER_NAMES = tuple(lever.name for lever in LEVERS)
-
 #: Per design: the statistic, its units and what it is.
 STATISTICS = {
     "signal_to_noise": ("1", "target over the sd of measured units with no effect (a "
-                             "basket: its noisiest bond's)"),
+                             "basket: its noisiest bond's; measured pooled: the pool's)"),
     "minimum_detectable_effect_share": ("1", "minimum detectable effect as a share of the "
-                                             "target (a basket: its noisiest bond's)"),
+                                             "target (a basket: its noisiest bond's; "
+                                             "measured pooled: the pool's)"),
     "default_probability": ("1", "investor P(payment below principal)"),
     "mean_multiple": ("1", "investor expected money multiple"),
     "expected_loss": ("GBP", "investor expected loss (principal minus payment, if positive)"),
@@ -115,15 +80,6 @@ STATISTICS = {
 }
 _WITH_SE = ("default_probability", "mean_multiple", "expected_loss", "expected_overpayment",
             "expected_provider_shortfall_value")
-
-
-def _text(value: Any) -> str:
-    """A lever value as one canonical text (``1.0`` and ``1`` are one value)."""
-    if isinstance(value, str):
-        value = parse_value(value)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return str(value)
-    return f"{float(value):g}"
 
 
 def design(config: str | Path, *, bond: str | None = None, basket: str | None = None,
@@ -199,20 +155,20 @@ def design(config: str | Path, *, bond: str | None = None, basket: str | None = 
     not_searched: dict[str, str] = {}
     skipped: dict[str, str] = {}
     for lever, values in chosen:
-        now = _current(lever, base, kind, ident, members)
+        now = contracted_value(lever, base, kind, ident, members)
         if values is None and callable(lever.candidates) and now == MIXED:
             not_searched[lever.name] = (f"the basket's bonds differ in {lever.name}, and its "
                                         f"candidates are relative to one value; give them "
                                         f"(--lever {lever.name}=V1,V2,...)")
             continue
-        texts = list(dict.fromkeys(_text(v) for v in (
-            values if values is not None else _defaults(lever, now))))
+        texts = list(dict.fromkeys(canonical(v) for v in (
+            values if values is not None else default_values(lever, now))))
         valid, reasons = [], []
         for v in texts:
             if v == now:
                 continue
             try:
-                load_config(config, overrides=(*overrides, *_sets(lever, v, base, ident,
+                load_config(config, overrides=(*overrides, *overrides_for(lever, v, base, ident,
                                                                   members)))
             except ConfigError as exc:
                 reasons.append(exc.reason)
@@ -249,7 +205,7 @@ def design(config: str | Path, *, bond: str | None = None, basket: str | None = 
             ds = contracted
         else:
             sets = [s for lever, _, _ in searched if setting[lever.name] != now_of[lever.name]
-                    for s in _sets(lever, setting[lever.name], base, ident, members)]
+                    for s in overrides_for(lever, setting[lever.name], base, ident, members)]
             try:
                 cfg = load_config(config, overrides=(*overrides, *sets))
                 ds = simulate(cfg, scenarios=scenarios, seed=seed, threads=threads)
@@ -310,36 +266,6 @@ def _own(reason: str) -> str:
     return reason.split(" (set by --set ")[0]
 
 
-def _defaults(lever: Lever, now: str) -> tuple[str, ...]:
-    if callable(lever.candidates):
-        return lever.candidates(float(now))
-    return lever.candidates
-
-
-def _current(lever: Lever, cfg: Any, kind: str, ident: str, members: Sequence[str]) -> str:
-    """The contracted value (:data:`MIXED` when a basket's members differ)."""
-    if lever.scope == "basket":
-        return _text(lever.current(cfg.basket(ident)))
-    try:
-        values = {_text(lever.current(cfg.bond(b))) for b in members}
-    except AttributeError:  # a field this schema does not have: the lever is refused below
-        return MIXED
-    return values.pop() if len(values) == 1 else MIXED
-
-
-def _sets(lever: Lever, value: str, cfg: Any, ident: str, members: Sequence[str]) -> list[str]:
-    """The ``PATH=VALUE`` overrides that give ``lever`` the value ``value``."""
-    if lever.scope == "basket":
-        return [f"{lever.path.format(id=ident)}={value}"]
-    out = []
-    for b in members:
-        v = value
-        if lever.per_target:
-            v = repr(float(value) * cfg.bond(b).target_units)
-        out.append(f"{lever.path.format(id=b)}={v}")
-    return out
-
-
 def _others(searched: Sequence[tuple[Lever, str, list[str]]], lever: Lever) -> list[str]:
     return next(others for lv, _, others in searched if lv is lever)
 
@@ -364,7 +290,8 @@ def _same_instrument(ds: xr.Dataset, kind: str, ident: str, members: Sequence[st
 
 def _statistics(ds: xr.Dataset, kind: str, ident: str) -> dict[str, float]:
     """The design's statistics of the instrument, read off its summary."""
-    from lobsim.analysis.stats import probability_interval
+    from lobsim.analysis import pooling, power
+    from lobsim.analysis.stats import probability_interval, run_weights
     from lobsim.analysis.summary import summarize
 
     s = summarize(ds)
@@ -379,10 +306,18 @@ def _statistics(ds: xr.Dataset, kind: str, ident: str) -> dict[str, float]:
             out[name + "_se"] = float(v[name + "_se"]) if name + "_se" in v else np.nan
     else:
         v = s.sel(basket=ident)
-        member = ds.basket_member.sel(basket=ident).values
-        out["signal_to_noise"] = float(v.basket_lowest_signal_to_noise)
-        out["minimum_detectable_effect_share"] = float(
-            s.minimum_detectable_effect_share.values[member].max())
+        k = list(ds.basket.values).index(ident)
+        out["pooled"] = float(pooling.is_pooled(ds)[k])
+        if out["pooled"]:  # paid on the pool's summed measurement: its noise (section 6.13)
+            out["signal_to_noise"] = float(v.basket_pooled_signal_to_noise)
+            out["minimum_detectable_effect_share"] = float(power.share(
+                pooling.pooled_minimum_detectable_effect(ds, run_weights(ds))[k],
+                pooling.summed_target(ds)[k]))
+        else:
+            member = ds.basket_member.sel(basket=ident).values
+            out["signal_to_noise"] = float(v.basket_lowest_signal_to_noise)
+            out["minimum_detectable_effect_share"] = float(
+                s.minimum_detectable_effect_share.values[member].max())
         out["principal"] = float(ds.basket_principal.sel(basket=ident))
         for name in _WITH_SE:
             key = "basket_" + name
@@ -448,6 +383,10 @@ def _dataset(rows: Sequence[tuple[dict[str, str], dict[str, float]]],
         data[f"default_probability_{side}"] = (
             ("design",), np.array([st[f"default_probability_{side}"] for _, st in rows]),
             {"units": "1", "long_name": f"95% Wilson interval of P(default), {side} end"})
+    if kind == "basket":
+        data["pooled"] = (("design",), np.array([bool(st["pooled"]) for _, st in rows]), {
+            "long_name": "measured pooled: S/N and MDE are the pool's summed measurement's "
+                         "(else the noisiest bond's)"})
     over = data["expected_overpayment"][1]
     dflt = data["default_probability"][1]
     front = frontier(over, dflt)
@@ -556,14 +495,37 @@ def format_design(d: xr.Dataset) -> str:
                      _pm(v, "expected_overpayment", 0),
                      _pm(v, "expected_provider_shortfall_value", 0), note])
     lines += ["", *tables.render(head, rows, left=1 + len(levers))]
-    lines += ["", tables.INTERVAL_NOTE + "; S/N and MDE " + (
-        "of the basket's noisiest bond" if d.attrs["instrument_kind"] == "basket" else
-        "of the bond's measurement") + "; frontier: no other design has both a lower "
-        "P(default) and a lower E[overpayment]"]
+    lines += ["", tables.INTERVAL_NOTE + "; S/N and MDE " + _noise_note(d) + "; frontier: "
+              "no other design has both a lower P(default) and a lower E[overpayment]"]
+    if d.attrs["instrument_kind"] == "basket":
+        lines.append(BASKET_NOTE + (POOLED_NOTE if bool(d.pooled.any()) else ""))
     for label, reason in json.loads(d.attrs["skipped"]).items():
         lines.append(f"skipped {label}: {reason}")
     lines += ["", *recommendation_lines(d)]
     return "\n".join(lines)
+
+
+#: What a basket's money columns are (format_design's note).
+BASKET_NOTE = ("a basket's E[overpayment] and E[shortfall] are the sums of its bonds' (no "
+               "interval: the bonds are correlated)")
+#: Pooling moves money between the member bonds (docs/model.md section 6.13).
+POOLED_NOTE = ("; measured pooled, each bond is paid on its target times the pool's "
+               "measured share of target, so a bond that delivered less than the pool is "
+               "paid for more than its own effect and one that delivered more for less: "
+               "pooling moves money between the bonds, and the sums include that "
+               "cross-subsidy")
+
+
+def _noise_note(d: xr.Dataset) -> str:
+    if d.attrs["instrument_kind"] == "bond":
+        return "of the bond's measurement"
+    pooled = d.pooled.values
+    if pooled.all():
+        return "of the pool's summed measurement"
+    if pooled.any():
+        return ("of the pool's summed measurement in designs measured pooled, else of the "
+                "basket's noisiest bond")
+    return "of the basket's noisiest bond"
 
 
 def recommendation_lines(d: xr.Dataset) -> list[str]:

@@ -49,13 +49,25 @@ def pooled_prediction_error(ds: xr.Dataset) -> xr.DataArray:
         long_name="sum of the members' units measured at maturity with no true effect")
 
 
+def summed_target(ds: xr.Dataset) -> np.ndarray:
+    """(basket,) the sum of each basket's members' target units."""
+    return np.asarray(ds.basket_member.values.astype(float) @ ds.target_units.values)
+
+
 def pooled_signal_to_noise(ds: xr.Dataset, sd: np.ndarray | None = None) -> np.ndarray:
     """(basket,) the summed target over the sd of :func:`pooled_prediction_error`
     (``sd``, if given: the streaming summary's); NaN for a basket measured separately."""
-    target = ds.basket_member.values.astype(float) @ ds.target_units.values
     if sd is None:
         sd = pooled_prediction_error(ds).std("scenario").values
-    return np.where(is_pooled(ds), power.signal_to_noise(target, sd), np.nan)
+    return np.where(is_pooled(ds), power.signal_to_noise(summed_target(ds), sd), np.nan)
+
+
+def pooled_minimum_detectable_effect(ds: xr.Dataset, w: np.ndarray | None = None) -> np.ndarray:
+    """(basket,) the minimum detectable effect of :func:`pooled_prediction_error`
+    (:func:`lobsim.analysis.power.minimum_detectable_effect`, importance weights ``w``),
+    in outcome units; NaN for a basket measured separately."""
+    mde = power.minimum_detectable_effect(pooled_prediction_error(ds), w)
+    return np.where(is_pooled(ds), mde, np.nan)
 
 
 def diversification(ds: xr.Dataset, basket: str) -> xr.Dataset:
