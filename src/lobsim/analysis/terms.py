@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lobsim.model.config import Bond, Config
-from lobsim.model.shrinkage import ShrinkTerms
+
+if TYPE_CHECKING:  # the shrinkage module imports the kernels (numba): not for the CLI parser
+    from lobsim.model.shrinkage import ShrinkTerms
 
 #: Version of the ``--json`` layout; bump it when a field changes meaning.
 TERMS_SCHEMA = "lobsim.terms/1"
