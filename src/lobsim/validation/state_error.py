@@ -65,6 +65,19 @@ def _henderson(c_ss: np.ndarray, c_sy: np.ndarray, v: np.ndarray, x: np.ndarray,
 
 
 @dataclass(frozen=True)
+class StateError:
+    """One draw of the base state's prediction error, as :class:`lobsim.model.areas.OutcomeData`
+    holds the state: per area ``trend`` (per year), ``log_level``, ``area_state``; each
+    region's ``regional_state``; the ``national_state``."""
+
+    trend: np.ndarray
+    log_level: np.ndarray
+    area_state: np.ndarray
+    regional_state: dict[str, float]
+    national_state: float
+
+
+@dataclass(frozen=True)
 class StatePrediction:
     """The prediction error covariance of a calibration's base state (module docstring).
 
@@ -79,13 +92,8 @@ class StatePrediction:
     between: np.ndarray
     within: np.ndarray
 
-    def draw(self, gen: np.random.Generator) -> dict[str, object]:
-        """One draw of the state's error: the amounts to add to the BLUP.
-
-        Keys as :class:`lobsim.model.areas.OutcomeData`'s state: ``trend`` (per
-        year), ``log_level``, ``area_state`` per area, ``regional_state`` (dict),
-        ``national_state``.
-        """
+    def draw(self, gen: np.random.Generator) -> StateError:
+        """One draw of the state's error: what to add to the BLUP."""
         n_r, n_a = len(self.region_ids), self.rindex.size
         b = _mvn(gen, self.between)
         w = _mvn(gen, self.within, n_a)  # (n_a, 3) iid, then less their region's mean
@@ -94,10 +102,10 @@ class StatePrediction:
               / sizes[:, None])[self.rindex]
         g, u, e, mu = (b[1 + i * n_r:1 + (i + 1) * n_r] for i in range(4))
         noise = e[self.rindex] + w[:, 1]
-        return {"trend": self.periods_per_year * (mu[self.rindex] + w[:, 2]),
-                "log_level": -noise, "area_state": u[self.rindex] + w[:, 0],
-                "regional_state": dict(zip(self.region_ids, g.tolist(), strict=True)),
-                "national_state": float(b[0])}
+        return StateError(trend=self.periods_per_year * (mu[self.rindex] + w[:, 2]),
+                          log_level=-noise, area_state=u[self.rindex] + w[:, 0],
+                          regional_state=dict(zip(self.region_ids, g.tolist(), strict=True)),
+                          national_state=float(b[0]))
 
 
 def _mvn(gen: np.random.Generator, cov: np.ndarray, n: int | None = None) -> np.ndarray:
