@@ -351,7 +351,8 @@ class ParameterUncertainty:
         """Provenance attrs of the run: the option, its method and what is held."""
         held = {k: list(d.held) for k, d in self.distributions.items()}
         return {"parameter_uncertainty": json.dumps(
-            {"method": METHOD, "blocks": len(self.blocks), "held_at_estimate": held})}
+            {"method": METHOD, "blocks": len(self.blocks), "held_at_estimate": held,
+             "state_drawn": [k for k, d in self.distributions.items() if d.draw_state]})}
 
     def draws_table(self) -> tuple[list[str], np.ndarray]:
         """Names (``outcome.field``) and the (block, name) per-year drawn parameters."""
