@@ -41,7 +41,9 @@ from lobsim.validation.parameter_draws import (
     distributions,
     draw_blocks,
     parameter_generator,
+    state_generator,
 )
+from lobsim.validation.state_error import state_prediction
 
 GM = Path(__file__).resolve().parents[1] / "configs" / "gm_ward_bond.toml"
 BLOCK = 512
@@ -80,9 +82,36 @@ def test_results_are_bit_identical_for_any_partition_and_threads(cfg, dists):
 
 
 def test_zero_covariance_changes_nothing_bit_for_bit(cfg, dists):
-    zero = {k: d.with_covariance(np.zeros_like(d.cov)) for k, d in dists.items()}
+    zero = {k: d.with_covariance(np.zeros_like(d.cov), draw_state=False)
+            for k, d in dists.items()}
     drawn = run(cfg, scenarios=N, threads=2, block_worlds=_worlds(zero))
     _equal(drawn, run(cfg, scenarios=N, threads=2))
+
+
+def test_the_base_state_is_drawn_about_the_blup_from_a_sub_stream(cfg, dists):
+    with_state = draw_blocks(cfg, 5, 3, dists)
+    without = draw_blocks(cfg, 5, 3, {k: d.with_covariance(d.cov, draw_state=False)
+                                      for k, d in dists.items()})
+    d = dists["claimants"]
+    plain = without.blocks[0]["claimants"].data
+    for i in range(3):
+        a, b = with_state.blocks[i]["claimants"], without.blocks[i]["claimants"]
+        # the parameter draws are those made without the state's
+        assert a.drawn == b.drawn and a.process == b.process
+        # the state is the BLUP's (shifted onto the config's) plus one draw of its
+        # prediction error at the block's parameters, from the block's state stream
+        at = d.calibration_at(d.draw(parameter_generator(5, i)))
+        err = state_prediction(at).draw(state_generator(5, i))
+        np.testing.assert_allclose(a.data.log_level - b.data.log_level, err.log_level,
+                                   rtol=0, atol=1e-12)
+        np.testing.assert_allclose(a.data.trend - b.data.trend, err.trend, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(a.data.area_state - b.data.area_state, err.area_state,
+                                   rtol=0, atol=1e-12)
+        assert a.data.national_state - b.data.national_state == pytest.approx(
+            err.national_state, abs=1e-12)
+        # GM's authorities are random walks: their state is not drawn
+        assert a.data.regional_state == b.data.regional_state
+        assert np.all(a.data.log_level != plain.log_level)
 
 
 def test_draws_have_the_estimated_mean_and_covariance_in_the_unbounded_scale(dists):

@@ -6,7 +6,8 @@
 ``placebo_stats`` summarises and compares them, ``sensitivity`` asks the engine;
 ``calibrate`` fits the outcome process to an observed panel (REML), ``standard_errors``
 gives its estimates' standard errors and says what an estimate on its boundary means,
-``parameter_draws`` draws each scenario block's process from their sampling distribution;
+``parameter_draws`` draws each scenario block's process from their sampling distribution
+and its base state about the BLUP with ``state_error``'s prediction error covariance;
 ``area_loadings`` estimates each area's factor loadings;
 ``universe_file`` writes a calibration as a universe file and reads it back.
 """
@@ -15,4 +16,5 @@ from lobsim._lazy import lazy_submodules
 
 __getattr__, __dir__ = lazy_submodules(__name__, (
     "area_loadings", "backtest", "calibrate", "parameter_draws", "placebo_stats",
-    "predictor_panel", "scm", "sensitivity", "standard_errors", "universe_file"))
+    "predictor_panel", "scm", "sensitivity", "standard_errors", "state_error",
+    "universe_file"))

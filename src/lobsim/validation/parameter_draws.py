@@ -13,7 +13,12 @@ of :func:`parameter_generator` (spawn key ``(PARAMETER_KEY, i)``, disjoint
 from the scenario blocks' ``(i,)``), so a block's world does not depend on
 who simulates it: results are bit-identical for any chunking, thread count
 or Dask partition. :func:`lobsim.validation.calibrate.calibrate_at` gives
-the BLUP base state at the drawn parameters.
+the BLUP base state at the drawn parameters, and the block draws the state
+from its conditional distribution given the panel at those parameters:
+normal about the BLUP with its exact prediction error covariance
+(:mod:`lobsim.validation.state_error`), from a sub-stream of the block's own
+(:func:`state_generator`, spawn key ``(PARAMETER_KEY, i, 0)``), so the
+parameter draws are those made without it.
 
 What a block simulates is the config's process and state *shifted* by what
 the draw changes: ``config value + (value at the draw - value at the
@@ -39,9 +44,9 @@ at 0 or 1, a variance at 0; :attr:`Calibration.on_boundary`, e.g. GM's
 ``regional_phi = 1``) has no Hessian, and a phi whose sigma is 0 is not
 identified: they stay at the estimate, which understates the uncertainty
 along them (their sampling distribution is not normal; a parametric
-bootstrap would give it). The BLUP's own prediction error of the state,
-given the parameters, is not drawn either: the state varies only through
-the parameters.
+bootstrap would give it). A random walk's base state (GM's authorities) is
+not drawn: it is not identified apart from the levels, and the engine uses
+only its changes.
 """
 
 from __future__ import annotations
@@ -63,6 +68,7 @@ from lobsim.model.config import PERIODS_PER_YEAR, Config, OutcomeProcess
 from lobsim.model.world import World, build_world, read_outcomes
 from lobsim.validation.calibrate import Calibration, calibrate, calibrate_at, reml_steps
 from lobsim.validation.standard_errors import search_covariance
+from lobsim.validation.state_error import StateError, state_prediction
 
 #: Spawn key word of the parameter draws' stream: block ``i`` draws from
 #: ``SeedSequence(seed, spawn_key=(PARAMETER_KEY, i))``, never a scenario
@@ -73,7 +79,9 @@ PARAMETER_KEY = 0x7FFF_FFFD
 METHOD = ("normal approximation of the REML estimates in an unbounded scale (logit of each "
           "phi, log of each variance; covariance: the inverse observed information in search "
           "units, carried there by the delta method), one draw per scenario block; estimates "
-          "on a boundary held at the estimate; base state: BLUP at the drawn parameters")
+          "on a boundary held at the estimate; base state: drawn from its conditional normal "
+          "distribution given the panel at the drawn parameters (the BLUP and its exact "
+          "prediction error covariance), a random walk's state not drawn")
 
 #: Search coordinates, in order: step 1's (phi_U, var_U, var_e), step 2's
 #: (phi_F, var_F, phi_G, var_G); variances per period.
@@ -87,6 +95,12 @@ def parameter_generator(seed: int, block: int) -> np.random.Generator:
     """The generator of block ``block``'s parameter draw (a stream of its own)."""
     return np.random.Generator(np.random.SFC64(
         np.random.SeedSequence(seed, spawn_key=(PARAMETER_KEY, block))))
+
+
+def state_generator(seed: int, block: int) -> np.random.Generator:
+    """The generator of block ``block``'s base-state draw (a sub-stream of its parameters')."""
+    return np.random.Generator(np.random.SFC64(
+        np.random.SeedSequence(seed, spawn_key=(PARAMETER_KEY, block, 0))))
 
 
 @dataclass(frozen=True)
@@ -112,10 +126,16 @@ class SamplingDistribution:
     #: parameters held at the estimate (on a bound, or a phi without variance), named as
     #: the process's fields
     held: tuple[str, ...]
+    #: whether a block draws the base state about its BLUP (False: the BLUP itself)
+    draw_state: bool = True
 
-    def with_covariance(self, cov: np.ndarray) -> SamplingDistribution:
-        """The same distribution with another covariance (a zero one: no uncertainty)."""
-        return dataclasses.replace(self, cov=np.asarray(cov, float))
+    def with_covariance(self, cov: np.ndarray, *, draw_state: bool | None = None
+                        ) -> SamplingDistribution:
+        """The same distribution with another covariance (a zero one and ``draw_state=False``:
+        no uncertainty); ``draw_state`` unchanged unless given."""
+        return dataclasses.replace(self, cov=np.asarray(cov, float),
+                                   draw_state=self.draw_state if draw_state is None
+                                   else bool(draw_state))
 
     def parameters(self, x: np.ndarray) -> tuple[dict[str, float], float]:
         """Per-period ``calibrate_at`` arguments (``per_period``, ``measurement_sigma``) at ``x``."""
@@ -279,12 +299,20 @@ def _logit(p: float) -> float:
 
 
 def _shifted(cfg_process: OutcomeProcess, data: OutcomeData, centre: Calibration,
-             at: Calibration) -> BlockDraw:
+             at: Calibration, error: StateError | None = None) -> BlockDraw:
     """The config's process and state shifted by what the draw changes (nothing at the centre).
 
     The process in the unbounded scale (:func:`_moved`), the state, which is
-    unbounded, by ``at - centre``.
+    unbounded, by ``at - centre`` plus the drawn prediction ``error``
+    (:meth:`lobsim.validation.state_error.StatePrediction.draw`), if any.
     """
+    if error is not None:
+        at = dataclasses.replace(
+            at, trend=at.trend + error.trend, log_level=at.log_level + error.log_level,
+            area_state=at.area_state + error.area_state,
+            regional_state={r: v + error.regional_state[r]
+                            for r, v in at.regional_state.items()},
+            national_state=at.national_state + error.national_state)
     changes = {f: _moved(getattr(cfg_process, f), getattr(centre.process, f),
                          getattr(at.process, f), f.endswith("_phi")) for f in _PROCESS_FIELDS}
     regional = {r: v + (at.regional_state[r] - centre.regional_state[r])
@@ -323,7 +351,8 @@ class ParameterUncertainty:
         """Provenance attrs of the run: the option, its method and what is held."""
         held = {k: list(d.held) for k, d in self.distributions.items()}
         return {"parameter_uncertainty": json.dumps(
-            {"method": METHOD, "blocks": len(self.blocks), "held_at_estimate": held})}
+            {"method": METHOD, "blocks": len(self.blocks), "held_at_estimate": held,
+             "state_drawn": [k for k, d in self.distributions.items() if d.draw_state]})}
 
     def draws_table(self) -> tuple[list[str], np.ndarray]:
         """Names (``outcome.field``) and the (block, name) per-year drawn parameters."""
@@ -362,11 +391,13 @@ def draw_blocks(cfg: Config, seed: int, n_blocks: int,
         base[k] = (o.process, data, centre)
     blocks = []
     for i in range(n_blocks):
-        gen = parameter_generator(seed, i)
+        gen, state_gen = parameter_generator(seed, i), state_generator(seed, i)
         draws = {}
         for k, d in dists.items():  # in the config's order: one stream per block
             cfg_process, data, centre = base[k]
-            draws[k] = _shifted(cfg_process, data, centre, d.calibration_at(d.draw(gen)))
+            at = d.calibration_at(d.draw(gen))
+            error = state_prediction(at).draw(state_gen) if d.draw_state else None
+            draws[k] = _shifted(cfg_process, data, centre, at, error)
         blocks.append(draws)
     return ParameterUncertainty(distributions=dists, blocks=tuple(blocks))
 
