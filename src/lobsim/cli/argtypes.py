@@ -82,3 +82,14 @@ def non_negative_float(text: str) -> float:
     if value < 0.0:
         raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
     return value
+
+
+def probability(text: str) -> float:
+    """A probability in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a probability in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a probability in [0, 1], got {text}")
+    return value

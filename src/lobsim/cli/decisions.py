@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lobsim.cli.argtypes import check_scenarios, finite_float, scenario_count, seed, thread_count
-from lobsim.cli.output import check_output
 from lobsim.cli.overrides import add_set_option, config_of
+from lobsim.cli.searches import png_target, write_plot
 from lobsim.errors import UsageError
 from lobsim.jsonio import dump as dump_json
 
@@ -60,11 +60,7 @@ def level(text: str) -> float:
 def _cmd_maturity(args: argparse.Namespace) -> int:
     from lobsim.analysis.maturity import choose_maturity, format_maturity
 
-    plot = Path(args.plot) if args.plot else None
-    if plot is not None:
-        if plot.suffix.lower() != ".png":
-            raise UsageError(f"--plot {plot}: the trade-off is plotted as PNG; use a .png path")
-        check_output(plot, "--plot", force=args.force)
+    plot = png_target(args.plot, "the trade-off", force=args.force)
     check_scenarios(args.scenarios, "comparing maturities")
     cfg = config_of(args)
     ids = [b.id for b in cfg.bonds]
@@ -89,14 +85,9 @@ def _cmd_maturity(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(f"{args.config}: {exc}") from None
     if plot is not None:
-        try:
-            from lobsim.report.plot import save
-            from lobsim.report.studies import maturity_tradeoff
+        from lobsim.report.studies import maturity_tradeoff
 
-            plot.parent.mkdir(parents=True, exist_ok=True)
-            save(maturity_tradeoff(choice), plot, dpi=120)
-        except OSError as exc:
-            raise UsageError(f"--plot {plot}: cannot write it ({exc.strerror or exc})") from None
+        write_plot(maturity_tradeoff(choice), plot)
     if args.json:
         dump_json(choice.to_dict())
     else:

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
-from lobsim.cli.argtypes import check_scenarios, scenario_count, seed, thread_count
-from lobsim.cli.output import check_output
+from lobsim.cli.argtypes import bounded, check_scenarios, probability
 from lobsim.cli.overrides import assignment
+from lobsim.cli.searches import add_output_options, add_run_options, chosen_plot, write_plot
 from lobsim.errors import UsageError
 from lobsim.jsonio import dump as dump_json
 
+#: Most designs --max-designs may ask for.
+MAX_DESIGNS_BOUND = 10_000
+positive = bounded(1, MAX_DESIGNS_BOUND)
 #: Where the frontier goes unless --plot (or --no-plot, or --json) says otherwise.
 DEFAULT_PLOT = "design.png"
 
@@ -43,43 +45,17 @@ def add_design_parser(sub: Any) -> None:
                          "(default: its own); repeatable; default: every lever")
     de.add_argument("--set", dest="overrides", action="append", default=[], type=assignment,
                     metavar="PATH=VALUE", help="override a config field in every design")
-    de.add_argument("--max-default", type=_probability, default=MAX_DEFAULT, metavar="P",
+    de.add_argument("--max-default", type=probability, default=MAX_DEFAULT, metavar="P",
                     help=f"criterion: investor P(default) at most P (default {MAX_DEFAULT})")
     de.add_argument("--full-grid", action="store_true",
                     help="search the full product of the levers' values (at most "
                          "--max-designs) instead of one lever at a time plus a grid of two")
-    de.add_argument("--max-designs", type=_positive, default=MAX_DESIGNS, metavar="N",
+    de.add_argument("--max-designs", type=positive, default=MAX_DESIGNS, metavar="N",
                     help=f"most designs simulated (default {MAX_DESIGNS})")
-    de.add_argument("--scenarios", type=scenario_count, help="scenarios per design (default: config)")
-    de.add_argument("--seed", type=seed, help="random seed of every design (default: config)")
-    de.add_argument("--threads", type=thread_count, help="worker threads (default: all CPUs)")
-    de.add_argument("--plot", metavar="FILE.png",
-                    help=f"draw the frontier to this PNG file (default: {DEFAULT_PLOT}, none "
-                         "with --json)")
-    de.add_argument("--no-plot", action="store_true", help="do not plot")
-    de.add_argument("--force", action="store_true", help="overwrite an existing plot file")
-    de.add_argument("--json", action="store_true", help="print JSON (lobsim.design/1)")
+    add_run_options(de, each="design")
+    add_output_options(de, picture="the frontier", default=DEFAULT_PLOT,
+                       schema="lobsim.design/1")
     de.set_defaults(func=cmd_design)
-
-
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a probability in [0, 1], got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be a probability in [0, 1], got {text}")
-    return value
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def parse_levers(texts: list[str]) -> dict[str, list[str] | None] | None:
@@ -110,14 +86,7 @@ def cmd_design(args: argparse.Namespace) -> int:
     """``lobsim design``."""
     from lobsim.analysis.design import design, design_dict, format_design
 
-    if args.plot and args.no_plot:
-        raise UsageError("--plot and --no-plot: give one")
-    plot_name = None if args.no_plot else args.plot or (None if args.json else DEFAULT_PLOT)
-    plot = Path(plot_name) if plot_name else None
-    if plot is not None:
-        if plot.suffix.lower() != ".png":
-            raise UsageError(f"--plot {plot}: the frontier is drawn as PNG; use a .png path")
-        check_output(plot, "--plot", force=args.force)
+    plot = chosen_plot(args, DEFAULT_PLOT, "the frontier")
     check_scenarios(args.scenarios, "a design search")
     levers = parse_levers(args.lever)
     try:
@@ -131,13 +100,8 @@ def cmd_design(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.config}: {exc}") from None
     if plot is not None:
         from lobsim.report.design import design_figure
-        from lobsim.report.plot import save
 
-        try:
-            plot.parent.mkdir(parents=True, exist_ok=True)
-            save(design_figure(d), plot, dpi=120)
-        except OSError as exc:
-            raise UsageError(f"--plot {plot}: cannot write it ({exc.strerror or exc})") from None
+        write_plot(design_figure(d), plot)
     if args.json:
         dump_json(design_dict(d))
     else:

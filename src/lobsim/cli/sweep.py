@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
-from lobsim.cli.argtypes import check_scenarios, scenario_count, seed, thread_count
-from lobsim.cli.output import check_output
+from lobsim.cli.argtypes import check_scenarios
 from lobsim.cli.overrides import assignment
+from lobsim.cli.searches import add_output_options, add_run_options, chosen_plot, write_plot
 from lobsim.errors import UsageError
 from lobsim.jsonio import dump as dump_json
 
@@ -35,18 +34,11 @@ def add_sweep_parser(sub: Any) -> None:
                     help="a swept parameter and its values (bonds[0].target_units=4000,5000); "
                          "one or two of them; with a single value, a fixed override at every "
                          "point; repeatable")
-    sw.add_argument("--scenarios", type=scenario_count, help="scenarios per point (default: config)")
-    sw.add_argument("--seed", type=seed, help="random seed of every point (default: config)")
-    sw.add_argument("--threads", type=thread_count, help="worker threads (default: all CPUs)")
-    sw.add_argument("--plot", metavar="FILE.png",
-                    help=f"plot the sweep to this PNG file (default: {DEFAULT_PLOT}, none with "
-                         "--json)")
-    sw.add_argument("--no-plot", action="store_true", help="do not plot")
+    add_run_options(sw, each="point")
+    add_output_options(sw, picture="the sweep", default=DEFAULT_PLOT, schema="lobsim.sweep/1")
     sw.add_argument("--instrument", metavar="ID",
                     help="with two parameters: the bond or basket plotted (default: the only "
                          "bond, else the first basket)")
-    sw.add_argument("--force", action="store_true", help="overwrite an existing plot file")
-    sw.add_argument("--json", action="store_true", help="print JSON (lobsim.sweep/1)")
     sw.set_defaults(func=cmd_sweep)
 
 
@@ -69,14 +61,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     """``lobsim sweep``."""
     from lobsim.analysis.sweep import MAX_PARAMETERS, format_sweep, sweep, sweep_dict
 
-    if args.plot and args.no_plot:
-        raise UsageError("--plot and --no-plot: give one")
-    plot_name = None if args.no_plot else args.plot or (None if args.json else DEFAULT_PLOT)
-    plot = Path(plot_name) if plot_name else None
-    if plot is not None:
-        if plot.suffix.lower() != ".png":
-            raise UsageError(f"--plot {plot}: the sweep is plotted as PNG; use a .png path")
-        check_output(plot, "--plot", force=args.force)
+    plot = chosen_plot(args, DEFAULT_PLOT, "the sweep")
     check_scenarios(args.scenarios, "a sweep")
     swept, fixed = split_sets(args.overrides)
     if not swept:
@@ -94,18 +79,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(f"{args.config}: {exc}") from None
     if plot is not None:
-        from lobsim.report.plot import save
         from lobsim.report.sweeps import sweep_figure
 
         try:
             fig = sweep_figure(s, instrument=args.instrument)
         except ValueError as exc:
             raise UsageError(f"--instrument: {exc}") from None
-        try:
-            plot.parent.mkdir(parents=True, exist_ok=True)
-            save(fig, plot, dpi=120)
-        except OSError as exc:
-            raise UsageError(f"--plot {plot}: cannot write it ({exc.strerror or exc})") from None
+        write_plot(fig, plot)
     if args.json:
         dump_json(sweep_dict(s))
     else:

@@ -195,10 +195,18 @@ def shrunk_chunk(bonds, measurements, b, i, meas, lc, m, basis, reached):
     (:func:`lobsim.kernels.engine.shrunk_basis`); ``meas`` stays the measurement."""
     k = bonds.shrink_k[b]
     rest = 1.0 - k
-    thr = measurements.threshold[b, i]
-    base = bonds.base_level[b]
     for j in range(m):
         basis[j] = k * meas[j] + rest * measurements.prior[b, i]
+    basis_reached_chunk(bonds, measurements, b, i, basis, lc, m, reached)
+
+
+@_no_refcount
+def basis_reached_chunk(bonds, measurements, b, i, basis, lc, m, reached):
+    """Whether what a bond pays on (a shrunk or pooled ``basis``) reaches the
+    threshold :func:`measure_chunk` tests the measurement against (``lc`` as it
+    left it: the control group's log prediction), per scenario."""
+    thr = measurements.threshold[b, i]
+    base = bonds.base_level[b]
     if bonds.verified[b] or bonds.kind[b] != KIND_COUNT:
         level = thr * (base if bonds.verified[b] and bonds.kind[b] == KIND_COUNT else 100.0)
         for j in range(m):
@@ -425,18 +433,4 @@ def pooled_basis_chunk(bonds, measurements, b, i, psum, lc, m, basis, reached):
     pool_target = bonds.pool_target[b]
     for j in range(m):
         basis[j] = target * (psum[row, j] / pool_target)
-    thr = measurements.threshold[b, i]
-    base = bonds.base_level[b]
-    count = bonds.kind[b] == KIND_COUNT
-    if bonds.verified[b]:
-        level = thr * (base if count else 100.0)
-        for j in range(m):
-            reached[j] = basis[j] >= level
-    elif count:
-        for j in range(m):
-            yhat = base * exp_one(lc[j])
-            reached[j] = basis[j] >= thr * yhat
-    else:
-        level = 100.0 * thr
-        for j in range(m):
-            reached[j] = basis[j] >= level
+    basis_reached_chunk(bonds, measurements, b, i, basis, lc, m, reached)
