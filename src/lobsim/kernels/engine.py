@@ -239,6 +239,16 @@ def dense_savings(savings, n_dep):
 
 
 @_no_refcount
+def true_units(bonds, measurements, b, i, scale, stop, full):
+    """True units standing at measurement ``i``: ``scale`` (success x target) times
+    the share delivered, the full one unless the provider failed ``stop`` years in."""
+    if full:
+        return scale * measurements.full_share[b, i]
+    return scale * effect_fraction(stop, measurements.horizon[b, i], bonds.ramp_time[b],
+                                   bonds.ramp_share[b], measurements.relapse[b, i])
+
+
+@_no_refcount
 def measure(series, bonds, measurements, b, i, e_t, xs, es):
     """4. What measurement ``i`` of bond ``b`` measures when ``e_t`` units are truly
     achieved. Returns (measured units, prediction error of the control group,
@@ -434,12 +444,7 @@ def pooled_sums(programme, series, bonds, measurements, zbuf, ctype, zglob, fail
         stop = fail[programme.bond_provider[b]] - bonds.start[b]
         full = stop >= bonds.horizon[b]
         for i in range(bonds.nmeas[b]):
-            if full:
-                e_t = scale * measurements.full_share[b, i]
-            else:
-                e_t = scale * effect_fraction(stop, measurements.horizon[b, i],
-                                              bonds.ramp_time[b], bonds.ramp_share[b],
-                                              measurements.relapse[b, i])
+            e_t = true_units(bonds, measurements, b, i, scale, stop, full)
             meas, _, _ = measure(series, bonds, measurements, b, i, e_t, xs, es)
             psum[p, i] += meas
 
@@ -537,12 +542,7 @@ def simulate_block(gen, n, factors, series, programme, bonds, measurements, savi
             nm = bonds.nmeas[b]
             for i in range(nm):
                 bcash[b, i] = 0.0
-                if full:
-                    e_t = scale * measurements.full_share[b, i]
-                else:
-                    e_t = scale * effect_fraction(stop, measurements.horizon[b, i],
-                                                  bonds.ramp_time[b], bonds.ramp_share[b],
-                                                  measurements.relapse[b, i])
+                e_t = true_units(bonds, measurements, b, i, scale, stop, full)
                 meas, err, reached = measure(series, bonds, measurements, b, i, e_t, xs, es)
                 pay_on = meas
                 if bonds.pool[b] >= 0:
