@@ -280,3 +280,31 @@ def test_draw_spread_recovers_the_spread_of_block_probabilities():
     # with one probability for all blocks only Monte Carlo noise is left: 0 or near it
     iid = (rng.random(blocks * size) < 0.5)[:, None]
     assert float(draw_spread(iid, size)[0]) < 0.2 * sd
+
+
+def test_block_intervals_take_student_t_on_the_blocks():
+    # t quantiles: scipy.stats.t.ppf(0.975, df) for df = 4 is 2.7764451051977987
+    # (and 1.96 in the limit); the se of a mean over B blocks has B - 1 df
+    from lobsim.analysis.stats import Z95, block_t_factor
+
+    assert block_t_factor(5) == pytest.approx(2.7764451051977987 / Z95, rel=1e-12)
+    assert 1.0 < block_t_factor(1000) < 1.002
+    assert np.isnan(block_t_factor(1))
+
+
+def test_few_draws_are_said_under_the_table():
+    from lobsim.analysis.parameter_uncertainty import FEW_DRAWS, parameter_uncertainty_table
+
+    def table(blocks):
+        v = {k: ("bond", [0.5]) for k in (
+            "default_probability_fixed", "default_probability", "default_probability_added",
+            "default_probability_draw_sd")}
+        v.update({f"{k}_{e}": ("bond", [0.5]) for k in (
+            "default_probability_fixed", "default_probability", "default_probability_added")
+            for e in ("lo", "hi")})
+        e = xr.Dataset(v, coords={"bond": ["b"]},
+                       attrs={"parameter_uncertainty": f'{{"blocks": {blocks}}}'})
+        return parameter_uncertainty_table(e).reading
+
+    assert "only 5 draws" in table(5)
+    assert "only" not in table(FEW_DRAWS)

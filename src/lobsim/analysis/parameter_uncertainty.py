@@ -27,11 +27,14 @@ from lobsim.analysis import tables
 from lobsim.analysis.stats import (
     block_sizes,
     block_sums_se,
+    block_t_factor,
     normal_interval,
     probability_interval,
     probability_se,
 )
 
+#: Fewer parameter draws (blocks) than this and the table says its intervals are rough.
+FEW_DRAWS = 20
 #: The variable a run with parameter uncertainty adds.
 FIXED = "default_fixed_parameters"
 #: A streaming run's summary keeps, per block and bond, the defaults at drawn and at fixed
@@ -83,13 +86,16 @@ def parameter_uncertainty_effect(ds: xr.Dataset) -> xr.Dataset:
         p_fixed = (ds[FIXED_PROBABILITY].values, ds[FIXED_PROBABILITY + "_se"].values)
     sizes = block_sizes(n, block)
     out = {}
-    # at drawn parameters the scenarios of a block share its draw: the block-clustered se
+    # at drawn parameters the scenarios of a block share its draw: the block-clustered se,
+    # estimated from the blocks, so its intervals take Student's t with blocks - 1 df
+    widen = block_t_factor(sizes.size)
+    p_drawn, se_drawn = block_sums_se(drawn, sizes)
     for name, (p, se) in (("default_probability_fixed", p_fixed),
-                          ("default_probability", block_sums_se(drawn, sizes))):
+                          ("default_probability", (p_drawn, se_drawn * widen))):
         lo, hi = probability_interval(p, se, n)
         out[name], out[f"{name}_lo"], out[f"{name}_hi"] = p, lo, hi
     added, se = block_sums_se(drawn - fixed, sizes)
-    lo, hi = normal_interval(added, se)
+    lo, hi = normal_interval(added, se * widen)
     out["default_probability_added"] = added
     out["default_probability_added_lo"], out["default_probability_added_hi"] = lo, hi
     spread = count_spread(drawn, sizes)
@@ -186,7 +192,13 @@ def parameter_uncertainty_table(e: xr.Dataset) -> ParameterUncertaintyTable:
     reading = ("added: drawn minus fixed on common random numbers, the same scenarios at the "
                "estimated parameters; sd over draws: how far the P(default) of one parameter "
                "draw lies from another's; pp = percentage points; the intervals of drawn and "
-               "added count blocks, which share a draw, not scenarios")
+               "added count blocks, which share a draw, not scenarios (Student's t on "
+               "blocks - 1 degrees of freedom)")
+    blocks = info.get("blocks")
+    if isinstance(blocks, int) and blocks < FEW_DRAWS:
+        reading += (f"; only {blocks} draws: the spread of P(default) across draws is "
+                    f"estimated from few of them and the intervals are wide; give at least "
+                    f"{FEW_DRAWS} with a smaller block size (--set simulation.block_size=N)")
     return ParameterUncertaintyTable(method, header, rows, reading)
 
 

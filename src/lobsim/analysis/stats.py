@@ -193,6 +193,17 @@ def block_sums_se(sums: Any, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return mean, np.sqrt(n_blocks / (n_blocks - 1) * (dev * dev).sum(axis=0)) / n
 
 
+def block_t_factor(n_blocks: int) -> float:
+    """``t_{B-1}(0.975) / Z95``: how much wider a 95% interval is when its standard
+    error is estimated from ``B`` blocks (:func:`block_sums_se`, ``B - 1`` degrees of
+    freedom) than from a normal se; near 1 for many blocks, 1.4 for 5, NaN for 1."""
+    if n_blocks < 2:
+        return math.nan
+    from scipy.stats import t  # only runs that cluster by block need it
+
+    return float(t.ppf(0.975, n_blocks - 1)) / Z95
+
+
 #: The one uncertainty convention of every printed interval: two-sided 95%.
 CONFIDENCE = 0.95
 #: Its normal quantile, Phi^-1(0.975) (scipy.stats.norm.ppf(0.975)).
