@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     import xarray as xr
 
     from lobsim.model.config import Config
-    from lobsim.model.world import World
 
 
 def simulate(cfg: Config, *, scenarios: int | None = None, seed: int | None = None,
@@ -61,19 +60,8 @@ def simulate(cfg: Config, *, scenarios: int | None = None, seed: int | None = No
     if tilt_global or tilt_types:
         raise ValueError("parameter_uncertainty is not supported with importance sampling "
                          "(tilt_global, tilt_types): it compares plain runs")
-    from lobsim.validation.parameter_draws import (
-        ParameterUncertainty,
-        draw_blocks,
-        with_parameter_uncertainty,
-    )
+    from lobsim.validation.parameter_draws import BlockDrawer
 
-    drawn: list[ParameterUncertainty] = []
-
-    def block_worlds(cfg_run: Config, s: int, n_blocks: int) -> tuple[World, ...]:
-        pu = draw_blocks(cfg_run, s, n_blocks)
-        drawn.append(pu)
-        return pu.worlds(cfg_run)
-
+    drawer = BlockDrawer()
     fixed = model.simulate(cfg, **run)
-    ds = model.simulate(cfg, block_worlds=block_worlds, **run)
-    return with_parameter_uncertainty(ds, fixed, drawn[0])
+    return drawer.result(model.simulate(cfg, block_worlds=drawer, **run), fixed)

@@ -50,28 +50,17 @@ def run_with_parameter_uncertainty(args: argparse.Namespace, cfg: Config) -> xr.
     counts (what the comparison needs of the scenarios).
     """
     from lobsim.cli.scale import progress_factory
-    from lobsim.model.world import World
     from lobsim.scale.runner import run
-    from lobsim.validation.parameter_draws import (
-        ParameterUncertainty,
-        draw_blocks,
-        with_parameter_uncertainty,
-    )
+    from lobsim.validation.parameter_draws import BlockDrawer
 
-    drawn: list[ParameterUncertainty] = []
-
-    def block_worlds(cfg_run: Config, seed: int, n_blocks: int) -> tuple[World, ...]:
-        pu = draw_blocks(cfg_run, seed, n_blocks)
-        drawn.append(pu)
-        return pu.worlds(cfg_run)
-
+    drawer = BlockDrawer()
     common = {"scenarios": args.scenarios, "seed": args.seed, "chunk_size": args.chunk_size,
               "threads": args.threads, "workers": args.workers, "scheduler": args.scheduler,
               "progress": progress_factory(args.quiet), "stream": args.stream,
               "block_defaults": args.stream}
     try:
         fixed = run(cfg, **common)
-        ds = run(cfg, **common, block_worlds=block_worlds)
+        ds = run(cfg, **common, block_worlds=drawer)
     except ConnectionError as exc:
         raise UsageError(str(exc)) from None
-    return with_parameter_uncertainty(ds, fixed, drawn[0])
+    return drawer.result(ds, fixed)

@@ -54,7 +54,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -402,12 +401,24 @@ def draw_blocks(cfg: Config, seed: int, n_blocks: int,
     return ParameterUncertainty(distributions=dists, blocks=tuple(blocks))
 
 
-def block_worlds(cfg: Config, seed: int, n_blocks: int,
-                 dists: dict[str, SamplingDistribution] | None = None
-                 ) -> tuple[Sequence[World], ParameterUncertainty]:
-    """The world of each block of a run and the draws they came from."""
-    pu = draw_blocks(cfg, seed, n_blocks, dists)
-    return pu.worlds(cfg), pu
+class BlockDrawer:
+    """The ``block_worlds`` hook of a run (``lobsim.scale.runner.run``,
+    ``lobsim.model.simulate.simulate``): draws every block's parameters once,
+    up front, gives their worlds and keeps the draws in :attr:`drawn`."""
+
+    def __init__(self, dists: dict[str, SamplingDistribution] | None = None) -> None:
+        self.dists = dists
+        self.drawn: ParameterUncertainty | None = None
+
+    def __call__(self, cfg: Config, seed: int, n_blocks: int) -> tuple[World, ...]:
+        self.drawn = draw_blocks(cfg, seed, n_blocks, self.dists)
+        return self.drawn.worlds(cfg)
+
+    def result(self, drawn: xr.Dataset, fixed: xr.Dataset) -> xr.Dataset:
+        """:func:`with_parameter_uncertainty` of the run this hook drew for."""
+        if self.drawn is None:
+            raise RuntimeError("the run did not call its block_worlds hook")
+        return with_parameter_uncertainty(drawn, fixed, self.drawn)
 
 
 def with_parameter_uncertainty(drawn: xr.Dataset, fixed: xr.Dataset,
