@@ -37,6 +37,7 @@ from lobsim.model.simulate import simulate
 from lobsim.report.html import report_html
 from lobsim.scale.runner import run
 from lobsim.validation.parameter_draws import (
+    BlockDrawer,
     _moved,
     distributions,
     draw_blocks,
@@ -60,12 +61,6 @@ def dists(cfg):
     return distributions(cfg)
 
 
-def _worlds(dists):
-    def block_worlds(cfg_run, seed, n_blocks):
-        return draw_blocks(cfg_run, seed, n_blocks, dists).worlds(cfg_run)
-    return block_worlds
-
-
 def _equal(a: xr.Dataset, b: xr.Dataset) -> None:
     assert set(a.data_vars) == set(b.data_vars)
     for k in a.data_vars:
@@ -73,8 +68,8 @@ def _equal(a: xr.Dataset, b: xr.Dataset) -> None:
 
 
 def test_results_are_bit_identical_for_any_partition_and_threads(cfg, dists):
-    one = run(cfg, scenarios=N, threads=1, chunk_size=BLOCK, block_worlds=_worlds(dists))
-    other = run(cfg, scenarios=N, threads=2, chunk_size=3 * BLOCK, block_worlds=_worlds(dists))
+    one = run(cfg, scenarios=N, threads=1, chunk_size=BLOCK, block_worlds=BlockDrawer(dists))
+    other = run(cfg, scenarios=N, threads=2, chunk_size=3 * BLOCK, block_worlds=BlockDrawer(dists))
     _equal(one, other)
     # the draws matter: the run differs from the one at the estimated parameters
     fixed = run(cfg, scenarios=N, threads=1)
@@ -84,7 +79,7 @@ def test_results_are_bit_identical_for_any_partition_and_threads(cfg, dists):
 def test_zero_covariance_changes_nothing_bit_for_bit(cfg, dists):
     zero = {k: d.with_covariance(np.zeros_like(d.cov), draw_state=False)
             for k, d in dists.items()}
-    drawn = run(cfg, scenarios=N, threads=2, block_worlds=_worlds(zero))
+    drawn = run(cfg, scenarios=N, threads=2, block_worlds=BlockDrawer(zero))
     _equal(drawn, run(cfg, scenarios=N, threads=2))
 
 
@@ -308,3 +303,19 @@ def test_few_draws_are_said_under_the_table():
 
     assert "only 5 draws" in table(5)
     assert "only" not in table(FEW_DRAWS)
+
+
+def test_a_shrunk_bond_keeps_the_terms_it_was_signed_on_in_every_block(dists):
+    # k and the prior are contract terms fixed at signing: a block's drawn process
+    # changes the prediction error's sd, not what the contract pays on
+    signed = load_config(GM, overrides=(f"simulation.block_size={BLOCK}",
+                                        "bonds[0].payment.basis=shrunk"))
+    base = lobsim.model.world.build_world(signed)
+    worlds = draw_blocks(signed, 7, 3, dists).worlds(signed)
+    for w in worlds:
+        assert w.shrinkage == base.shrinkage
+        assert np.array_equal(w.arrays.bonds.shrink_k, base.arrays.bonds.shrink_k)
+        assert np.array_equal(w.arrays.measurements.prior, base.arrays.measurements.prior)
+    # the blocks' processes do differ: their own signing would give other terms
+    own = lobsim.model.world.build_world(draw_blocks(signed, 7, 3, dists).config_of(signed, 0))
+    assert own.shrinkage[0].sigma != base.shrinkage[0].sigma

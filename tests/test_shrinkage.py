@@ -116,14 +116,13 @@ def test_prior_and_tau_are_the_moments_of_the_true_units(noiseless):
 
 
 def test_prior_without_failure_is_target_x_mean_success_x_delivered_share():
-    cfg = _birmingham("bonds[0].payment.basis=shrunk")
+    cfg = _birmingham("bonds[0].payment.basis=shrunk", "providers[0].failure_hazard=0")
     world = build_world(cfg)
     terms = world.shrinkage[0]
     assert terms is not None
     it = cfg.intervention(cfg.bonds[0].intervention)
     share = world.arrays.measurements.full_share[0, 0]
-    if cfg.provider(cfg.bonds[0].provider).failure_hazard == 0.0:
-        assert terms.prior[-1] == pytest.approx(5000 * it.success_mean * share, rel=1e-12)
+    assert terms.prior[-1] == pytest.approx(5000 * it.success_mean * share, rel=1e-12)
     assert world.arrays.bonds.shrink_k[0] == terms.k == shrinkage_factor(terms.tau, terms.sigma)
     assert world.arrays.measurements.prior[0, 0] == terms.prior[-1]
 

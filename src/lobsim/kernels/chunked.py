@@ -293,7 +293,7 @@ def simulate_block(gen, n, factors, series, programme, bonds, measurements, savi
                 err[j] = 0.0
             nm = bonds.nmeas[b]
             # a pooled or shrunk bond pays on ``basis``, the others on the measurement
-            # (a bond is never both: model/world.py refuses it)
+            # (a bond is never both: lobsim.model.basket.pooled_terms refuses it)
             pooled = bonds.pool[b] >= 0
             shrunk = bonds.shrunk[b]
             pay_on = basis if pooled or shrunk else meas

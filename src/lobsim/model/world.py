@@ -211,7 +211,8 @@ def build_baskets(cfg: Config, areas: AreaTable, layout: Layout,
 
 def build_world(cfg: Config, *, tilt_global: float = 0.0,
                 tilt_types: dict[str, float] | None = None,
-                outcome_data: Mapping[str, OutcomeData] | None = None) -> World:
+                outcome_data: Mapping[str, OutcomeData] | None = None,
+                signing: tuple[ShrinkTerms | None, ...] | None = None) -> World:
     """Build the kernel's groups of arrays for ``cfg``.
 
     ``tilt_global`` and ``tilt_types`` (intervention type id -> shift) shift
@@ -220,6 +221,9 @@ def build_world(cfg: Config, *, tilt_global: float = 0.0,
     ``outcome_data`` (outcome id -> history and base state) replaces what
     the config's files give for those outcomes: a block's drawn base state
     under parameter uncertainty (:mod:`lobsim.validation.parameter_draws`).
+    ``signing`` gives the shrunk bonds' terms (``World.shrinkage`` of the
+    world they were signed in) instead of deriving them from this one: a
+    block's drawn process changes sigma, but not a contract fixed at signing.
 
     Raises
     ------
@@ -243,7 +247,8 @@ def build_world(cfg: Config, *, tilt_global: float = 0.0,
     savings = build_savings(cfg, layout, bond_terms, measurements)
     payments = build_payments(cfg, layout)
     basket_ids, baskets = build_baskets(cfg, areas, layout, bond_terms)
-    shrink = at_signing(cfg, factors, series, programme, bond_terms, measurements)
+    shrink = (at_signing(cfg, factors, series, programme, bond_terms, measurements)
+              if signing is None else signing)
     bond_terms, measurements = with_shrinkage(bond_terms, measurements, shrink)
     pool, pool_target = pooled_terms(cfg, baskets.member, bond_terms.target)
     bond_terms = bond_terms._replace(pool=pool, pool_target=pool_target)

@@ -341,8 +341,11 @@ class ParameterUncertainty:
         return dataclasses.replace(cfg, outcomes=outcomes)
 
     def worlds(self, cfg: Config) -> tuple[World, ...]:
-        """The world of every block of a run of ``cfg`` (risk bands resolved)."""
-        return tuple(build_world(self.config_of(cfg, i),
+        """The world of every block of a run of ``cfg`` (risk bands resolved); a shrunk
+        bond keeps the terms it was signed on, those of ``cfg``'s own world."""
+        signing = (build_world(cfg).shrinkage
+                   if any(b.payment.basis == "shrunk" for b in cfg.bonds) else None)
+        return tuple(build_world(self.config_of(cfg, i), signing=signing,
                                  outcome_data={k: d.data for k, d in draws.items()})
                      for i, draws in enumerate(self.blocks))
 
