@@ -55,6 +55,7 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -392,16 +393,25 @@ def draw_blocks(cfg: Config, seed: int, n_blocks: int,
                               source=str(o.history))
         base[k] = (o.process, data, centre)
     blocks = []
-    for i in range(n_blocks):
-        gen, state_gen = parameter_generator(seed, i), state_generator(seed, i)
-        draws = {}
-        for k, d in dists.items():  # in the config's order: one stream per block
-            cfg_process, data, centre = base[k]
-            at = d.calibration_at(d.draw(gen))
-            error = state_prediction(at).draw(state_gen) if d.draw_state else None
-            draws[k] = _shifted(cfg_process, data, centre, at, error)
-        blocks.append(draws)
+    # small dense matrices per block: one BLAS thread, as calibrate_at uses (a many-core
+    # BLAS spends more on its threads than on a 3x3 or 11x11 solve)
+    with threadpool_limits(1, "blas"):
+        for i in range(n_blocks):
+            blocks.append(_block_draws(dists, base, seed, i))
     return ParameterUncertainty(distributions=dists, blocks=tuple(blocks))
+
+
+def _block_draws(dists: dict[str, SamplingDistribution], base: dict[str, Any], seed: int,
+                 i: int) -> dict[str, BlockDraw]:
+    """Block ``i``'s draw of every outcome (in the config's order: one stream per block)."""
+    gen, state_gen = parameter_generator(seed, i), state_generator(seed, i)
+    draws = {}
+    for k, d in dists.items():
+        cfg_process, data, centre = base[k]
+        at = d.calibration_at(d.draw(gen))
+        error = state_prediction(at).draw(state_gen) if d.draw_state else None
+        draws[k] = _shifted(cfg_process, data, centre, at, error)
+    return draws
 
 
 class BlockDrawer:
