@@ -392,12 +392,7 @@ def draw_blocks(cfg: Config, seed: int, n_blocks: int,
             raise ConfigError("the calibration's areas differ from the universe's",
                               source=str(o.history))
         base[k] = (o.process, data, centre)
-    blocks = []
-    # small dense matrices per block: one BLAS thread, as calibrate_at uses (a many-core
-    # BLAS spends more on its threads than on a 3x3 or 11x11 solve)
-    with threadpool_limits(1, "blas"):
-        for i in range(n_blocks):
-            blocks.append(_block_draws(dists, base, seed, i))
+    blocks = [_block_draws(dists, base, seed, i) for i in range(n_blocks)]
     return ParameterUncertainty(distributions=dists, blocks=tuple(blocks))
 
 

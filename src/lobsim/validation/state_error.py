@@ -37,12 +37,34 @@ levels absorb any constant).
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ParamSpec, TypeVar
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from lobsim.validation._reml import ar1_gamma, level_and_trend
 from lobsim.validation.calibrate import Calibration
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _one_blas_thread(f: Callable[P, R]) -> Callable[P, R]:
+    """Run ``f`` on one BLAS thread, as calibrate_at: a draw goes through an
+    eigendecomposition of a semi-definite covariance, whose basis (and so the
+    draw) follows the last digits of the products before it, and those follow
+    the BLAS thread count; one thread makes a block's draw the same for every
+    caller (a thread pool, a Dask worker, a test) on a machine."""
+
+    @functools.wraps(f)
+    def one(*args: P.args, **kwargs: P.kwargs) -> R:
+        with threadpool_limits(1, "blas"):
+            return f(*args, **kwargs)
+
+    return one
 
 
 def _ar1(phi: float, var: float, t: int) -> np.ndarray:
@@ -92,6 +114,7 @@ class StatePrediction:
     between: np.ndarray
     within: np.ndarray
 
+    @_one_blas_thread
     def draw(self, gen: np.random.Generator) -> StateError:
         """One draw of the state's error: what to add to the BLUP."""
         n_r, n_a = len(self.region_ids), self.rindex.size
@@ -121,6 +144,7 @@ def _mvn(gen: np.random.Generator, cov: np.ndarray, n: int | None = None) -> np.
     return root @ z if n is None else z @ root.T
 
 
+@_one_blas_thread
 def state_prediction(cal: Calibration) -> StatePrediction:
     """The PEV of ``cal``'s base state at its parameters (module docstring)."""
     ppy, p = cal.periods_per_year, cal.per_period
