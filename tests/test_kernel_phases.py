@@ -219,8 +219,9 @@ def test_measure_and_pay(world: World, seed: int) -> None:
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_pooled_basis(world: World, seed: int) -> None:
-    """A pooled bond's basis and threshold (engine.pooled_basis, from the pool sums
-    engine.pooled_sums accumulates) against the twin's, from every bond's measurement."""
+    """A pooled bond's basis and threshold (engine.pooled_basis, from pool sums made
+    here from every bond's measurement) against the twin's; engine.pooled_sums itself
+    is checked through the whole kernel (tests/test_kernel_v2.py, pooled worlds)."""
     rng = np.random.default_rng(seed)
     w = perturbed(world, rng)
     bonds = w.arrays.bonds

@@ -48,6 +48,8 @@ def test_sweep_dataset_is_labelled(two_points):
     assert s["bonds[0].target_units"].values.tolist() == [4000, 5000]
     assert s.default_probability.dims == ("bonds[0].target_units", "bond")
     assert s.expected_overpayment.attrs["units"] == "GBP"
+    # principal = target x cost_per_unit (2,000 in configs/birmingham_jsa.toml, the
+    # report's Appendix): 4,000 and 5,000 units
     assert s.principal.sel(bond="bham-jsa").values.tolist() == [8_000_000.0, 10_000_000.0]
     assert s.attrs["common_random_numbers"] == 1
     assert "basket" not in s.dims  # the config has no baskets: its "all" basket is the bond

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import time
 
 import numpy as np
 
 from lobsim.model.areas import AreaTable, OutcomeData
-from lobsim.model.process import ar1_year_parameters
+from lobsim.model.process import ar1_period_parameters, ar1_year_parameters
 from lobsim.validation.backtest import simulate_panel
 from lobsim.validation.calibrate import calibrate
 from lobsim.validation.universe_file import read_universe
@@ -41,9 +40,7 @@ def main() -> None:
     plain = AreaTable(ids=u.areas.ids, regions=u.areas.regions,
                       covariate_names=u.areas.covariate_names, covariates=u.areas.covariates)
     phi_year, sigma_year = u.process.regional_phi, u.process.regional_sigma
-    # the calibrated regional sigma per period (exact inverse of ar1_year_parameters)
-    sigma_p = (sigma_year / math.sqrt(ppy) if phi_year >= 1.0 else
-               sigma_year * math.sqrt((1 - phi_year ** (2 / ppy)) / (1 - phi_year ** 2)))
+    _, sigma_p = ar1_period_parameters(phi_year, sigma_year, ppy)  # the calibrated, per period
     zeros = np.zeros(len(u.areas.ids))
     print(f"{args.universe}: regional phi per year {phi_year:.4f}, sigma per period "
           f"{sigma_p:.4f}; {args.replicates} replicates per true phi")

@@ -25,7 +25,7 @@ import numpy as np
 import xarray as xr
 
 from lobsim._version import __version__
-from lobsim.analysis import setaside, stats
+from lobsim.analysis import setaside, stats, summary
 from lobsim.analysis.summary import summary_dict
 
 #: The tables of an export, in order (``--csv`` writes ``NAME.csv`` of each).
@@ -37,10 +37,8 @@ CASHFLOW_QUANTILES = (0.05, 0.5, 0.95)
 #: Levels of the departments' set-asides (department_cashflows).
 SET_ASIDE_LEVELS = (0.95, 0.99)
 
-#: Summary statistics in GBP, and in outcome units (by their key in summary_dict).
-_MONEY = {"expected_loss", "expected_overpayment", "expected_provider_shortfall_value",
-          "loss_var", "loss_es", "standalone_es_sum", "diversification_benefit",
-          "expected_guarantee", "expected_protection", "principal"}
+#: Summary statistics in money (by their key in summary_dict), from the summary's one table.
+_MONEY = {k for k, (units, _) in summary.STATISTICS.items() if units == summary.MONEY}
 _RENAME = {"expected_provider_shortfall_value": "expected_provider_shortfall",
            "expected_provider_shortfall": "expected_provider_shortfall_units",
            "minimum_detectable_effect": "minimum_detectable_effect_units",
