@@ -81,6 +81,8 @@ def test_zero_covariance_changes_nothing_bit_for_bit(cfg, dists):
             for k, d in dists.items()}
     drawn = run(cfg, scenarios=N, threads=2, block_worlds=BlockDrawer(zero))
     _equal(drawn, run(cfg, scenarios=N, threads=2))
+    # what the run records as held follows the covariance: all seven, not the bound's one
+    assert len(zero["claimants"].held) == 7 and "regional_phi" in zero["claimants"].held
 
 
 def test_the_base_state_is_drawn_about_the_blup_from_a_sub_stream(cfg, dists):

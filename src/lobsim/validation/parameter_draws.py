@@ -123,9 +123,6 @@ class SamplingDistribution:
     scale: np.ndarray
     #: which coordinates are variances (the others are phis)
     is_var: np.ndarray
-    #: parameters held at the estimate (on a bound, or a phi without variance), named as
-    #: the process's fields
-    held: tuple[str, ...]
     #: whether a block draws the base state about its BLUP (False: the BLUP itself)
     draw_state: bool = True
 
@@ -151,6 +148,13 @@ class SamplingDistribution:
     def free(self) -> np.ndarray:
         """Which coordinates are drawn (the others are held at the estimate)."""
         return np.diag(self.cov) > 0.0
+
+    @property
+    def held(self) -> tuple[str, ...]:
+        """Parameters held at the estimate (on a bound, or a phi without variance, or all
+        with a zero covariance), named as the process's fields."""
+        return tuple(c.replace("_var", "_sigma")
+                     for c, f in zip(COORDINATES, self.free, strict=True) if not f)
 
     def unbounded(self, x: np.ndarray) -> np.ndarray:
         """Search units to the unbounded scale: logit of a phi, log of a variance."""
@@ -236,9 +240,7 @@ def sampling_distribution(outcome: str, history: str, areas: str,
     return SamplingDistribution(
         outcome=outcome, history=str(history), areas=str(areas),
         periods_per_year=periods_per_year, centre=np.concatenate([c_w, c_b]), cov=cov,
-        scale=scale, is_var=is_var,
-        held=tuple(c.replace("_var", "_sigma") for c, v in
-                   zip(COORDINATES, np.diag(cov), strict=True) if not v > 0.0))
+        scale=scale, is_var=is_var)
 
 
 def distributions(cfg: Config) -> dict[str, SamplingDistribution]:
